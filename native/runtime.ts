@@ -1,0 +1,173 @@
+/**
+ * The inference runtime: a TFLite model that runs off Node's main thread.
+ * `CpuRuntime` runs in this process with XNNPACK; `EdgeTpuRuntime`
+ * (edgetpu.ts) runs a compiled model on a Coral in a supervised child process
+ * and falls back to a `CpuRuntime`. Both implement `InferenceRuntime`.
+ */
+import { EventEmitter } from 'events';
+import * as fs from 'fs';
+import * as os from 'os';
+import { loadAddon, NativeInterpreter } from './addon';
+import { asRuntimeError, RuntimeError } from './errors';
+import { SerialQueue } from './queue';
+import { describe, floatOutput, InputData, prepareInput, RawTensorData, rawOutput, TensorInfo } from './tensors';
+
+export type Performance = 'low' | 'medium' | 'high' | 'max';
+
+/** Which hardware runs the model, and why. */
+export interface BackendInfo {
+  kind: 'cpu' | 'edgetpu';
+  /** For the Edge TPU: the device as the user would name it, e.g. "usb:0". */
+  device?: string;
+  /** For the Edge TPU: the device path, e.g. /dev/apex_0. */
+  devicePath?: string;
+  /** Why this backend runs: the reason the Edge TPU is not used, or "requested". */
+  reason: string;
+  /** Stable code of the reason when it is a fallback (e.g. ERR_EDGETPU_LIBRARY). */
+  reasonCode?: string;
+  threads: number;
+  model: string;
+}
+
+export interface InferenceRuntime extends EventEmitter {
+  readonly backend: BackendInfo;
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  /** Runs one inference; outputs dequantised to Float32Array. Off the main thread; queued in order. */
+  invoke(inputs: InputData[]): Promise<Float32Array[]>;
+  /** Same, outputs in each tensor's own dtype. */
+  invokeRaw(inputs: InputData[]): Promise<RawTensorData[]>;
+  /** Changes an input's shape (e.g. the batch); waits for invokes already queued. */
+  resizeInput(index: number, shape: number[]): Promise<void>;
+  dispose(): Promise<void>;
+  /** Events: 'backend' (BackendInfo) whenever the backend changes. */
+}
+
+export interface CpuOptions {
+  /** Threads for XNNPACK and TFLite (default: 2, or 1 on a single core). */
+  threads?: number;
+  /** Apply the XNNPACK delegate (default true: about 16x faster here). */
+  xnnpack?: boolean;
+}
+
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(2, os.availableParallelism()));
+}
+
+function checkModelFile(model: string | Uint8Array): void {
+  if (typeof model !== 'string') return;
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(model);
+  } catch {
+    throw new RuntimeError('ERR_MODEL_NOT_FOUND', `model file not found: ${model}: check the path`);
+  }
+  if (!stat.isFile()) throw new RuntimeError('ERR_MODEL_NOT_FOUND', `model path is not a file: ${model}`);
+}
+
+/** Checks the TFLite file identifier before TFLite sees the bytes. */
+function checkModelBytes(model: string | Uint8Array, label: string): void {
+  let head: Buffer;
+  if (typeof model === 'string') {
+    const fd = fs.openSync(model, 'r');
+    try {
+      head = Buffer.alloc(8);
+      fs.readSync(fd, head, 0, 8, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } else {
+    head = Buffer.from(model.buffer, model.byteOffset, Math.min(8, model.byteLength));
+  }
+  if (head.length < 8 || head.toString('latin1', 4, 8) !== 'TFL3') {
+    throw new RuntimeError('ERR_MODEL_INVALID',
+      `${label} is not a TFLite model (no "TFL3" identifier): give a .tflite file`);
+  }
+}
+
+export class CpuRuntime extends EventEmitter implements InferenceRuntime {
+  private native: NativeInterpreter | undefined;
+  private queue = new SerialQueue();
+  private inputInfo: TensorInfo[];
+  private outputInfo: TensorInfo[];
+  readonly backend: BackendInfo;
+
+  private constructor(native: NativeInterpreter, backend: BackendInfo) {
+    super();
+    this.native = native;
+    this.backend = backend;
+    this.inputInfo = native.inputs().map(describe);
+    this.outputInfo = native.outputs().map(describe);
+  }
+
+  /** Opens a model (path or bytes) on the CPU. */
+  static async open(model: string | Uint8Array, options: CpuOptions = {}, reason = 'CPU requested',
+    reasonCode?: string): Promise<CpuRuntime> {
+    const label = typeof model === 'string' ? model : 'model buffer';
+    checkModelFile(model);
+    checkModelBytes(model, label);
+    const threads = options.threads ?? defaultThreads();
+    const xnnpack = options.xnnpack ?? true;
+    try {
+      const native = await loadAddon().open(model, { threads, xnnpack });
+      return new CpuRuntime(native, { kind: 'cpu', reason, reasonCode, threads, model: label });
+    } catch (error) {
+      throw asRuntimeError(error);
+    }
+  }
+
+  get inputs(): readonly TensorInfo[] {
+    return this.inputInfo;
+  }
+
+  get outputs(): readonly TensorInfo[] {
+    return this.outputInfo;
+  }
+
+  private live(): NativeInterpreter {
+    if (!this.native) throw new RuntimeError('ERR_DISPOSED', 'this runtime was disposed: open the model again to use it');
+    return this.native;
+  }
+
+  invokeRaw(inputs: InputData[]): Promise<RawTensorData[]> {
+    return this.queue.run(async () => {
+      const native = this.live();
+      if (!Array.isArray(inputs) || inputs.length !== this.inputInfo.length) {
+        throw new RuntimeError('ERR_INPUT_COUNT',
+          `the model takes ${this.inputInfo.length} input(s), got ${Array.isArray(inputs) ? inputs.length : typeof inputs}`);
+      }
+      const prepared = inputs.map((data, i) => prepareInput(data, this.inputInfo[i]));
+      let buffers: ArrayBuffer[];
+      try {
+        buffers = await native.invoke(prepared);
+      } catch (error) {
+        throw asRuntimeError(error);
+      }
+      return buffers.map((buffer, i) => rawOutput(buffer, this.outputInfo[i]));
+    });
+  }
+
+  async invoke(inputs: InputData[]): Promise<Float32Array[]> {
+    const raw = await this.invokeRaw(inputs);
+    return raw.map((data, i) => floatOutput(data, this.outputInfo[i]));
+  }
+
+  resizeInput(index: number, shape: number[]): Promise<void> {
+    return this.queue.run(async () => {
+      const native = this.live();
+      try {
+        await native.resizeInput(index, shape);
+      } catch (error) {
+        throw asRuntimeError(error);
+      }
+      this.inputInfo = native.inputs().map(describe);
+      this.outputInfo = native.outputs().map(describe);
+    });
+  }
+
+  async dispose(): Promise<void> {
+    const native = this.native;
+    this.native = undefined;
+    native?.dispose();
+  }
+}

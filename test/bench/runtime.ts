@@ -1,0 +1,105 @@
+/**
+ * npm run bench:runtime [-- --json] [-- --iterations N]
+ *
+ * For each model and 1 and 2 threads: median and p95 latency of one invoke
+ * through our runtime (async, off the main thread), Node's event-loop delay
+ * p99 while invoking back to back, and the same model through the peer
+ * binding tfjs-tflite-node in the same run: with its defaults and with
+ * XNNPACK switched on through a delegate plugin.
+ */
+import { monitorEventLoopDelay } from 'perf_hooks';
+import * as os from 'os';
+import { CpuRuntime } from '../../native';
+import { MODELS, ModelName } from '../models';
+import { PeerModel } from '../peer';
+import { median, nowMs, percentile, round } from './stats';
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const iterArg = args.indexOf('--iterations');
+const iterations = iterArg >= 0 ? Number(args[iterArg + 1]) : 200;
+
+function randomInput(length: number, seed: number): Float32Array {
+  const data = new Float32Array(length);
+  let s = seed;
+  for (let i = 0; i < length; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    data[i] = s / 2 ** 31 - 1;
+  }
+  return data;
+}
+
+async function benchOurs(model: string, threads: number, inputs: Float32Array[][]) {
+  const runtime = await CpuRuntime.open(model, { threads });
+  for (let i = 0; i < 10; i++) await runtime.invoke(inputs[i % inputs.length]);
+  const histogram = monitorEventLoopDelay({ resolution: 1 });
+  histogram.enable();
+  const times: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const start = nowMs();
+    await runtime.invoke(inputs[i % inputs.length]);
+    times.push(nowMs() - start);
+  }
+  histogram.disable();
+  await runtime.dispose();
+  return { times, loopP99: histogram.percentile(99) / 1e6 };
+}
+
+function benchPeer(model: string, threads: number, xnnpack: boolean, inputs: Float32Array[][], count: number) {
+  const peer = new PeerModel(model, { threads, xnnpack });
+  for (let i = 0; i < 3; i++) peer.run(inputs[i % inputs.length]);
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = nowMs();
+    peer.run(inputs[i % inputs.length]);
+    times.push(nowMs() - start);
+  }
+  return times;
+}
+
+async function main(): Promise<void> {
+  if (!json) console.log(`bench:runtime on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores), ${iterations} invokes per case\n`);
+  const rows: Record<string, unknown>[] = [];
+  for (const name of Object.keys(MODELS) as ModelName[]) {
+    const probe = await CpuRuntime.open(MODELS[name], { threads: 1 });
+    const info = probe.inputs[0];
+    await probe.dispose();
+    const length = info.shape.reduce((a, b) => a * b, 1);
+    const inputs = [0, 1, 2, 3].map((seed) => [randomInput(length, seed + 1)]);
+    const batch = info.shape[0];
+    for (const threads of [1, 2]) {
+      const ours = await benchOurs(MODELS[name], threads, inputs);
+      // The peer without XNNPACK is ~16x slower: fewer runs keep the benchmark short.
+      const peerDefault = benchPeer(MODELS[name], threads, false, inputs, Math.max(10, Math.round(iterations / 10)));
+      const peerXnnpack = benchPeer(MODELS[name], threads, true, inputs, iterations);
+      const medianMs = median(ours.times);
+      const row = {
+        model: name,
+        backend: 'cpu',
+        threads,
+        batch,
+        medianMs: round(medianMs, 3),
+        p95Ms: round(percentile(ours.times, 95), 3),
+        perFaceMs: round(medianMs / batch, 3),
+        peerMedianMs: round(median(peerDefault), 3),
+        speedup: round(median(peerDefault) / medianMs, 2),
+        peerXnnpackMedianMs: round(median(peerXnnpack), 3),
+        speedupVsXnnpack: round(median(peerXnnpack) / medianMs, 3),
+        eventLoopP99Ms: round(ours.loopP99, 3),
+      };
+      rows.push(row);
+      if (json) console.log(JSON.stringify(row));
+    }
+  }
+  if (!json) {
+    console.log('model            thr batch  median   p95  per-face | peer default  x     | peer+XNNPACK  x     | loop p99');
+    for (const r of rows) {
+      console.log(`${String(r.model).padEnd(16)} ${r.threads}   ${r.batch}    ${String(r.medianMs).padStart(6)} ${String(r.p95Ms).padStart(6)} ${String(r.perFaceMs).padStart(6)}  | ${String(r.peerMedianMs).padStart(8)} ms ${String(r.speedup).padStart(6)} | ${String(r.peerXnnpackMedianMs).padStart(8)} ms ${String(r.speedupVsXnnpack).padStart(5)} | ${r.eventLoopP99Ms} ms`);
+    }
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

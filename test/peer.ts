@@ -1,0 +1,53 @@
+/**
+ * The peer binding, tfjs-tflite-node (same TFLite 2.9 library, synchronous
+ * infer on the calling thread). Used by tests as an independent reference and
+ * by the benchmarks as the comparison. It has no XNNPACK switch of its own, so
+ * "with XNNPACK" hands it our external-delegate plugin
+ * (native/src/xnnpack_plugin.c), which returns the same library's XNNPACK
+ * delegate.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { releaseDir } from '../native/addon';
+
+interface PeerTensor {
+  data(): Float32Array | Uint8Array | Int8Array | Int32Array;
+  shape: string;
+}
+
+interface PeerRunner {
+  getInputs(): PeerTensor[];
+  getOutputs(): PeerTensor[];
+  infer(): void;
+}
+
+type PeerRunnerClass = new (model: ArrayBuffer, options: {
+  threads: number;
+  delegate?: { path: string; options: [string, string][] };
+}) => PeerRunner;
+
+export class PeerModel {
+  private runner: PeerRunner;
+  private inputs: PeerTensor[];
+  private outputs: PeerTensor[];
+
+  constructor(modelPath: string, options: { threads: number; xnnpack: boolean }) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { TFLiteNodeModelRunner } = require('tfjs-tflite-node') as { TFLiteNodeModelRunner: PeerRunnerClass };
+    const bytes = fs.readFileSync(modelPath);
+    const model = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    // The binding checks for the key, not its value: leave it out for "no delegate".
+    this.runner = new TFLiteNodeModelRunner(model, options.xnnpack
+      ? { threads: options.threads, delegate: { path: path.join(releaseDir, 'xnnpack_plugin.so'), options: [['num_threads', String(options.threads)]] } }
+      : { threads: options.threads });
+    this.inputs = this.runner.getInputs();
+    this.outputs = this.runner.getOutputs();
+  }
+
+  /** Runs synchronously, like the peer does; returns copies of the outputs. */
+  run(inputs: Float32Array[]): Float32Array[] {
+    inputs.forEach((data, i) => (this.inputs[i].data() as Float32Array).set(data));
+    this.runner.infer();
+    return this.outputs.map((t) => Float32Array.from(t.data() as Float32Array));
+  }
+}
