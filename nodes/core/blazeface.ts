@@ -11,6 +11,7 @@
  * graph sets reverse_output_order, sigmoid scores clipped to ±100), and
  * NonMaxSuppressionCalculator with the WEIGHTED algorithm.
  */
+import sharp from 'sharp';
 import type { Box, Point, RgbImage } from './image';
 
 export type BlazeFaceVariant = 'short' | 'full';
@@ -515,6 +516,39 @@ export function prepareInput(image: RgbImage, variant: BlazeFaceVariant, region?
   return { tensor, letterbox };
 }
 
+/**
+ * The same input as `prepareInput`, resampled by libvips (sharp) on the libuv
+ * thread pool when the region shrinks by 2x or more: 1280x720 to 192 px takes
+ * ~2 ms there against ~8 ms in JavaScript on the event loop. libvips shrinks
+ * by box averaging before its final Lanczos pass, so it antialiases like the
+ * area averaging above (Lanczos scored far faces highest of libvips' kernels
+ * on the _group frames). Falls back to `prepareInput` when the content size
+ * is not a whole number of pixels (the letterbox mapping must stay exact).
+ */
+export async function prepareInputFast(image: RgbImage, variant: BlazeFaceVariant, region?: Box): Promise<PreparedInput> {
+  const inputSize = BLAZEFACE_MODELS[variant].inputSize;
+  const area = region ?? { x: 0, y: 0, width: image.width, height: image.height };
+  const letterbox = computeLetterbox(area, inputSize);
+  const contentWidth = area.width * letterbox.scale;
+  const contentHeight = area.height * letterbox.scale;
+  const whole = (v: number) => Math.abs(v - Math.round(v)) < 1e-6;
+  if (letterbox.scale > 0.5 || !whole(contentWidth) || !whole(contentHeight) || !whole(letterbox.padX) || !whole(letterbox.padY)) {
+    return prepareInput(image, variant, region);
+  }
+  const pixels = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+  let pipeline = sharp(pixels, { raw: { width: image.width, height: image.height, channels: 3 } });
+  if (region) pipeline = pipeline.extract({ left: area.x, top: area.y, width: area.width, height: area.height });
+  const small = await pipeline.resize(Math.round(contentWidth), Math.round(contentHeight), { kernel: 'lanczos3', fit: 'fill' }).raw().toBuffer();
+  const tensor = new Float32Array(inputSize * inputSize * 3).fill(-1);
+  const rowLength = Math.round(contentWidth) * 3;
+  for (let y = 0; y < Math.round(contentHeight); y++) {
+    const out = ((y + letterbox.padY) * inputSize + letterbox.padX) * 3;
+    const from = y * rowLength;
+    for (let i = 0; i < rowLength; i++) tensor[out + i] = small[from + i] / 127.5 - 1;
+  }
+  return { tensor, letterbox };
+}
+
 // ---------------------------------------------------------------------------
 // Detector
 
@@ -650,7 +684,7 @@ export class FaceDetector {
   }
 
   private async detectInRegion(image: RgbImage, region: Box): Promise<Detection[]> {
-    const { tensor, letterbox } = prepareInput(image, this.variant, region);
+    const { tensor, letterbox } = await prepareInputFast(image, this.variant, region);
     const { regressors, scores } = splitOutputs(await this.runModel(tensor), this.spec);
     const decoded = decodeDetections(regressors, scores, this.anchors, this.variant, {
       minScore: this.options.minScore,

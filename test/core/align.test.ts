@@ -18,7 +18,7 @@ import {
 import { Detection, FaceDetector } from '../../nodes/core/blazeface';
 import type { Point, RgbImage } from '../../nodes/core/image';
 // Shared real-model helpers (mocha loads each spec file once, so importing it is safe).
-import { DEV_DIR, loadPhoto, peerRunModel } from './blazeface.test';
+import { DEV_DIR, loadPhoto, modelRunner } from './blazeface.test';
 
 const close = (actual: number, expected: number, tolerance = 1e-6, what = ''): void =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `${what} ${actual} vs ${expected} (±${tolerance})`);
@@ -288,8 +288,8 @@ describe('align: assessQuality', () => {
 describe('align: threshold calibration on the dev photos (FACE_CALIBRATE=1)', function () {
   this.timeout(1_800_000);
   it('prints distributions and pass rates', async function () {
-    const runModel = peerRunModel('short');
-    if (!process.env.FACE_CALIBRATE || !runModel || !fs.existsSync(DEV_DIR)) this.skip();
+    const runModel = modelRunner('short');
+    if (!process.env.FACE_CALIBRATE) this.skip();
     const detector = new FaceDetector(runModel!, 'short');
     const central = (faces: Detection[], image: RgbImage): Detection | undefined => {
       const offCentre = (d: Detection): number =>

@@ -22,6 +22,9 @@ import {
 } from '../../nodes/core/blazeface';
 import { alignFace, applyAffine, templateFor } from '../../nodes/core/align';
 import type { Point, RgbImage } from '../../nodes/core/image';
+import { blazeFaceModel } from '../../nodes/core/pipeline';
+import { CpuRuntime } from '../../native';
+import { FACES_DIR } from '../models';
 
 const close = (actual: number, expected: number, tolerance = 1e-6, what = ''): void =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `${what} ${actual} vs ${expected} (±${tolerance})`);
@@ -29,45 +32,15 @@ const close = (actual: number, expected: number, tolerance = 1e-6, what = ''): v
 // ---------------------------------------------------------------------------
 // Real-model helpers, shared with align.test.ts.
 
-/** Repository root from build/test/core. */
-const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
-/** Dev photos: $FACE_DEV_DIR, else shared/ beside the repository. */
-export const DEV_DIR = process.env.FACE_DEV_DIR ?? path.resolve(REPO_ROOT, '..', 'shared', 'faces', 'dev');
+/** Dev photos beside the repository (../shared/faces/dev). */
+export const DEV_DIR = FACES_DIR;
 
-interface PeerTensor {
-  data(): Float32Array;
-}
-interface PeerRunner {
-  getInputs(): PeerTensor[];
-  getOutputs(): PeerTensor[];
-  infer(): unknown;
-}
-type PeerRunnerClass = new (model: ArrayBuffer, options: { threads: number }) => PeerRunner;
-
-/**
- * The only place the tests touch tfjs-tflite-node: a `RunModel` for a
- * BlazeFace variant, or undefined when the binding cannot load. Swap the body
- * for the project's runtime once it exists.
- */
-export function peerRunModel(variant: BlazeFaceVariant): RunModel | undefined {
-  let runner: PeerRunner;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { TFLiteNodeModelRunner } = require('tfjs-tflite-node') as { TFLiteNodeModelRunner: PeerRunnerClass };
-    const file = require.resolve(`@mediapipe/face_detection/face_detection_${variant}_range.tflite`);
-    const bytes = fs.readFileSync(file);
-    runner = new TFLiteNodeModelRunner(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), {
-      threads: 2,
-    });
-  } catch {
-    return undefined;
-  }
-  const input = runner.getInputs()[0];
-  const outputs = runner.getOutputs();
+/** A `RunModel` for a BlazeFace variant through the project's own runtime. */
+export function modelRunner(variant: BlazeFaceVariant): RunModel {
+  let opened: Promise<CpuRuntime> | undefined;
   return async (tensor) => {
-    input.data().set(tensor);
-    runner.infer();
-    return outputs.map((o) => Float32Array.from(o.data()));
+    opened ??= CpuRuntime.open(blazeFaceModel(variant));
+    return (await opened).invoke([tensor]);
   };
 }
 
@@ -317,13 +290,12 @@ describe('blazeface: FaceDetector with a fake model', () => {
 
 // ---------------------------------------------------------------------------
 
-describe('blazeface: end to end on a dev photo (tfjs-tflite-node)', function () {
+describe('blazeface: end to end on a dev photo', function () {
   const photo = path.join(DEV_DIR, 'Serena_Williams', 'Serena_Williams_0001.jpg');
 
   for (const variant of ['short', 'full'] as const) {
     it(`${variant} range: one face, eyes where a face has them, aligned onto the template`, async function () {
-      const runModel = peerRunModel(variant);
-      if (!runModel || !fs.existsSync(photo)) this.skip();
+      const runModel = modelRunner(variant);
       const image = await loadPhoto(photo);
       const faces = await new FaceDetector(runModel!, variant).detect(image);
       assert.equal(faces.length, 1);
@@ -361,10 +333,10 @@ describe('blazeface: end to end on a dev photo (tfjs-tflite-node)', function () 
 describe('blazeface: far faces in 1280×720 frames (FACE_MEASURE=1)', function () {
   this.timeout(600_000);
   it('prints recall by face size', async function () {
-    const fullModel = peerRunModel('full');
-    const shortModel = peerRunModel('short');
+    const fullModel = modelRunner('full');
+    const shortModel = modelRunner('short');
     const groupDir = path.join(DEV_DIR, '_group');
-    if (!process.env.FACE_MEASURE || !fullModel || !shortModel || !fs.existsSync(groupDir)) this.skip();
+    if (!process.env.FACE_MEASURE) this.skip();
     const reference = new FaceDetector(fullModel!, 'full', { tiles: true, tileFraction: 0.5 });
     const candidates: Record<string, FaceDetector> = {
       'full, whole frame': new FaceDetector(fullModel!, 'full'),

@@ -1,0 +1,158 @@
+/**
+ * npm run bench:pipeline [-- --json] [-- --photos N] [-- --frames N] [-- --no-peer]
+ *
+ * Per stage (decode, detect, align, embed, classify) and in total, median and
+ * p95: on dev photos (250x250 JPEG, short-range detector), and on a 1280x720
+ * frame with 5 faces made from a _group photo (full-range detector; raw
+ * pixels as a camera delivers them, so no decode). The same inputs through
+ * @vladmandic/face-api (tfjs wasm) in the same run, as ratios.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { decodeImage } from '../../nodes/core/decode';
+import type { RgbImage } from '../../nodes/core/image';
+import { ImprintedHead } from '../../nodes/core/imprint';
+import { openFaceApiPeer } from '../../nodes/core/peer-faceapi';
+import { FacePipeline, mainFace } from '../../nodes/core/pipeline';
+import { groupFrame } from '../helpers/frames';
+import { FACES_DIR } from '../models';
+import { median, nowMs, percentile, round } from './stats';
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const photoCount = flag('photos', 200);
+const frameCount = flag('frames', 100);
+const withPeer = !args.includes('--no-peer');
+
+type Stages = Record<string, number[]>;
+
+function summarise(name: string, totals: number[], stages: Stages, peerTotals: number[] | null) {
+  const medianMs = median(totals);
+  return {
+    case: name,
+    runs: totals.length,
+    medianMs: round(medianMs, 2),
+    p95Ms: round(percentile(totals, 95), 2),
+    stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, { medianMs: round(median(v), 2), p95Ms: round(percentile(v, 95), 2) }])),
+    peerMedianMs: peerTotals ? round(median(peerTotals), 1) : null,
+    speedup: peerTotals ? round(median(peerTotals) / medianMs, 1) : null,
+  };
+}
+
+function devPhotos(count: number): string[] {
+  const people = fs.readdirSync(FACES_DIR).filter((d) => !d.startsWith('_') && fs.statSync(path.join(FACES_DIR, d)).isDirectory()).sort();
+  const all = people.flatMap((p) => fs.readdirSync(path.join(FACES_DIR, p)).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(FACES_DIR, p, f)));
+  // Evenly spread over the set, not the first few people only.
+  const step = Math.max(1, Math.floor(all.length / count));
+  return all.filter((_, i) => i % step === 0).slice(0, count);
+}
+
+async function headFor(pipeline: FacePipeline): Promise<ImprintedHead> {
+  // A gallery of the 50 dev identities, so classify does real work.
+  const head = new ImprintedHead();
+  for (const person of fs.readdirSync(FACES_DIR).filter((d) => !d.startsWith('_')).sort()) {
+    const dir = path.join(FACES_DIR, person);
+    if (!fs.statSync(dir).isDirectory()) continue;
+    const file = path.join(dir, fs.readdirSync(dir).sort()[0]);
+    const image = await decodeImage(file);
+    const face = mainFace(await pipeline.detect(image), image);
+    if (face) head.add(person, (await pipeline.embed([pipeline.align(image, face).crop]))[0]);
+  }
+  return head;
+}
+
+async function run(pipeline: FacePipeline, head: ImprintedHead, image: RgbImage | string): Promise<Record<string, number>> {
+  const t0 = nowMs();
+  const decoded = typeof image === 'string' ? await decodeImage(image) : image;
+  const t1 = nowMs();
+  const detections = await pipeline.detect(decoded);
+  const t2 = nowMs();
+  const crops = detections.map((d) => pipeline.align(decoded, d).crop);
+  const t3 = nowMs();
+  const embeddings = await pipeline.embed(crops);
+  const t4 = nowMs();
+  for (const e of embeddings) head.classify(e);
+  const t5 = nowMs();
+  return { decode: t1 - t0, detect: t2 - t1, align: t3 - t2, embed: t4 - t3, classify: t5 - t4, total: t5 - t0, faces: detections.length };
+}
+
+async function main(): Promise<void> {
+  if (!json) console.log(`bench:pipeline on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores)\n`);
+  const results = [];
+  const peer = withPeer ? await openFaceApiPeer() : null;
+
+  // Photos: short-range detector, one face each, mirrored-pair embedding.
+  {
+    const pipeline = await FacePipeline.open({ detector: { variant: 'short' } });
+    const head = await headFor(pipeline);
+    const files = devPhotos(photoCount);
+    for (const f of files.slice(0, 10)) await run(pipeline, head, f); // warm up
+    const stages: Stages = { decode: [], detect: [], align: [], embed: [], classify: [] };
+    const totals: number[] = [];
+    for (const file of files) {
+      const r = await run(pipeline, head, file);
+      for (const k of Object.keys(stages)) stages[k].push(r[k]);
+      totals.push(r.total);
+    }
+    let peerTotals: number[] | null = null;
+    if (peer) {
+      peerTotals = [];
+      for (const file of files.slice(0, Math.min(files.length, 60))) {
+        const start = nowMs();
+        await peer.describe(await decodeImage(file), { padding: 125 });
+        peerTotals.push(nowMs() - start);
+      }
+    }
+    results.push(summarise('photo', totals, stages, peerTotals));
+    await pipeline.dispose();
+  }
+
+  // 1280x720 frame with 5 faces: full-range detector, two faces per inference.
+  {
+    const pipeline = await FacePipeline.open({ detector: { variant: 'full' }, embedder: { mirror: false } });
+    const head = await headFor(pipeline);
+    const frame = await groupFrame('five-people.jpg');
+    for (let i = 0; i < 5; i++) await run(pipeline, head, frame);
+    const stages: Stages = { detect: [], align: [], embed: [], classify: [] };
+    const totals: number[] = [];
+    let faces = 0;
+    for (let i = 0; i < frameCount; i++) {
+      const r = await run(pipeline, head, frame);
+      for (const k of Object.keys(stages)) stages[k].push(r[k]);
+      totals.push(r.total);
+      faces = r.faces;
+    }
+    let peerTotals: number[] | null = null;
+    if (peer) {
+      peerTotals = [];
+      for (let i = 0; i < 10; i++) {
+        const start = nowMs();
+        await peer.describe(frame);
+        peerTotals.push(nowMs() - start);
+      }
+    }
+    results.push({ ...summarise('frame720p5', totals, stages, peerTotals), faces });
+    await pipeline.dispose();
+  }
+  await peer?.dispose();
+
+  for (const r of results) {
+    if (json) {
+      console.log(JSON.stringify(r));
+      continue;
+    }
+    console.log(`${r.case}: ${r.runs} runs, median ${r.medianMs} ms, p95 ${r.p95Ms} ms` +
+      (r.peerMedianMs !== null ? `; face-api ${r.peerMedianMs} ms (${r.speedup}x)` : ''));
+    for (const [stage, s] of Object.entries(r.stages)) console.log(`  ${stage.padEnd(9)} median ${String(s.medianMs).padStart(6)} ms  p95 ${String(s.p95Ms).padStart(6)} ms`);
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
