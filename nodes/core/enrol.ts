@@ -9,6 +9,7 @@ import { decodeImage, ImageError } from './decode';
 import type { Gallery, PersonRecord } from './gallery';
 import type { RgbImage } from './image';
 import { enrolmentOutliers } from './imprint';
+import type { Embedder } from './embedder';
 import { FacePipeline, mainFace } from './pipeline';
 
 export type RejectCode = QualityReason['code'] | 'no-face' | 'outlier' | ImageError['code'];
@@ -80,7 +81,6 @@ async function examine(pipeline: FacePipeline, input: EnrolInput, source: string
 
 export async function enrolPerson(pipeline: FacePipeline, gallery: Gallery, name: string, inputs: EnrolInput[],
   options: EnrolOptions = {}): Promise<EnrolResult> {
-  const minPhotos = options.minPhotos ?? 3;
   const reports: PhotoReport[] = [];
   const candidates: Candidate[] = [];
   for (const [index, input] of inputs.entries()) {
@@ -92,13 +92,35 @@ export async function enrolPerson(pipeline: FacePipeline, gallery: Gallery, name
       reports.push(examined);
     }
   }
+  return commitCandidates(pipeline.embedder, gallery, name, candidates, reports, options);
+}
 
+/**
+ * Enrols crops that are already aligned and quality-checked (walk-up
+ * enrolment from a camera): the same outlier check, minimum and atomic
+ * commit as photos.
+ */
+export async function enrolCrops(embedder: Embedder, gallery: Gallery, name: string,
+  crops: { source: string; crop: RgbImage; quality: FaceQuality }[], rejected: PhotoReport[] = [],
+  options: EnrolOptions = {}): Promise<EnrolResult> {
+  const embeddings = await embedder.embed(crops.map((c) => c.crop));
+  const candidates = crops.map((c, i) => ({
+    crop: c.crop,
+    embedding: embeddings[i],
+    report: { source: c.source, accepted: true, faces: 1, reasons: [], quality: c.quality } as PhotoReport,
+  }));
+  return commitCandidates(embedder, gallery, name, candidates, [...candidates.map((c) => c.report), ...rejected], options);
+}
+
+async function commitCandidates(embedder: Embedder, gallery: Gallery, name: string, candidates: Candidate[],
+  reports: PhotoReport[], options: EnrolOptions): Promise<EnrolResult> {
+  const minPhotos = options.minPhotos ?? 3;
   // Outliers are judged against everything known of the person: a photo of
   // someone else in the batch stands out from both the batch and the gallery.
   let kept = candidates;
   const existing = gallery.getPerson(name);
   if ((options.rejectOutliers ?? true) && candidates.length > 0) {
-    const known = existing ? (await gallery.embeddings(pipeline.embedder.id, (c) => pipeline.embed(c))).get(existing.id) ?? [] : [];
+    const known = existing ? (await gallery.embeddings(embedder.id, (c) => embedder.embed(c))).get(existing.id) ?? [] : [];
     const pool = [...candidates.map((c) => c.embedding), ...known];
     if (pool.length >= 3) {
       const outliers = new Set(enrolmentOutliers(pool).filter((i) => i < candidates.length));

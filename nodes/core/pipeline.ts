@@ -75,6 +75,16 @@ export class FacePipeline {
     }
   }
 
+  /** A pipeline over an embedder someone else owns (a shared device): dispose with disposeDetector(). */
+  static async withEmbedder(embedder: Embedder, options: PipelineOptions = {}): Promise<FacePipeline> {
+    const { detector, runtime } = await openDetector(options.detector);
+    return new FacePipeline(detector, runtime, embedder, options.quality ?? {});
+  }
+
+  disposeDetector(): Promise<void> {
+    return this.detectorRuntime.dispose();
+  }
+
   detect(image: RgbImage): Promise<Detection[]> {
     return this.detector.detect(image);
   }

@@ -1,0 +1,82 @@
+/**
+ * edgetpu-embed: aligned crops in (msg.faces from align), an L2-normalised
+ * embedding per face out. Runs on the Coral named by its device config when a
+ * compiled model and the device are there, on the CPU otherwise; the status
+ * says which and why, and the time per face.
+ */
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { BackendInfo } from '../../native';
+import { describeBackend, EdgeTpuDeviceNode } from '../config-types';
+import type { TfliteEmbedder } from '../core/embedder';
+import type { FaceMessage } from '../core/messages';
+import { pixels } from '../core/pixel-store';
+import { errorMessage, LatestWins, setStatus } from '../shared';
+
+interface EmbedDef extends NodeDef {
+  device: string;
+  embedAll: boolean;
+}
+
+interface Job {
+  msg: NodeMessageInFlow & FaceMessage;
+  send: (msg: FaceMessage) => void;
+  done: (error?: Error) => void;
+}
+
+export = function register(RED: NodeAPI): void {
+  function EdgeTpuEmbed(this: Node, config: EmbedDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const device = RED.nodes.getNode(config.device) as EdgeTpuDeviceNode | null;
+    let embedder: Promise<TfliteEmbedder>;
+    if (!device) {
+      embedder = Promise.reject(new Error(RED._('edgetpu-embed.errors.device')));
+      setStatus(node, 'red', RED._('edgetpu-embed.errors.device'));
+    } else {
+      embedder = device.embedder();
+    }
+    embedder.catch(() => undefined);
+    let backendText = '';
+    let msPerFace = 0;
+    const showStatus = (backend: BackendInfo) => {
+      backendText = describeBackend(backend);
+      setStatus(node, backend.kind === 'edgetpu' ? 'green' : backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'yellow' : 'blue',
+        msPerFace ? RED._('edgetpu-embed.status.speed', { backend: backendText, ms: msPerFace.toFixed(1) }) : backendText);
+    };
+    const onBackend = (backend: BackendInfo) => showStatus(backend);
+    embedder.then((e) => {
+      showStatus(e.backend);
+      e.inference.on('backend', onBackend);
+    }, (error) => setStatus(node, 'red', errorMessage(error)));
+
+    let lastStatus = 0;
+    const worker = new LatestWins<Job>(async ({ msg, send, done }) => {
+      try {
+        const e = await embedder;
+        const faces = Array.isArray(msg.faces) ? msg.faces : [];
+        const chosen = faces.filter((f) => config.embedAll || f.quality?.ok !== false);
+        const crops = chosen.map((f) => pixels.get(f.crop));
+        const started = performance.now();
+        const vectors = await e.embed(crops);
+        chosen.forEach((f, i) => { f.embedding = Array.from(vectors[i]); });
+        if (chosen.length) msPerFace = (performance.now() - started) / chosen.length;
+        msg.embedder = { id: e.id, backend: describeBackend(e.backend), msPerFace: Math.round(msPerFace * 100) / 100 };
+        send(msg);
+        done();
+        if (Date.now() - lastStatus > 1000) {
+          lastStatus = Date.now();
+          showStatus(e.backend);
+        }
+      } catch (error) {
+        setStatus(node, 'red', errorMessage(error));
+        done(error as Error);
+      }
+    }, (job) => !!job.msg.frame, (job) => job.done());
+
+    node.on('input', (msg, send, done) => worker.push({ msg: msg as Job['msg'], send, done }));
+    node.on('close', () => {
+      embedder.then((e) => e.inference.off('backend', onBackend), () => undefined);
+    });
+  }
+  RED.nodes.registerType('edgetpu-embed', EdgeTpuEmbed as unknown as (this: Node, def: NodeDef) => void);
+};

@@ -1,0 +1,112 @@
+/**
+ * imprint-classify: embeddings in; a name (or "unknown") per face, and per
+ * camera the visit decisions automations hang on: one `recognized` when a
+ * person's track is confirmed over several frames, one `unknown` for a
+ * confirmed stranger, `left` when the visit ends (output 1). Every frame's
+ * identities optionally go to output 2.
+ */
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { FaceGalleryNode } from '../config-types';
+import { encodeJpeg } from '../core/decode';
+import type { FaceMessage, FaceRecord, VisitPayload } from '../core/messages';
+import { isPixelRef, PixelRef, pixels } from '../core/pixel-store';
+import type { Recognizer } from '../core/recognizer';
+import { TrackedFace, VisitEvent, VisitTracker } from '../core/tracker';
+import { errorMessage, setStatus } from '../shared';
+
+interface ClassifyDef extends NodeDef {
+  gallery: string;
+  confirmFrames: string;
+  unknownFrames: string;
+  cooldown: string;
+  maxMissed: string;
+  perFrame: boolean;
+}
+
+export = function register(RED: NodeAPI): void {
+  function ImprintClassify(this: Node, config: ClassifyDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const num = (v: string, fallback: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : fallback);
+    const galleryNode = RED.nodes.getNode(config.gallery) as FaceGalleryNode | null;
+    const recognizer: Promise<Recognizer> = galleryNode
+      ? galleryNode.recognizer()
+      : Promise.reject(new Error(RED._('imprint-classify.errors.gallery')));
+    recognizer.then(
+      (r) => setStatus(node, 'grey', RED._('imprint-classify.status.people', { count: r.people().length })),
+      (error) => setStatus(node, 'red', errorMessage(error)));
+    const onReload = (people: string[]) => setStatus(node, 'grey', RED._('imprint-classify.status.people', { count: people.length }));
+    recognizer.then((r) => r.on('reload', onReload), () => undefined);
+
+    const trackers = new Map<string, VisitTracker<PixelRef>>();
+    const trackerFor = (camera: string) => {
+      let tracker = trackers.get(camera);
+      if (!tracker) {
+        tracker = new VisitTracker<PixelRef>({
+          camera,
+          confirmFrames: num(config.confirmFrames, 3),
+          unknownFrames: num(config.unknownFrames, 5),
+          cooldownMs: num(config.cooldown, 60) * 1000,
+          maxMissedMs: num(config.maxMissed, 1.5) * 1000,
+        });
+        trackers.set(camera, tracker);
+      }
+      return tracker;
+    };
+
+    const emit = async (camera: string, events: VisitEvent<PixelRef>[]) => {
+      for (const event of events) {
+        const payload: VisitPayload = {
+          event: event.type, name: event.name ?? 'unknown', camera, trackId: event.trackId, time: new Date().toISOString(),
+        };
+        const out: FaceMessage = { topic: `${camera}/${event.type}`, payload };
+        if (event.type === 'left') {
+          payload.durationMs = event.duration;
+        } else {
+          payload.cosine = Math.round(event.cosine * 10000) / 10000;
+          payload.confidence = Math.round(event.confidence * 10000) / 10000;
+          payload.box = event.box;
+          // The face as a JPEG: Home Assistant's image entity, a notification.
+          if (event.crop && isPixelRef(event.crop) && pixels.has(event.crop)) out.image = await encodeJpeg(pixels.get(event.crop));
+          setStatus(node, event.type === 'recognized' ? 'green' : 'yellow', RED._(`imprint-classify.status.${event.type}`, { name: payload.name, camera }));
+        }
+        node.send([out, null]);
+      }
+    };
+
+    const ticker = setInterval(() => {
+      for (const [camera, tracker] of trackers) void emit(camera, tracker.tick(Date.now())).catch((e) => node.error(errorMessage(e)));
+    }, 250);
+
+    node.on('input', async (raw, send, done) => {
+      const msg = raw as NodeMessageInFlow & FaceMessage;
+      try {
+        const r = await recognizer;
+        if (msg.embedder && msg.embedder.id !== r.embedder.id) {
+          throw Object.assign(new Error(RED._('imprint-classify.errors.embedder', { got: msg.embedder.id, want: r.embedder.id })), { code: 'ERR_EMBEDDER_MISMATCH' });
+        }
+        const faces: FaceRecord[] = Array.isArray(msg.faces) ? msg.faces : [];
+        const tracked: TrackedFace<PixelRef>[] = faces.map((face) => {
+          if (!face.embedding) return { box: face.box, identity: null, crop: face.crop };
+          const id = r.identify(Float32Array.from(face.embedding));
+          face.identity = { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence, unknownReason: id.unknownReason };
+          return { box: face.box, identity: { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence }, crop: face.crop };
+        });
+        const camera = msg.frame?.camera ?? (typeof msg.topic === 'string' && msg.topic ? msg.topic : 'default');
+        const timestamp = msg.frame?.timestamp ?? Date.now();
+        await emit(camera, trackerFor(camera).update(timestamp, tracked));
+        if (config.perFrame) send([null, msg]);
+        done();
+      } catch (error) {
+        setStatus(node, 'red', errorMessage(error));
+        done(error as Error);
+      }
+    });
+
+    node.on('close', () => {
+      clearInterval(ticker);
+      recognizer.then((r) => r.off('reload', onReload), () => undefined);
+    });
+  }
+  RED.nodes.registerType('imprint-classify', ImprintClassify as unknown as (this: Node, def: NodeDef) => void);
+};
