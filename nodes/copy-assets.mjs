@@ -21,4 +21,16 @@ function walk(dir) {
 }
 
 walk(source);
-if (existsSync(join(root, 'icons'))) cpSync(join(root, 'icons'), join(target, 'icons'), { recursive: true });
+
+// Node-RED looks for icons in an icons/ folder beside each registered .js
+// (dirname of the package.json "node-red.nodes" entry, see
+// @node-red/registry localfilesystem.js), not at the package root: every
+// node folder (nodes/T with a T.html) gets a copy of the shared icons.
+const icons = join(root, 'icons');
+if (existsSync(icons)) {
+  for (const name of readdirSync(source)) {
+    if (existsSync(join(source, name, `${name}.html`))) {
+      cpSync(icons, join(target, name, 'icons'), { recursive: true });
+    }
+  }
+}

@@ -15,9 +15,20 @@ export interface CameraFaces {
   faces: FaceRecord[];
 }
 
+/** Names given to a camera's faces (imprint-classify): the live view draws them. */
+export interface CameraIdentities {
+  camera: string;
+  timestamp: number;
+  faces: { box: { x: number; y: number; width: number; height: number }; name: string | null }[];
+}
+
 class FaceBus extends EventEmitter {
   publish(event: CameraFaces): void {
     if (this.listenerCount('faces') > 0) this.emit('faces', event);
+  }
+
+  publishIdentities(event: CameraIdentities): void {
+    if (this.listenerCount('identities') > 0) this.emit('identities', event);
   }
 }
 

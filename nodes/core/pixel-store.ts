@@ -31,8 +31,12 @@ export class PixelStore {
   private bytes = 0;
   private next = 1;
 
-  /** maxBytes: default 256 MB, about 90 frames of 1280x720. */
-  constructor(readonly maxBytes = 256 * 1024 * 1024) {}
+  /**
+   * maxBytes: default 96 MB, about 35 frames of 1280x720: a frame is in
+   * flight for well under a second, and frames dropped downstream (latest
+   * wins) are simply evicted.
+   */
+  constructor(readonly maxBytes = 96 * 1024 * 1024) {}
 
   put(image: RgbImage, kind: PixelRef['kind']): PixelRef {
     const id = `px-${this.next++}`;

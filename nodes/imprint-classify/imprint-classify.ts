@@ -8,6 +8,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { FaceGalleryNode } from '../config-types';
 import { encodeJpeg } from '../core/decode';
+import { faceBus } from '../core/face-bus';
 import type { FaceMessage, FaceRecord, VisitPayload } from '../core/messages';
 import { isPixelRef, PixelRef, pixels } from '../core/pixel-store';
 import type { Recognizer } from '../core/recognizer';
@@ -93,6 +94,7 @@ export = function register(RED: NodeAPI): void {
           return { box: face.box, identity: { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence }, crop: face.crop };
         });
         const camera = msg.frame?.camera ?? (typeof msg.topic === 'string' && msg.topic ? msg.topic : 'default');
+        faceBus.publishIdentities({ camera, timestamp: Date.now(), faces: faces.map((f) => ({ box: f.box, name: f.identity?.name ?? null })) });
         const timestamp = msg.frame?.timestamp ?? Date.now();
         await emit(camera, trackerFor(camera).update(timestamp, tracked));
         if (config.perFrame) send([null, msg]);

@@ -1,4 +1,6 @@
 /** node-red-node-test-helper, typed just enough for our tests, on Node-RED 4.1. */
+import * as fs from 'fs';
+import * as path from 'path';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const helper = require('node-red-node-test-helper') as NodeRedTestHelper;
 helper.init(require.resolve('node-red'));
@@ -21,8 +23,32 @@ export interface NodeRedTestHelper {
   _RED: any;
 }
 
-export const NODES = ['edgetpu-device', 'face-gallery', 'align', 'edgetpu-embed', 'imprint-classify', 'enrol']
+/**
+ * The test helper's RED._ returns the message id itself; the nodes' status
+ * texts are asserted on, so translate from the real en-US catalogs that the
+ * build lays out beside each node (i18next's __name__ placeholders).
+ */
+export function translate(key: string, vars: Record<string, unknown> = {}): string {
+  const type = key.split('.')[0];
+  const file = path.join(__dirname, '..', '..', 'nodes', type, 'locales', 'en-US', `${type}.json`);
+  let text: unknown = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : undefined;
+  for (const part of key.split('.')) text = (text as Record<string, unknown> | undefined)?.[part];
+  if (typeof text !== 'string') return key;
+  return text.replace(/__([a-zA-Z0-9_]+)__/g, (_all, name: string) => (name in vars ? String(vars[name]) : `__${name}__`));
+}
+
+function withCatalog(register: (red: { _: unknown }) => unknown) {
+  return (red: { _: unknown }) => {
+    red._ = translate;
+    return register(red);
+  };
+}
+
+export function nodeModule(type: string): unknown {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  .map((type) => require(`../../nodes/${type}/${type}`));
+  return withCatalog(require(`../../nodes/${type}/${type}`));
+}
+
+export const NODES = ['edgetpu-device', 'face-gallery', 'align', 'edgetpu-embed', 'imprint-classify', 'enrol'].map(nodeModule);
 
 export default helper;

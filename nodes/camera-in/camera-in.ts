@@ -1,0 +1,164 @@
+/**
+ * camera-in: a camera (RTSP, HTTP MJPEG or snapshot, a video file, V4L2)
+ * decoded by ffmpeg into frames at a set rate. Frames go out as references
+ * (msg.frame) to pixels in the shared store. Reconnects with backoff, restarts
+ * a stalled stream, and never leaves an ffmpeg process behind. The edit
+ * dialog shows the camera live with face boxes and names, behind Node-RED's
+ * admin auth.
+ */
+import type { Request, Response } from 'express';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+import sharp from 'sharp';
+import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from '../core/camera';
+import { CameraIdentities, faceBus } from '../core/face-bus';
+import type { FrameRef } from '../core/messages';
+import { pixels } from '../core/pixel-store';
+import { setStatus } from '../shared';
+
+interface CameraInDef extends NodeDef {
+  url: string;
+  transport: 'tcp' | 'udp';
+  fps: string;
+  maxWidth: string;
+  stallSeconds: string;
+}
+
+interface CameraInNode extends Node<{ user?: string; password?: string }> {
+  source?: CameraSource;
+  camera: string;
+  latest?: CameraFrame;
+  identities?: CameraIdentities;
+}
+
+const LIVE_FPS = 5;
+const LIVE_WIDTH = 640;
+
+export = function register(RED: NodeAPI): void {
+  function CameraIn(this: CameraInNode, config: CameraInDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    node.camera = (config.name || node.id).trim();
+    const num = (v: string, fallback: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : fallback);
+    if (!config.url) {
+      setStatus(node, 'red', RED._('camera-in.errors.url'));
+      return;
+    }
+    let source: CameraSource;
+    try {
+      source = createCameraSource({
+        url: config.url.trim(),
+        user: node.credentials?.user || undefined,
+        password: node.credentials?.password || undefined,
+        rtspTransport: config.transport === 'udp' ? 'udp' : 'tcp',
+        fps: num(config.fps, 5),
+        maxWidth: num(config.maxWidth, 1280),
+        stallSeconds: num(config.stallSeconds, 10),
+      });
+    } catch (error) {
+      setStatus(node, 'red', (error as Error).message);
+      node.error((error as Error).message);
+      return;
+    }
+    node.source = source;
+    let lastStatus = 0;
+
+    source.on('state', ({ state, message }: CameraStateEvent) => {
+      switch (state) {
+        case 'online': setStatus(node, 'green', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1), dropped: source.stats.dropped })); break;
+        case 'connecting': setStatus(node, 'yellow', RED._('camera-in.status.connecting'), 'ring'); break;
+        case 'reconnecting': setStatus(node, 'yellow', RED._('camera-in.status.reconnecting', { message }), 'ring'); break;
+        case 'error':
+          setStatus(node, 'red', RED._('camera-in.status.error', { message }));
+          node.warn(`${node.camera}: ${message}`); // messages are masked by the camera module
+          break;
+        case 'stopped': setStatus(node, 'grey', RED._('camera-in.status.stopped')); break;
+      }
+    });
+    source.on('log', (line: string) => node.debug(line));
+    source.on('frame', (frame: CameraFrame) => {
+      node.latest = frame;
+      const ref = pixels.put(frame.image, 'frame');
+      const message: FrameRef = { ...ref, kind: 'frame', camera: node.camera, seq: frame.seq, timestamp: frame.timestamp };
+      node.send({ topic: node.camera, frame: message, payload: message });
+      if (frame.timestamp - lastStatus > 2000) {
+        lastStatus = frame.timestamp;
+        setStatus(node, 'green', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1), dropped: source.stats.dropped }));
+      }
+    });
+    const onIdentities = (event: CameraIdentities) => { if (event.camera === node.camera) node.identities = event; };
+    faceBus.on('identities', onIdentities);
+    setStatus(node, 'grey', RED._('camera-in.status.connecting'), 'ring');
+    node.log(`${source.describe()} (ffmpeg: ${source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : 'not found'})`);
+    source.start();
+
+    node.on('close', (done: () => void) => {
+      faceBus.off('identities', onIdentities);
+      node.latest = undefined;
+      source.stop().finally(done);
+    });
+  }
+
+  RED.nodes.registerType('camera-in', CameraIn as unknown as (this: Node, def: NodeDef) => void, {
+    credentials: { user: { type: 'text' }, password: { type: 'password' } },
+  });
+
+  const liveNode = (req: Request, res: Response): CameraInNode | undefined => {
+    const node = RED.nodes.getNode(String(req.params.id)) as CameraInNode | null;
+    if (!node || node.type !== 'camera-in') {
+      res.status(404).json({ error: 'no deployed camera-in node with that id (deploy first)' });
+      return undefined;
+    }
+    return node;
+  };
+
+  // Live view: MJPEG of the frames the node already decodes (no second
+  // connection to the camera), and the latest face boxes and names.
+  RED.httpAdmin.get('/camera-in/:id/live.mjpeg', RED.auth.needsPermission('camera-in.read'), (req: Request, res: Response) => {
+    const node = liveNode(req, res);
+    if (!node) return;
+    const boundary = 'coralface';
+    res.writeHead(200, {
+      'Content-Type': `multipart/x-mixed-replace; boundary=${boundary}`,
+      'Cache-Control': 'no-cache, no-store',
+      Connection: 'close',
+    });
+    let lastSeq = -1;
+    let writing = false;
+    const timer = setInterval(async () => {
+      const frame = node.latest;
+      if (!frame || frame.seq === lastSeq || writing) return;
+      lastSeq = frame.seq;
+      writing = true;
+      try {
+        const { image } = frame;
+        const jpeg = await sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), {
+          raw: { width: image.width, height: image.height, channels: 3 },
+        }).resize({ width: Math.min(LIVE_WIDTH, image.width) }).jpeg({ quality: 70 }).toBuffer();
+        res.write(`--${boundary}\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
+        res.write(jpeg);
+        res.write('\r\n');
+      } catch {
+        // a frame that fails to encode is skipped
+      } finally {
+        writing = false;
+      }
+    }, 1000 / LIVE_FPS);
+    const stop = () => clearInterval(timer);
+    req.on('close', stop);
+    node.once('close', () => { stop(); res.end(); });
+  });
+
+  RED.httpAdmin.get('/camera-in/:id/faces', RED.auth.needsPermission('camera-in.read'), (req: Request, res: Response) => {
+    const node = liveNode(req, res);
+    if (!node) return;
+    const frame = node.latest;
+    const recent = node.identities && Date.now() - node.identities.timestamp < 2000 ? node.identities.faces : [];
+    res.json({
+      width: frame?.image.width ?? 0,
+      height: frame?.image.height ?? 0,
+      state: node.source?.state ?? 'stopped',
+      stats: node.source?.stats ?? null,
+      faces: recent.map((f) => ({ box: f.box, name: f.name })),
+    });
+  });
+};

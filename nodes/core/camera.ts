@@ -1,0 +1,872 @@
+/**
+ * A camera source: RTSP, HTTP MJPEG, HTTP JPEG snapshots, a local video file or
+ * a V4L2 device, decoded by ffmpeg (driven through fluent-ffmpeg) into raw RGB
+ * frames. Framework-free: the Node-RED `camera-in` node only wraps it.
+ *
+ * Design choices, and why:
+ *
+ * - Frame size. ffmpeg scales every stream with
+ *   `scale=w=trunc(min(iw,maxWidth)/2)*2:h=-2`, so the output size is a pure
+ *   function of the input size, with even dimensions and the aspect kept. The
+ *   actual size is read from ffmpeg's own stderr line describing the *output*
+ *   stream ("Output #0 ... Stream #0:0: Video: rawvideo ..., 640x360"), which
+ *   ffmpeg prints before it writes the first frame. That avoids a separate
+ *   ffprobe run, which for RTSP would mean a second connection (and a second
+ *   authentication) to cameras that often allow only a couple of clients.
+ *   stdout and stderr are separate pipes, so bytes that happen to arrive
+ *   before that line are held until the size is known.
+ *   Limitation: if a camera changes resolution mid-stream, ffmpeg re-scales to
+ *   a new size without saying so and frames would be cut wrongly; cameras do
+ *   that only when reconfigured, which also drops the connection.
+ *
+ * - Latest frame wins. A consumer that is busy (inference running) calls
+ *   setBusy(true); frames arriving meanwhile replace a single pending slot
+ *   (each replaced frame counts in stats.dropped) and the newest one is
+ *   delivered when setBusy(false) is called. Nothing queues without bound, and
+ *   ffmpeg is never throttled: throttling a live stream only makes the camera
+ *   or the network buffer the backlog and adds latency.
+ *
+ * - Credentials are given apart from the URL and inserted, URL-encoded, only
+ *   into ffmpeg's argv. ffmpeg offers no other way to pass RTSP credentials, so
+ *   they are visible to local users through `ps`/`/proc/<pid>/cmdline`; run
+ *   the host so that no untrusted user shares it. Everything this module lets
+ *   out (state messages, logs, describe()) is masked with maskUrl.
+ *
+ * - No orphans. stop() sends SIGTERM (ffmpeg then closes cleanly), SIGKILL
+ *   after 2 s, and resolves once ffmpeg has exited; a process 'exit' hook
+ *   SIGKILLs any ffmpeg still running. If Node dies without running exit hooks
+ *   (SIGKILL, a crash in native code, an unhandled SIGTERM), ffmpeg's stdout
+ *   pipe loses its reader: ffmpeg ignores SIGPIPE, so its next frame write fails
+ *   with EPIPE and it exits ("Broken pipe") within one frame interval. Closing
+ *   stdin does not help: ffmpeg only reacts to a 'q' key there, not to EOF. A
+ *   camera that delivers nothing would leave ffmpeg blocked in a read, so
+ *   network inputs get an I/O timeout (`-timeout` for RTSP, `-rw_timeout` for
+ *   HTTP streams) of stallSeconds, after which ffmpeg gives up by itself
+ *   (verified on ffmpeg 5.1 with a silent RTSP server and a SIGKILLed parent).
+ *   Snapshot polling cannot take that option, so a snapshot fetch that hangs
+ *   forever after Node died keeps its ffmpeg until the TCP connection dies.
+ */
+import { spawnSync, type ChildProcess } from 'child_process';
+import { randomUUID } from 'crypto';
+import { EventEmitter } from 'events';
+import * as fs from 'fs';
+import * as path from 'path';
+import { Writable } from 'stream';
+import ffmpeg from 'fluent-ffmpeg';
+import type { RgbImage } from './image';
+
+export type CameraKind = 'rtsp' | 'mjpeg' | 'snapshot' | 'file' | 'v4l2';
+export type CameraState = 'connecting' | 'online' | 'reconnecting' | 'error' | 'stopped';
+export type FfmpegSource = 'option' | 'env' | 'system' | 'npm';
+
+export interface CameraOptions {
+  /** rtsp://host/path, http(s)://... (MJPEG stream or JPEG snapshot), a file path, or /dev/videoN. */
+  url: string;
+  /** Guessed from the URL when omitted (see detectCameraKind). */
+  kind?: CameraKind;
+  /** Credentials, kept out of the URL so they can be masked everywhere but in ffmpeg's argv. */
+  user?: string;
+  password?: string;
+  /** RTSP only. TCP (default) survives NAT and lossy Wi-Fi; UDP has less latency on a clean LAN. */
+  rtspTransport?: 'tcp' | 'udp';
+  /** Frames per second delivered (ffmpeg `fps` filter); also the snapshot polling rate. Default 5. */
+  fps?: number;
+  /** Cap on the output width in pixels (aspect kept, even dimensions). 0 or absent: the camera's width. */
+  maxWidth?: number;
+  /** Restart ffmpeg when no frame arrived for this long. Default 10. */
+  stallSeconds?: number;
+  /** File sources only: loop forever (default true), for demos and tests. */
+  loop?: boolean;
+  /** V4L2 only: pixel format asked of the device (`-input_format`, e.g. 'mjpeg'), size ('1280x720'), rate. */
+  v4l2?: { inputFormat?: string; videoSize?: string; framerate?: number };
+  /** Explicit ffmpeg binary; see resolveFfmpeg for the fallbacks. */
+  ffmpegPath?: string;
+  /** Reconnect timing. Defaults: 1 s doubling to 30 s, back to 1 s after a minute online. */
+  backoff?: { initialMs?: number; maxMs?: number; stableMs?: number };
+}
+
+export interface CameraFrame {
+  image: RgbImage;
+  /** Date.now() when the whole frame had arrived from ffmpeg. */
+  timestamp: number;
+  /** Counts every frame decoded since the source was created, delivered or dropped: gaps show drops. */
+  seq: number;
+}
+
+export interface CameraStats {
+  framesIn: number;
+  framesOut: number;
+  dropped: number;
+  /** Frames per second coming from ffmpeg, measured over the last 5 s. */
+  fps: number;
+  reconnects: number;
+  state: CameraState;
+}
+
+export interface CameraStateEvent {
+  state: CameraState;
+  message: string;
+}
+
+export interface ResolvedFfmpeg {
+  path: string;
+  source: FfmpegSource;
+}
+
+// ---------------------------------------------------------------------------
+// ffmpeg discovery
+
+function isExecutable(file: string): boolean {
+  try {
+    return fs.statSync(file).isFile() && (fs.accessSync(file, fs.constants.X_OK), true);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Which ffmpeg to run: options.ffmpegPath, else $FFMPEG_PATH, else `ffmpeg` on
+ * PATH, else the binary of the optional npm package @ffmpeg-installer/ffmpeg.
+ * A path given explicitly (option or env) that is not executable is an error
+ * rather than silently falling through: the user asked for that binary.
+ */
+export function resolveFfmpeg(options: { ffmpegPath?: string } = {}): ResolvedFfmpeg {
+  if (options.ffmpegPath) {
+    if (!isExecutable(options.ffmpegPath)) throw new Error(`ffmpeg path "${options.ffmpegPath}" is not an executable file`);
+    return { path: options.ffmpegPath, source: 'option' };
+  }
+  const fromEnv = process.env.FFMPEG_PATH;
+  if (fromEnv) {
+    if (!isExecutable(fromEnv)) throw new Error(`FFMPEG_PATH "${fromEnv}" is not an executable file`);
+    return { path: fromEnv, source: 'env' };
+  }
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, 'ffmpeg');
+    if (isExecutable(candidate)) return { path: candidate, source: 'system' };
+  }
+  try {
+    // Optional dependency: a static ffmpeg for hosts without one (e.g. Home Assistant OS add-ons).
+    const installer = require('@ffmpeg-installer/ffmpeg') as { path?: unknown };
+    if (typeof installer.path === 'string' && isExecutable(installer.path)) return { path: installer.path, source: 'npm' };
+  } catch {
+    // not installed: fall through to the error below
+  }
+  throw new Error(
+    'ffmpeg not found: install it (e.g. `apt install ffmpeg`), set FFMPEG_PATH or the ffmpeg path option, ' +
+      'or `npm install @ffmpeg-installer/ffmpeg`',
+  );
+}
+
+const majorVersions = new Map<string, number>();
+
+/**
+ * ffmpeg's major version, because the RTSP I/O timeout option changed meaning:
+ * in 4.x `-timeout` made RTSP *listen* as a server (`-stimeout` was the socket
+ * timeout); from 5.0 `-timeout` is the socket timeout and `-stimeout` is gone.
+ * Unparseable versions (git builds: "N-12345-g...") are taken as current.
+ */
+function ffmpegMajorVersion(binary: string): number {
+  const known = majorVersions.get(binary);
+  if (known !== undefined) return known;
+  let major = 99;
+  try {
+    const out = spawnSync(binary, ['-hide_banner', '-version'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
+    const match = /ffmpeg version n?(\d+)\./.exec(out);
+    if (match) major = Number(match[1]);
+  } catch {
+    // keep the modern default
+  }
+  majorVersions.set(binary, major);
+  return major;
+}
+
+// ---------------------------------------------------------------------------
+// URLs and secrets
+
+const USERINFO_RE = /([a-z][a-z0-9+.-]*:\/\/)([^\s/?#]*)@/gi;
+const SECRET_PARAM_RE = /([?&;](?:password|passwd|pass|pwd|token|access_token|auth|key|apikey|api_key|secret|sig)=)[^&;#\s]*/gi;
+
+/**
+ * Masks credentials in a URL, or in every URL inside a piece of text (ffmpeg
+ * prints its input URL in errors): `rtsp://user:pass@host/x` becomes
+ * `rtsp://user:***@host/x`; a user-only userinfo (often a token) becomes
+ * `***@`; secret-looking query parameters (`password=`, `token=`, ...) are
+ * masked too, as snapshot URLs of many cameras carry them there.
+ */
+export function maskUrl(text: string): string {
+  return text
+    .replace(USERINFO_RE, (_all, scheme: string, userinfo: string) => {
+      const colon = userinfo.indexOf(':');
+      return colon >= 0 ? `${scheme}${userinfo.slice(0, colon)}:***@` : `${scheme}***@`;
+    })
+    .replace(SECRET_PARAM_RE, '$1***');
+}
+
+/** The URL ffmpeg is given: credentials inserted URL-encoded (ffmpeg decodes %XX in userinfo). */
+function withCredentials(url: string, user: string | undefined, password: string | undefined): string {
+  if (!user && !password) return url;
+  const match = /^([a-z][a-z0-9+.-]*:\/\/)(?:[^\s/?#]*@)?(.*)$/is.exec(url);
+  if (!match) return url;
+  const userinfo = encodeURIComponent(user ?? '') + (password ? `:${encodeURIComponent(password)}` : '');
+  return `${match[1]}${userinfo}@${match[2]}`;
+}
+
+/** Guesses the kind of source from its URL. */
+export function detectCameraKind(url: string): CameraKind {
+  if (/^rtsps?:\/\//i.test(url)) return 'rtsp';
+  if (/^https?:\/\//i.test(url)) {
+    const pathAndQuery = url.replace(/^https?:\/\/[^/]*/i, '');
+    return /\.(jpe?g|png)(\?|#|$)|snapshot|snap\.cgi|still|image\.cgi|\/jpg\//i.test(pathAndQuery) ? 'snapshot' : 'mjpeg';
+  }
+  if (/^\/dev\/(video\d+|v4l\/)/.test(url)) return 'v4l2';
+  return 'file';
+}
+
+// ---------------------------------------------------------------------------
+// ffmpeg stderr → causes a person can act on
+
+interface Cause {
+  message: string;
+  /** A configuration problem: state 'error' (retries go on, slowly, in case the camera is being fixed). */
+  config: boolean;
+}
+
+const CAUSES: Array<{ re: RegExp; message: string; config: boolean }> = [
+  { re: /401 Unauthorized|authorization failed|401 Authorization Required/i, message: 'wrong user or password', config: true },
+  { re: /403 Forbidden/i, message: 'access forbidden (check the user\'s rights on the camera)', config: true },
+  { re: /404 Not Found|404 File not found|454 Session Not Found|Stream not found/i, message: 'stream path not found', config: true },
+  { re: /Invalid data found when processing input|matches no streams|does not contain any stream|no video stream/i, message: 'not a video stream', config: true },
+  { re: /Name or service not known|Failed to resolve hostname|Temporary failure in name resolution|nodename nor servname/i, message: 'camera unreachable (host name not found)', config: false },
+  { re: /Connection refused/i, message: 'camera unreachable (connection refused)', config: false },
+  { re: /timed out|Connection timeout/i, message: 'camera unreachable (timed out)', config: false },
+  { re: /No route to host|Network is unreachable|Host is unreachable/i, message: 'camera unreachable (no route to host)', config: false },
+  { re: /Connection reset by peer|End of file|Broken pipe/i, message: 'connection lost', config: false },
+  { re: /Device or resource busy/i, message: 'device busy (used by another program)', config: true },
+  { re: /No such file or directory/i, message: 'file or device not found', config: true },
+  { re: /Permission denied/i, message: 'permission denied', config: true },
+  { re: /Protocol not found|Unknown input format|Option \S+ not found/i, message: 'this ffmpeg does not support the source type', config: true },
+];
+
+/** The clearest cause found in ffmpeg's last stderr lines, if any. */
+export function explainFfmpegError(lines: readonly string[]): Cause | undefined {
+  for (const cause of CAUSES) {
+    if (lines.some((line) => cause.re.test(line))) return { message: cause.message, config: cause.config };
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// child bookkeeping
+
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Kills every ffmpeg still running when Node exits: 'exit' handlers must be synchronous, SIGKILL is. */
+function trackChild(child: ChildProcess): void {
+  liveChildren.add(child);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const c of liveChildren) {
+        try {
+          c.kill('SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    });
+  }
+}
+
+const KILL_GRACE_MS = 2000;
+const STDERR_KEEP = 40;
+/** Bytes held while the frame size is still unknown; far more than ffmpeg ever writes before its header. */
+const MAX_UNSIZED_BYTES = 64 * 1024 * 1024;
+const FPS_WINDOW_MS = 5000;
+/** Demuxers ffmpeg may pick for non-video content that it can still render as "video". */
+const NOT_VIDEO_FORMATS = ['tty'];
+
+/**
+ * Adds options to fluent-ffmpeg as separate arguments: given an array, it
+ * splits any element with exactly one space in two, which would break a value
+ * such as a filter expression or a path containing a space. (A lone option is
+ * still split that way; ours never contain spaces.)
+ */
+function addOptions(add: (...options: string[]) => unknown, options: string[]): void {
+  if (options.length > 0) add(...options);
+}
+
+interface Run {
+  command: ffmpeg.FfmpegCommand;
+  proc?: ChildProcess;
+  done: boolean;
+  exited: Promise<void>;
+  markExited: () => void;
+  /** Why we killed it (stop, stall, bad input); undefined when ffmpeg ended by itself. */
+  killCause?: Cause;
+  killTimer?: NodeJS.Timeout;
+  stderr: string[];
+  inOutputSection: boolean;
+  inputDesc?: string;
+  width: number;
+  height: number;
+  unsized: Buffer[];
+  unsizedBytes: number;
+  frame?: Buffer;
+  fill: number;
+  frames: number;
+  startedAt: number;
+  lastFrameAt: number;
+}
+
+export interface CameraSource {
+  on(event: 'frame', listener: (frame: CameraFrame) => void): this;
+  on(event: 'state', listener: (event: CameraStateEvent) => void): this;
+  /** ffmpeg stderr lines, masked. */
+  on(event: 'log', listener: (line: string) => void): this;
+  once(event: 'frame', listener: (frame: CameraFrame) => void): this;
+  once(event: 'state', listener: (event: CameraStateEvent) => void): this;
+  once(event: 'log', listener: (line: string) => void): this;
+  off(event: 'frame', listener: (frame: CameraFrame) => void): this;
+  off(event: 'state', listener: (event: CameraStateEvent) => void): this;
+  off(event: 'log', listener: (line: string) => void): this;
+}
+
+export class CameraSource extends EventEmitter {
+  /** Unique marker placed in ffmpeg's argv (`-metadata comment=...`) so its processes can be found. */
+  readonly id: string;
+  readonly kind: CameraKind;
+  private readonly options: CameraOptions;
+  private readonly fps: number;
+  private readonly stallMs: number;
+  private readonly backoffInitial: number;
+  private readonly backoffMax: number;
+  private readonly backoffStable: number;
+
+  private active = false;
+  private current: Run | null = null;
+  private retryTimer?: NodeJS.Timeout;
+  private watchdog?: NodeJS.Timeout;
+  private attempt = 0;
+  private onlineSince = 0;
+  private launches = 0;
+  private stopping: Promise<void> | null = null;
+
+  private busy = false;
+  private pending: CameraFrame | null = null;
+  private seq = 0;
+  private counters = { framesIn: 0, framesOut: 0, dropped: 0, reconnects: 0 };
+  private recent: number[] = [];
+  private stateNow: CameraState = 'stopped';
+  private lastMessage = '';
+  private resolved?: ResolvedFfmpeg;
+  /** Output frame size of the last run, once ffmpeg reported it. */
+  size?: { width: number; height: number };
+
+  constructor(options: CameraOptions) {
+    super();
+    if (!options.url) throw new Error('camera url is required');
+    this.options = { ...options };
+    this.kind = options.kind ?? detectCameraKind(options.url);
+    this.fps = options.fps && options.fps > 0 ? options.fps : 5;
+    this.stallMs = (options.stallSeconds && options.stallSeconds > 0 ? options.stallSeconds : 10) * 1000;
+    this.backoffInitial = options.backoff?.initialMs ?? 1000;
+    this.backoffMax = options.backoff?.maxMs ?? 30_000;
+    this.backoffStable = options.backoff?.stableMs ?? 60_000;
+    this.id = `coral-face-camera-${randomUUID()}`;
+  }
+
+  get state(): CameraState {
+    return this.stateNow;
+  }
+
+  get stats(): CameraStats {
+    return { ...this.counters, fps: this.measuredFps(), state: this.stateNow };
+  }
+
+  /** The ffmpeg in use (after start), for status displays. */
+  get ffmpeg(): ResolvedFfmpeg | undefined {
+    return this.resolved;
+  }
+
+  /** A one-line, credential-free description for logs and status. */
+  describe(): string {
+    const parts = [`${this.kind} ${this.mask(this.options.url)}`];
+    if (this.kind === 'rtsp') parts.push(`over ${this.options.rtspTransport ?? 'tcp'}`);
+    if (this.options.user) parts.push(`as ${this.options.user}`);
+    parts.push(`at ${this.fps} fps`);
+    if (this.options.maxWidth) parts.push(`max ${this.options.maxWidth} px wide`);
+    if (this.resolved) parts.push(`(ffmpeg: ${this.resolved.source} ${this.resolved.path})`);
+    return parts.join(' ');
+  }
+
+  start(): void {
+    if (this.active) return;
+    this.active = true;
+    this.attempt = 0;
+    this.onlineSince = 0;
+    this.launches = 0;
+    this.watchdog = setInterval(() => this.checkStall(), 500);
+    // The watchdog only supervises ffmpeg, whose pipes keep the process alive anyway.
+    this.watchdog.unref();
+    this.launch();
+  }
+
+  /** Stops ffmpeg (SIGTERM, SIGKILL after 2 s) and resolves once it has exited. */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.active = false;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.watchdog);
+    this.retryTimer = undefined;
+    this.watchdog = undefined;
+    this.pending = null;
+    const run = this.current;
+    this.current = null;
+    if (run) this.kill(run, { message: 'stopped', config: false });
+    const exited = run ? run.exited : Promise.resolve();
+    this.stopping = exited.then(() => {
+      this.stopping = null;
+      // A start() while we waited owns the state now.
+      if (!this.active) this.setState('stopped', 'stopped');
+    });
+    return this.stopping;
+  }
+
+  /**
+   * While busy, frames are not emitted: the newest waits in a single slot
+   * (older ones are dropped and counted); it is emitted when busy ends.
+   */
+  setBusy(busy: boolean): void {
+    this.busy = busy;
+    if (!busy && this.pending) {
+      const frame = this.pending;
+      this.pending = null;
+      this.deliver(frame);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+
+  private mask(text: string): string {
+    let out = maskUrl(text);
+    // Belt and braces for secrets echoed outside a URL; very short ones would
+    // mangle ordinary words, and URLs are masked structurally above anyway.
+    for (const secret of [this.options.password, this.options.password && encodeURIComponent(this.options.password)]) {
+      if (secret && secret.length >= 4) out = out.split(secret).join('***');
+    }
+    return out;
+  }
+
+  private setState(state: CameraState, message: string): void {
+    const masked = this.mask(message);
+    if (state === this.stateNow && masked === this.lastMessage) return;
+    this.stateNow = state;
+    this.lastMessage = masked;
+    this.emit('state', { state, message: masked } satisfies CameraStateEvent);
+  }
+
+  private measuredFps(): number {
+    const now = Date.now();
+    while (this.recent.length && now - this.recent[0] > FPS_WINDOW_MS) this.recent.shift();
+    if (this.recent.length < 2) return 0;
+    const span = this.recent[this.recent.length - 1] - this.recent[0];
+    return span > 0 ? Math.round(((this.recent.length - 1) * 1000 * 10) / span) / 10 : 0;
+  }
+
+  private inputArgs(major: number): { input: string; options: string[] } {
+    const o = this.options;
+    const ioTimeoutUs = String(this.stallMs * 1000);
+    // Global options ride along with the input options: ffmpeg accepts them anywhere.
+    const common = ['-hide_banner', '-nostats', '-loglevel', 'info'];
+    switch (this.kind) {
+      case 'rtsp':
+        return {
+          input: withCredentials(o.url, o.user, o.password),
+          options: [
+            ...common,
+            '-rtsp_transport',
+            o.rtspTransport ?? 'tcp',
+            // Socket I/O timeout (µs) so a silent camera ends ffmpeg by itself; see ffmpegMajorVersion.
+            major >= 5 ? '-timeout' : '-stimeout',
+            ioTimeoutUs,
+          ],
+        };
+      case 'mjpeg':
+        return { input: withCredentials(o.url, o.user, o.password), options: [...common, '-rw_timeout', ioTimeoutUs] };
+      case 'snapshot':
+        return {
+          input: withCredentials(o.url, o.user, o.password),
+          options: [
+            ...common,
+            // image2 re-opens (re-fetches) the URL for every frame when looping a single image;
+            // -re paces that at -framerate, i.e. one HTTP GET per frame.
+            '-f',
+            'image2',
+            // A percent-encoded password must not be read as a %d sequence pattern.
+            '-pattern_type',
+            'none',
+            '-loop',
+            '1',
+            '-framerate',
+            String(this.fps),
+            '-re',
+            // Without these the probe fetches ~25 snapshots in a burst at every connect.
+            '-probesize',
+            '32',
+            '-analyzeduration',
+            '0',
+            // No -rw_timeout here: image2 opens each fetch itself and rejects protocol options
+            // ("Option rw_timeout not found"). A hung fetch is caught by the stall watchdog.
+          ],
+        };
+      case 'file':
+        return {
+          input: o.url,
+          // -re: read at the native rate, like a camera would deliver it.
+          options: [...common, '-re', ...(o.loop === false ? [] : ['-stream_loop', '-1'])],
+        };
+      case 'v4l2': {
+        const v = o.v4l2 ?? {};
+        return {
+          input: o.url,
+          options: [
+            ...common,
+            '-f',
+            'v4l2',
+            ...(v.inputFormat ? ['-input_format', v.inputFormat] : []),
+            ...(v.videoSize ? ['-video_size', v.videoSize] : []),
+            ...(v.framerate ? ['-framerate', String(v.framerate)] : []),
+          ],
+        };
+      }
+    }
+  }
+
+  private outputArgs(): string[] {
+    // Commas inside a filter's expression must be escaped from the filtergraph parser.
+    const width = this.options.maxWidth && this.options.maxWidth > 0 ? `min(iw\\,${Math.floor(this.options.maxWidth)})` : 'iw';
+    const filters = [`fps=${this.fps}`, `scale=w=trunc(${width}/2)*2:h=-2`, 'format=rgb24'];
+    return [
+      '-map',
+      '0:v:0',
+      '-vf',
+      filters.join(','),
+      '-pix_fmt',
+      'rgb24',
+      '-f',
+      'rawvideo',
+      '-metadata',
+      `comment=${this.id}`,
+    ];
+  }
+
+  private launch(): void {
+    if (!this.active) return;
+    try {
+      this.resolved = resolveFfmpeg({ ffmpegPath: this.options.ffmpegPath });
+    } catch (error) {
+      // Nothing to retry until someone installs ffmpeg; stay in 'error'.
+      this.setState('error', (error as Error).message);
+      return;
+    }
+    if (this.launches > 0) this.counters.reconnects++;
+    this.launches++;
+    // fluent-ffmpeg keeps one binary path per process; every source resolves the same one in practice.
+    ffmpeg.setFfmpegPath(this.resolved.path);
+    const { input, options } = this.inputArgs(ffmpegMajorVersion(this.resolved.path));
+
+    let markExited = (): void => undefined;
+    const exited = new Promise<void>((resolve) => (markExited = resolve));
+    // fluent-ffmpeg keeps the last 100 stderr lines (its default): bounded, unlike stdoutLines: 0.
+    const command = ffmpeg();
+    const run: Run = {
+      command,
+      done: false,
+      exited,
+      markExited,
+      stderr: [],
+      inOutputSection: false,
+      width: 0,
+      height: 0,
+      unsized: [],
+      unsizedBytes: 0,
+      fill: 0,
+      frames: 0,
+      startedAt: Date.now(),
+      lastFrameAt: 0,
+    };
+    this.current = run;
+
+    command.input(input);
+    addOptions((...a) => command.inputOptions(...a), options);
+    addOptions((...a) => command.outputOptions(...a), this.outputArgs());
+
+    command.on('start', () => {
+      const proc = (command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc;
+      if (!proc) return;
+      run.proc = proc;
+      trackChild(proc);
+      proc.once('exit', (code, signal) => this.finish(run, code, signal));
+      proc.once('error', (error) => this.finish(run, null, null, error.message));
+      // stop() or the watchdog may have asked for the kill before ffmpeg existed.
+      if (run.killCause) this.kill(run, run.killCause);
+    });
+    command.on('stderr', (line: string) => this.onStderr(run, line));
+    command.on('error', (error: Error) => {
+      // After a spawn, the process's own exit event is authoritative; before it
+      // (fluent-ffmpeg's capability checks failed), this is the only signal.
+      if (!run.proc) this.finish(run, null, null, error.message);
+    });
+
+    const sink = new Writable({
+      write: (chunk: Buffer, _encoding, callback) => {
+        this.onData(run, chunk);
+        callback();
+      },
+    });
+    command.pipe(sink, { end: true });
+
+    this.setState(
+      'connecting',
+      this.launches === 1 ? `connecting to ${this.describe()}` : `connecting to ${this.mask(this.options.url)} (attempt ${this.attempt + 1})`,
+    );
+  }
+
+  private kill(run: Run, cause: Cause): void {
+    if (run.done) return;
+    run.killCause ??= cause;
+    const proc = run.proc;
+    if (!proc) return; // the 'start' handler kills it as soon as it exists
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    if (!run.killTimer) {
+      run.killTimer = setTimeout(() => {
+        if (!run.done) proc.kill('SIGKILL');
+      }, KILL_GRACE_MS);
+      run.killTimer.unref();
+    }
+  }
+
+  private finish(run: Run, code: number | null, signal: NodeJS.Signals | null, spawnError?: string): void {
+    if (run.done) return;
+    run.done = true;
+    clearTimeout(run.killTimer);
+    if (run.proc) liveChildren.delete(run.proc);
+    run.markExited();
+    if (run !== this.current || !this.active) return;
+    this.current = null;
+
+    if (run.frames > 0 && this.onlineSince && Date.now() - this.onlineSince >= this.backoffStable) this.attempt = 0;
+    this.onlineSince = 0;
+
+    let cause: Cause;
+    if (run.killCause) {
+      cause = run.killCause;
+    } else if (spawnError) {
+      cause = explainFfmpegError([spawnError]) ?? { message: `ffmpeg failed: ${spawnError}`, config: true };
+    } else if (code === 0 && this.kind === 'file' && this.options.loop === false) {
+      this.active = false;
+      clearInterval(this.watchdog);
+      this.setState('stopped', 'end of file');
+      return;
+    } else {
+      const explained = explainFfmpegError(run.stderr);
+      const last = run.stderr.filter((l) => l.trim()).slice(-1)[0] ?? '';
+      cause =
+        explained ??
+        (code === 0
+          ? { message: 'stream ended', config: false }
+          : { message: `ffmpeg ${signal ? `killed by ${signal}` : `exited with code ${code}`}${last ? `: ${last.trim()}` : ''}`, config: false });
+    }
+
+    const delay = Math.min(this.backoffInitial * 2 ** this.attempt, this.backoffMax);
+    this.attempt++;
+    const seconds = delay >= 1000 ? `${Math.round(delay / 1000)} s` : `${delay} ms`;
+    if (cause.config) this.setState('error', `${cause.message}; retrying in ${seconds}`);
+    else this.setState('reconnecting', `reconnecting in ${seconds}: ${cause.message}`);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.launch();
+    }, delay);
+  }
+
+  private checkStall(): void {
+    const run = this.current;
+    if (!run || run.done || run.killCause || !run.proc) return;
+    const since = run.lastFrameAt || run.startedAt;
+    if (Date.now() - since < this.stallMs) return;
+    const seconds = Math.round(this.stallMs / 1000);
+    this.kill(run, {
+      message: run.frames > 0 ? `no frames for ${seconds} s (stalled)` : `camera unreachable (no video within ${seconds} s)`,
+      config: false,
+    });
+  }
+
+  private onStderr(run: Run, raw: string): void {
+    const line = this.mask(raw);
+    run.stderr.push(line);
+    if (run.stderr.length > STDERR_KEEP) run.stderr.shift();
+    if (line.trim()) this.emit('log', line);
+
+    if (/^Output #0/.test(line)) {
+      run.inOutputSection = true;
+      return;
+    }
+    const input = /^Input #0, ([\w,]+), from/.exec(line);
+    if (input && NOT_VIDEO_FORMATS.some((f) => input[1].split(',').includes(f))) {
+      // ffmpeg happily "plays" a text page as ANSI art (tty demuxer); no camera sends that.
+      this.kill(run, { message: 'not a video stream', config: true });
+      return;
+    }
+    const stream = /Stream #\d+:\d+.*?: Video: (\w+).*?, (\d{1,5})x(\d{1,5})[\s,[]/.exec(line);
+    if (!stream) return;
+    if (!run.inOutputSection) {
+      run.inputDesc ??= `${stream[1]} ${stream[2]}x${stream[3]}`;
+      return;
+    }
+    if (run.width) return;
+    run.width = Number(stream[2]);
+    run.height = Number(stream[3]);
+    this.size = { width: run.width, height: run.height };
+    const held = run.unsized;
+    run.unsized = [];
+    run.unsizedBytes = 0;
+    for (const chunk of held) this.consume(run, chunk);
+  }
+
+  private onData(run: Run, chunk: Buffer): void {
+    if (run !== this.current || run.done) return;
+    if (!run.width) {
+      run.unsized.push(chunk);
+      run.unsizedBytes += chunk.length;
+      if (run.unsizedBytes > MAX_UNSIZED_BYTES) this.kill(run, { message: 'ffmpeg sent video without announcing its size', config: false });
+      return;
+    }
+    this.consume(run, chunk);
+  }
+
+  /** Cuts ffmpeg's byte stream into whole width*height*3 frames. */
+  private consume(run: Run, chunk: Buffer): void {
+    const frameBytes = run.width * run.height * 3;
+    let offset = 0;
+    while (offset < chunk.length) {
+      // allocUnsafe of a frame-sized buffer gets its own ArrayBuffer (not the shared pool),
+      // so the Uint8Array handed out owns exactly one frame.
+      run.frame ??= Buffer.allocUnsafe(frameBytes);
+      const n = Math.min(frameBytes - run.fill, chunk.length - offset);
+      chunk.copy(run.frame, run.fill, offset, offset + n);
+      run.fill += n;
+      offset += n;
+      if (run.fill === frameBytes) {
+        const data = run.frame;
+        run.frame = undefined;
+        run.fill = 0;
+        this.onFrame(run, new Uint8Array(data.buffer, data.byteOffset, data.length));
+      }
+    }
+  }
+
+  private onFrame(run: Run, data: Uint8Array): void {
+    const now = Date.now();
+    run.frames++;
+    run.lastFrameAt = now;
+    this.counters.framesIn++;
+    this.recent.push(now);
+    if (this.recent.length > 1000) this.recent.shift();
+    const frame: CameraFrame = { image: { width: run.width, height: run.height, data }, timestamp: now, seq: ++this.seq };
+    if (run.frames === 1) {
+      this.onlineSince = now;
+      const from = run.inputDesc ? ` from ${run.inputDesc}` : '';
+      this.setState('online', `online: ${run.width}x${run.height} at ${this.fps} fps${from}`);
+    }
+    if (this.busy) {
+      if (this.pending) this.counters.dropped++;
+      this.pending = frame;
+      return;
+    }
+    this.deliver(frame);
+  }
+
+  private deliver(frame: CameraFrame): void {
+    this.counters.framesOut++;
+    this.emit('frame', frame);
+  }
+}
+
+/** Creates a (not yet started) camera source. */
+export function createCameraSource(options: CameraOptions): CameraSource {
+  return new CameraSource(options);
+}
+
+// ---------------------------------------------------------------------------
+// demo clips
+
+export interface DemoClipOptions {
+  /** How long each still is shown. Default 2. */
+  secondsPerImage?: number;
+  /** Frame size (rounded down to even, as H.264 in yuv420p needs). Default 640x480. */
+  width?: number;
+  height?: number;
+  fps?: number;
+  ffmpegPath?: string;
+}
+
+/**
+ * Builds an H.264 MP4 from still images (each letterboxed into width x height
+ * and shown secondsPerImage), for the demo source and the tests. A keyframe
+ * every second keeps looping and RTSP joins quick.
+ */
+export function makeDemoClip(images: string[], outFile: string, options: DemoClipOptions = {}): Promise<void> {
+  if (images.length === 0) return Promise.reject(new Error('makeDemoClip needs at least one image'));
+  const seconds = options.secondsPerImage ?? 2;
+  const width = Math.max(2, Math.floor((options.width ?? 640) / 2) * 2);
+  const height = Math.max(2, Math.floor((options.height ?? 480) / 2) * 2);
+  const fps = options.fps ?? 10;
+  let resolved: ResolvedFfmpeg;
+  try {
+    resolved = resolveFfmpeg({ ffmpegPath: options.ffmpegPath });
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  ffmpeg.setFfmpegPath(resolved.path);
+
+  const command = ffmpeg();
+  for (const image of images) {
+    command.input(image);
+    addOptions((...a) => command.inputOptions(...a), ['-loop', '1', '-t', String(seconds)]);
+  }
+  const chains = images.map(
+    (_img, i) =>
+      `[${i}:v]scale=${width}:${height}:force_original_aspect_ratio=decrease,` +
+      `pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=${fps},format=yuv420p[v${i}]`,
+  );
+  const graph = `${chains.join(';')};${images.map((_img, i) => `[v${i}]`).join('')}concat=n=${images.length}:v=1:a=0[v]`;
+  addOptions((...a) => command.outputOptions(...a), [
+    '-hide_banner',
+    '-filter_complex',
+    graph,
+    '-map',
+    '[v]',
+    '-c:v',
+    'libx264',
+    '-pix_fmt',
+    'yuv420p',
+    '-g',
+    String(fps),
+    '-r',
+    String(fps),
+    '-movflags',
+    '+faststart',
+  ]);
+  command.output(outFile);
+  return new Promise<void>((resolve, reject) => {
+    command.on('end', () => resolve());
+    command.on('error', (error: Error, _stdout: string | null, stderr: string | null) => {
+      const tail = (stderr ?? '').trim().split('\n').slice(-3).join(' | ');
+      reject(new Error(`makeDemoClip failed: ${error.message}${tail ? ` (${tail})` : ''}`));
+    });
+    command.run();
+  });
+}
