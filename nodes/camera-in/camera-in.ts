@@ -88,8 +88,8 @@ export = function register(RED: NodeAPI): void {
     const onIdentities = (event: CameraIdentities) => { if (event.camera === node.camera) node.identities = event; };
     faceBus.on('identities', onIdentities);
     setStatus(node, 'grey', RED._('camera-in.status.connecting'), 'ring');
-    node.log(`${source.describe()} (ffmpeg: ${source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : 'not found'})`);
     source.start();
+    node.log(`${source.describe()} (ffmpeg: ${source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : 'not found'})`);
 
     node.on('close', (done: () => void) => {
       faceBus.off('identities', onIdentities);

@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
@@ -293,6 +294,42 @@ describe('camera: sources through ffmpeg', function () {
       assert.ok(rec.source.stats.reconnects >= 1);
     });
 
+    it('a hanging camera trips the stall watchdog, and the source recovers', async () => {
+      server = await startRtspServer({ file: clip });
+      const rec = track({ url: server.url, fps: 5, stallSeconds: 2 });
+      rec.source.start();
+      await rec.waitState(isState('online'), 20_000);
+      const pid = server.pid();
+      assert.ok(pid);
+      const from = rec.states.length;
+      process.kill(pid, 'SIGSTOP'); // the TCP connection stays open, nothing flows
+      try {
+        const event = await rec.waitState(isState('reconnecting'), 10_000, from);
+        assert.match(event.message, /stalled|unreachable/);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      await rec.waitState(isState('online'), 20_000, from);
+      await rec.waitFrames(2, 10_000);
+    });
+
+    it('a server that accepts but never answers: "camera unreachable" after stallSeconds', async () => {
+      const sockets: net.Socket[] = [];
+      const silent = net.createServer((socket) => sockets.push(socket));
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+      try {
+        const port = (silent.address() as net.AddressInfo).port;
+        const rec = track({ url: `rtsp://127.0.0.1:${port}/cam`, stallSeconds: 2 });
+        const t0 = Date.now();
+        rec.source.start();
+        await rec.waitState((e) => e.message.includes('camera unreachable'), 10_000);
+        assert.ok(Date.now() - t0 >= 1500, 'gave up before stallSeconds');
+      } finally {
+        for (const s of sockets) s.destroy();
+        silent.close();
+      }
+    });
+
     it('UDP transport works too', async () => {
       server = await startRtspServer({ file: clip });
       const rec = track({ url: server.url, fps: 5, rtspTransport: 'udp' });
@@ -409,6 +446,39 @@ describe('camera: sources through ffmpeg', function () {
     const stats = rec.source.stats;
     assert.equal(stats.framesIn, stats.framesOut + stats.dropped);
   });
+
+  for (const mode of ['process.exit()', 'SIGKILL'] as const) {
+    it(`no ffmpeg outlives its Node process (${mode})`, async () => {
+      const modulePath = require.resolve('../../nodes/core/camera');
+      const script = `
+        const { CameraSource } = require(${JSON.stringify(modulePath)});
+        const source = new CameraSource({ url: ${JSON.stringify(clip)}, fps: 10 });
+        source.once('frame', () => {
+          console.log(source.id);
+          ${mode === 'process.exit()' ? 'process.exit(0);' : ''}
+        });
+        source.start();
+        setInterval(() => {}, 1000);`;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const id = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('\n')) resolve(out.trim());
+        });
+        child.once('exit', () => (out.includes('\n') ? undefined : reject(new Error('child exited early'))));
+      });
+      assert.match(id, /^coral-face-camera-/);
+      if (mode === 'SIGKILL') {
+        assert.ok(processesWith(id).length > 0, 'ffmpeg should be running before the kill');
+        child.kill('SIGKILL');
+      }
+      // Without exit hooks ffmpeg ends at its next frame write (EPIPE): well within a second at 10 fps.
+      const deadline = Date.now() + 3000;
+      while (processesWith(id).length > 0 && Date.now() < deadline) await sleep(100);
+      assert.deepEqual(processesWith(id), []);
+    });
+  }
 
   it('stop(): 20 start/stop cycles leave no ffmpeg behind', async () => {
     const ids: string[] = [];

@@ -26,6 +26,8 @@ export interface RtspServer {
   /** rtsp://127.0.0.1:<port><path>, without credentials. */
   url: string;
   port: number;
+  /** The server process, e.g. to SIGSTOP it and simulate a camera that hangs. */
+  pid(): number | undefined;
   stop(): Promise<void>;
   /** Kills the server and starts it again on the same port (clients see the connection drop). */
   restart(): Promise<void>;
@@ -125,6 +127,7 @@ export async function startRtspServer(options: RtspServerOptions): Promise<RtspS
   return {
     url: `rtsp://127.0.0.1:${port}${mount}`,
     port,
+    pid: () => child?.pid,
     stop,
     async restart() {
       await stop();
