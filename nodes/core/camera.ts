@@ -73,7 +73,7 @@ export interface CameraOptions {
   fps?: number;
   /** Cap on the output width in pixels (aspect kept, even dimensions). 0 or absent: the camera's width. */
   maxWidth?: number;
-  /** Restart ffmpeg when no frame arrived for this long. Default 10. */
+  /** Restart ffmpeg when no frame arrived for this long (10 s more for the first frame). Default 10. */
   stallSeconds?: number;
   /** File sources only: loop forever (default true), for demos and tests. */
   loop?: boolean;
@@ -284,6 +284,7 @@ const STDERR_KEEP = 40;
 /** Bytes held while the frame size is still unknown; far more than ffmpeg ever writes before its header. */
 const MAX_UNSIZED_BYTES = 64 * 1024 * 1024;
 const FPS_WINDOW_MS = 5000;
+const FIRST_FRAME_GRACE_MS = 10_000;
 /** Demuxers ffmpeg may pick for non-video content that it can still render as "video". */
 const NOT_VIDEO_FORMATS = ['tty'];
 
@@ -352,6 +353,8 @@ export class CameraSource extends EventEmitter {
   private onlineSince = 0;
   private launches = 0;
   private stopping: Promise<void> | null = null;
+  /** Counts start() calls, so a stop() finishing late does not announce 'stopped' over a newer start. */
+  private generation = 0;
 
   private busy = false;
   private pending: CameraFrame | null = null;
@@ -404,6 +407,7 @@ export class CameraSource extends EventEmitter {
   start(): void {
     if (this.active) return;
     this.active = true;
+    this.generation++;
     this.attempt = 0;
     this.onlineSince = 0;
     this.launches = 0;
@@ -415,7 +419,8 @@ export class CameraSource extends EventEmitter {
 
   /** Stops ffmpeg (SIGTERM, SIGKILL after 2 s) and resolves once it has exited. */
   stop(): Promise<void> {
-    if (this.stopping) return this.stopping;
+    // A stop already under way covers this call, unless start() came in between.
+    if (this.stopping && !this.active) return this.stopping;
     this.active = false;
     clearTimeout(this.retryTimer);
     clearInterval(this.watchdog);
@@ -426,12 +431,14 @@ export class CameraSource extends EventEmitter {
     this.current = null;
     if (run) this.kill(run, { message: 'stopped', config: false });
     const exited = run ? run.exited : Promise.resolve();
-    this.stopping = exited.then(() => {
-      this.stopping = null;
+    const generation = this.generation;
+    const stopping = exited.then(() => {
+      if (this.stopping === stopping) this.stopping = null;
       // A start() while we waited owns the state now.
-      if (!this.active) this.setState('stopped', 'stopped');
+      if (generation === this.generation) this.setState('stopped', 'stopped');
     });
-    return this.stopping;
+    this.stopping = stopping;
+    return stopping;
   }
 
   /**
@@ -672,7 +679,17 @@ export class CameraSource extends EventEmitter {
       this.setState('stopped', 'end of file');
       return;
     } else {
-      const explained = explainFfmpegError(run.stderr);
+      let explained = explainFfmpegError(run.stderr);
+      // ffmpeg reports its own socket timeout during the RTSP handshake as "Invalid data
+      // found": when that comes after the whole timeout, the camera did not answer.
+      if (
+        explained?.message === 'not a video stream' &&
+        run.frames === 0 &&
+        (this.kind === 'rtsp' || this.kind === 'mjpeg') &&
+        Date.now() - run.startedAt >= this.stallMs * 0.9
+      ) {
+        explained = { message: `camera unreachable (no answer within ${Math.round(this.stallMs / 1000)} s)`, config: false };
+      }
       const last = run.stderr.filter((l) => l.trim()).slice(-1)[0] ?? '';
       cause =
         explained ??
@@ -695,13 +712,17 @@ export class CameraSource extends EventEmitter {
   private checkStall(): void {
     const run = this.current;
     if (!run || run.done || run.killCause || !run.proc) return;
-    const since = run.lastFrameAt || run.startedAt;
-    if (Date.now() - since < this.stallMs) return;
-    const seconds = Math.round(this.stallMs / 1000);
-    this.kill(run, {
-      message: run.frames > 0 ? `no frames for ${seconds} s (stalled)` : `camera unreachable (no video within ${seconds} s)`,
-      config: false,
-    });
+    const now = Date.now();
+    if (run.frames > 0) {
+      if (now - run.lastFrameAt < this.stallMs) return;
+      this.kill(run, { message: `no frames for ${Math.round(this.stallMs / 1000)} s (stalled)`, config: false });
+      return;
+    }
+    // The first frame gets longer: connecting, negotiating RTSP and probing the stream
+    // (ffmpeg analyses up to 5 s of it) legitimately take several seconds.
+    const firstFrameMs = this.stallMs + FIRST_FRAME_GRACE_MS;
+    if (now - run.startedAt < firstFrameMs) return;
+    this.kill(run, { message: `camera unreachable (no video within ${Math.round(firstFrameMs / 1000)} s)`, config: false });
   }
 
   private onStderr(run: Run, raw: string): void {

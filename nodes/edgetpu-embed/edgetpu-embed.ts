@@ -9,12 +9,14 @@ import type { BackendInfo } from '../../native';
 import { describeBackend, EdgeTpuDeviceNode } from '../config-types';
 import type { TfliteEmbedder } from '../core/embedder';
 import type { FaceMessage } from '../core/messages';
+import { EmbeddingReuse } from '../core/embedding-reuse';
 import { pixels } from '../core/pixel-store';
 import { errorMessage, LatestWins, setStatus } from '../shared';
 
 interface EmbedDef extends NodeDef {
   device: string;
   embedAll: boolean;
+  reuseMs: string;
 }
 
 interface Job {
@@ -36,10 +38,9 @@ export = function register(RED: NodeAPI): void {
       embedder = device.embedder();
     }
     embedder.catch(() => undefined);
-    let backendText = '';
     let msPerFace = 0;
     const showStatus = (backend: BackendInfo) => {
-      backendText = describeBackend(backend);
+      const backendText = describeBackend(backend);
       setStatus(node, backend.kind === 'edgetpu' ? 'green' : backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'yellow' : 'blue',
         msPerFace ? RED._('edgetpu-embed.status.speed', { backend: backendText, ms: msPerFace.toFixed(1) }) : backendText);
     };
@@ -50,16 +51,25 @@ export = function register(RED: NodeAPI): void {
     }, (error) => setStatus(node, 'red', errorMessage(error)));
 
     let lastStatus = 0;
+    const reuse = new EmbeddingReuse(config.reuseMs !== undefined && config.reuseMs !== '' && Number.isFinite(Number(config.reuseMs)) ? Number(config.reuseMs) : 200);
     const worker = new LatestWins<Job>(async ({ msg, send, done }) => {
       try {
         const e = await embedder;
         const faces = Array.isArray(msg.faces) ? msg.faces : [];
         const chosen = faces.filter((f) => config.embedAll || f.quality?.ok !== false);
-        const crops = chosen.map((f) => pixels.get(f.crop));
+        // Frames of a camera: a face that was embedded a moment ago at the same place keeps that embedding.
+        const camera = msg.frame?.camera;
+        const now = msg.frame?.timestamp ?? Date.now();
+        const fresh = chosen.filter((f) => {
+          const known = camera === undefined ? undefined : reuse.lookup(camera, f.box, now);
+          if (known) f.embedding = Array.from(known);
+          return !known;
+        });
         const started = performance.now();
-        const vectors = await e.embed(crops);
-        chosen.forEach((f, i) => { f.embedding = Array.from(vectors[i]); });
-        if (chosen.length) msPerFace = (performance.now() - started) / chosen.length;
+        const vectors = await e.embed(fresh.map((f) => pixels.get(f.crop)));
+        fresh.forEach((f, i) => { f.embedding = Array.from(vectors[i]); });
+        if (camera !== undefined) reuse.remember(camera, fresh.map((f, i) => ({ box: f.box, embedding: vectors[i] })), now);
+        if (fresh.length) msPerFace = (performance.now() - started) / fresh.length;
         msg.embedder = { id: e.id, backend: describeBackend(e.backend), msPerFace: Math.round(msPerFace * 100) / 100 };
         send(msg);
         done();

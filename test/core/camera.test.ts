@@ -17,7 +17,7 @@ import {
   type CameraState,
   type CameraStateEvent,
 } from '../../nodes/core/camera';
-import { freePort, startRtspServer, type RtspServer } from '../helpers/rtsp-server';
+import { freePort, rtspServerUnavailable, startRtspServer, type RtspServer } from '../helpers/rtsp-server';
 import { FACES_DIR } from '../models';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -265,6 +265,14 @@ describe('camera: sources through ffmpeg', function () {
 
   describe('RTSP (GStreamer server)', () => {
     let server: RtspServer | undefined;
+    before(function () {
+      const why = rtspServerUnavailable();
+      if (why) {
+        // Needs python3-gi gir1.2-gst-rtsp-server-1.0 and the GStreamer plugins (see the helper).
+        console.warn(`      skipping RTSP tests: ${why}`);
+        this.skip();
+      }
+    });
     afterEach(async () => {
       await Promise.all(sources.splice(0).map((s) => s.stop()));
       if (server) await server.stop();
@@ -418,6 +426,49 @@ describe('camera: sources through ffmpeg', function () {
       await rec.waitState((e) => e.message.includes('not a video stream'), 20_000);
     });
 
+    it('MJPEG stream with basic auth: frames with the right password, "wrong user or password" otherwise', async () => {
+      const password = 'Pa ss@w:rd';
+      const mjpeg = http.createServer((req, res) => {
+        const expected = `Basic ${Buffer.from(`carol:${password}`).toString('base64')}`;
+        if (req.headers.authorization !== expected) {
+          res.writeHead(401, { 'www-authenticate': 'Basic realm="cam"' });
+          res.end();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'multipart/x-mixed-replace; boundary=frame' });
+        let i = 0;
+        const timer = setInterval(() => {
+          const jpeg = jpegs[i++ % jpegs.length];
+          res.write(`--frame\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
+          res.write(jpeg);
+          res.write('\r\n');
+        }, 100);
+        req.on('close', () => clearInterval(timer));
+      });
+      const jpegs = photos.map((p) => fs.readFileSync(p));
+      await new Promise<void>((r) => mjpeg.listen(0, '127.0.0.1', r));
+      try {
+        const url = `http://127.0.0.1:${(mjpeg.address() as net.AddressInfo).port}/video.mjpg`;
+        const wrong = track({ url, user: 'carol', password: 'nope-nope' });
+        wrong.source.start();
+        await wrong.waitState((e) => e.message.includes('wrong user or password'), 20_000);
+
+        const rec = track({ url, user: 'carol', password, fps: 5, maxWidth: 200 });
+        assert.equal(rec.source.kind, 'mjpeg');
+        rec.source.start();
+        await rec.waitState(isState('online'), 20_000);
+        await rec.waitFrames(5, 10_000);
+        const frame = rec.frames[rec.frames.length - 1];
+        assert.equal(frame.image.width, 200);
+        assert.ok(pixelStdDev(frame.image.data) > 20);
+        for (const text of [...rec.texts, ...wrong.texts]) assert.ok(!text.includes('nope-nope') && !text.includes(password), text);
+      } finally {
+        await Promise.all(sources.splice(0).map((s) => s.stop()));
+        mjpeg.closeAllConnections();
+        mjpeg.close();
+      }
+    });
+
     it('a missing path: "stream path not found"', async () => {
       const rec = track({ url: `${base}/video.mjpg` });
       rec.source.start();
@@ -474,11 +525,32 @@ describe('camera: sources through ffmpeg', function () {
         child.kill('SIGKILL');
       }
       // Without exit hooks ffmpeg ends at its next frame write (EPIPE): well within a second at 10 fps.
-      const deadline = Date.now() + 3000;
+      const deadline = Date.now() + 5000;
       while (processesWith(id).length > 0 && Date.now() < deadline) await sleep(100);
       assert.deepEqual(processesWith(id), []);
     });
   }
+
+  it('a missing V4L2 device: "file or device not found"', async () => {
+    const rec = track({ url: '/dev/video97' });
+    assert.equal(rec.source.kind, 'v4l2');
+    rec.source.start();
+    const event = await rec.waitState((e) => e.message.includes('file or device not found'), 20_000);
+    assert.equal(event.state, 'error');
+  });
+
+  it('stop() then start() then stop() without waiting: nothing left running, ends stopped', async () => {
+    const source = new CameraSource({ url: clip, fps: 5 });
+    source.start();
+    await new Promise<void>((r) => source.once('frame', () => r()));
+    const first = source.stop();
+    source.start();
+    const second = source.stop();
+    await Promise.all([first, second]);
+    assert.equal(source.state, 'stopped');
+    await sleep(200);
+    assert.deepEqual(processesWith(source.id), []);
+  });
 
   it('stop(): 20 start/stop cycles leave no ffmpeg behind', async () => {
     const ids: string[] = [];
@@ -504,7 +576,7 @@ describe('camera: sources through ffmpeg', function () {
       await again.stop();
     }
     await sleep(300);
+    // Per-source markers only: other programs on this host may run cameras of their own.
     for (const id of ids) assert.deepEqual(processesWith(id), [], id);
-    assert.deepEqual(processesWith('coral-face-camera-'), []);
   });
 });

@@ -13,8 +13,7 @@ import {
   resolvePeerModules,
 } from '../../nodes/core/peer-faceapi';
 
-// Read, not imported as a module value, so this file compiles on its own; the
-// path is the one the other real-photo tests use.
+// test/models.ts owns the photo-set location (CORAL_FACES_DIR overrides it).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { FACES_DIR } = require('../models') as { FACES_DIR: string };
 

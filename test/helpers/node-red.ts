@@ -20,6 +20,7 @@ export interface NodeRedTestHelper {
   load(nodes: unknown[], flow: unknown[], credentials?: Record<string, unknown>): Promise<void>;
   unload(): Promise<void>;
   getNode(id: string): TestNode;
+  settings(settings: Record<string, unknown>): void;
   _RED: any;
 }
 

@@ -51,6 +51,21 @@ function pythonWithGi(): string {
   throw new Error('no python3 with gi (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0)');
 }
 
+/** Why the RTSP server cannot run here, or null when it can (for skipping with a reason). */
+export function rtspServerUnavailable(): string | null {
+  try {
+    const python = pythonWithGi();
+    const probe = spawnSync(
+      python,
+      ['-c', "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    return probe.status === 0 ? null : `GstRtspServer missing: ${probe.stderr.trim().split('\n').pop()}`;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();

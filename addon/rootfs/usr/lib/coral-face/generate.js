@@ -227,7 +227,7 @@ function desiredNodes(options, mqtt, galleryDir) {
       {
         node: {
           id: id('align'), type: 'align', name: '', detector: options.detector, minScore: '0.5', maxFaces: '10',
-          minFaceSize: '0', tiles: false, minSharpness: '', maxYaw: '', ...at(1), wires: [[id('edgetpu-embed')]],
+          minFaceSize: '40', tiles: false, minSharpness: '', maxYaw: '', ...at(1), wires: [[id('edgetpu-embed')]],
         },
         managed: ['detector'],
       },
@@ -244,8 +244,9 @@ function desiredNodes(options, mqtt, galleryDir) {
       },
       {
         node: {
-          id: id('ha-face-entities'), type: 'ha-face-entities', name: '', broker: mqtt ? mqtt.broker : '',
-          prefix: 'homeassistant', baseTopic: 'coral-face', camera: camera.slug, gallery, offDelay: '60', ...at(4), wires: [],
+          id: id('ha-face-entities'), type: 'ha-face-entities', name: '', broker: mqtt ? mqtt.broker : '', caFile: '',
+          rejectUnauthorized: true, discoveryPrefix: 'homeassistant', baseTopic: 'coral-face', camera: camera.slug,
+          deviceId: '', gallery, offDelay: '30', retainImage: true, ...at(4), wires: [],
         },
         // Without MQTT data from the Supervisor the broker and its login stay as they are.
         managed: mqtt ? ['broker', 'camera', 'gallery'] : ['camera', 'gallery'],
