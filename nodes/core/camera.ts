@@ -46,7 +46,7 @@
  *   Snapshot polling cannot take that option, so a snapshot fetch that hangs
  *   forever after Node died keeps its ffmpeg until the TCP connection dies.
  */
-import { spawnSync, type ChildProcess } from 'child_process';
+import { execFile, type ChildProcess } from 'child_process';
 import { randomUUID } from 'crypto';
 import { EventEmitter } from 'events';
 import * as fs from 'fs';
@@ -158,27 +158,28 @@ export function resolveFfmpeg(options: { ffmpegPath?: string } = {}): ResolvedFf
   );
 }
 
-const majorVersions = new Map<string, number>();
+const majorVersions = new Map<string, Promise<number>>();
 
 /**
  * ffmpeg's major version, because the RTSP I/O timeout option changed meaning:
  * in 4.x `-timeout` made RTSP *listen* as a server (`-stimeout` was the socket
  * timeout); from 5.0 `-timeout` is the socket timeout and `-stimeout` is gone.
  * Unparseable versions (git builds: "N-12345-g...") are taken as current.
+ * Asked asynchronously, once per binary: a synchronous spawn here held
+ * Node-RED's event loop for ~100 ms at the first deploy.
  */
-function ffmpegMajorVersion(binary: string): number {
-  const known = majorVersions.get(binary);
-  if (known !== undefined) return known;
-  let major = 99;
-  try {
-    const out = spawnSync(binary, ['-hide_banner', '-version'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
-    const match = /ffmpeg version n?(\d+)\./.exec(out);
-    if (match) major = Number(match[1]);
-  } catch {
-    // keep the modern default
+function ffmpegMajorVersion(binary: string): Promise<number> {
+  let known = majorVersions.get(binary);
+  if (!known) {
+    known = new Promise<number>((resolve) => {
+      execFile(binary, ['-hide_banner', '-version'], { encoding: 'utf8', timeout: 10_000 }, (_error, stdout) => {
+        const match = /ffmpeg version n?(\d+)\./.exec(stdout ?? '');
+        resolve(match ? Number(match[1]) : 99);
+      });
+    });
+    majorVersions.set(binary, known);
   }
-  majorVersions.set(binary, major);
-  return major;
+  return known;
 }
 
 // ---------------------------------------------------------------------------
@@ -477,9 +478,18 @@ export class CameraSource extends EventEmitter {
   private measuredFps(): number {
     const now = Date.now();
     while (this.recent.length && now - this.recent[0] > FPS_WINDOW_MS) this.recent.shift();
-    if (this.recent.length < 2) return 0;
-    const span = this.recent[this.recent.length - 1] - this.recent[0];
-    return span > 0 ? Math.round(((this.recent.length - 1) * 1000 * 10) / span) / 10 : 0;
+    // Measured up to now (not to the last frame), so a stream that stops reads as slowing
+    // down at once; over less than the full window while a connection is young.
+    if (!this.onlineSince) return 0;
+    const from = Math.max(now - FPS_WINDOW_MS, this.onlineSince);
+    const times = this.recent.filter((t) => t >= from);
+    if (times.length < 2) return 0;
+    const span = now - from;
+    if (span < 1000) {
+      const between = times[times.length - 1] - times[0];
+      return between > 0 ? Math.round(((times.length - 1) * 10_000) / between) / 10 : 0;
+    }
+    return Math.round((times.length * 10_000) / span) / 10;
   }
 
   private inputArgs(major: number): { input: string; options: string[] } {
@@ -578,11 +588,19 @@ export class CameraSource extends EventEmitter {
       this.setState('error', (error as Error).message);
       return;
     }
+    const resolved = this.resolved;
+    void ffmpegMajorVersion(resolved.path).then((major) => {
+      // stop() may have come while the version was being asked.
+      if (this.active && !this.current) this.spawnFfmpeg(resolved, major);
+    });
+  }
+
+  private spawnFfmpeg(resolved: ResolvedFfmpeg, major: number): void {
     if (this.launches > 0) this.counters.reconnects++;
     this.launches++;
     // fluent-ffmpeg keeps one binary path per process; every source resolves the same one in practice.
-    ffmpeg.setFfmpegPath(this.resolved.path);
-    const { input, options } = this.inputArgs(ffmpegMajorVersion(this.resolved.path));
+    ffmpeg.setFfmpegPath(resolved.path);
+    const { input, options } = this.inputArgs(major);
 
     let markExited = (): void => undefined;
     const exited = new Promise<void>((resolve) => (markExited = resolve));
@@ -615,7 +633,9 @@ export class CameraSource extends EventEmitter {
       if (!proc) return;
       run.proc = proc;
       trackChild(proc);
-      proc.once('exit', (code, signal) => this.finish(run, code, signal));
+      // 'close', not 'exit': it comes after stdout has been drained, so the last frames
+      // (a non-looping file's tail) are cut before the run is declared over.
+      proc.once('close', (code, signal) => this.finish(run, code, signal));
       proc.once('error', (error) => this.finish(run, null, null, error.message));
       // stop() or the watchdog may have asked for the kill before ffmpeg existed.
       if (run.killCause) this.kill(run, run.killCause);
@@ -773,9 +793,9 @@ export class CameraSource extends EventEmitter {
     const frameBytes = run.width * run.height * 3;
     let offset = 0;
     while (offset < chunk.length) {
-      // allocUnsafe of a frame-sized buffer gets its own ArrayBuffer (not the shared pool),
-      // so the Uint8Array handed out owns exactly one frame.
-      run.frame ??= Buffer.allocUnsafe(frameBytes);
+      // allocUnsafeSlow: never the shared small-buffer pool, so the Uint8Array handed out
+      // owns its whole ArrayBuffer (consumers may transfer or wrap .buffer). Every byte is overwritten.
+      run.frame ??= Buffer.allocUnsafeSlow(frameBytes);
       const n = Math.min(frameBytes - run.fill, chunk.length - offset);
       chunk.copy(run.frame, run.fill, offset, offset + n);
       run.fill += n;

@@ -43,8 +43,28 @@ export function defaultEmbedderModel(): string {
   return path.join(dir, 'android', 'src', 'main', 'assets', 'MobileFaceNet.tflite');
 }
 
-function fileDigest(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 12);
+const digests = new Map<string, Promise<string>>();
+
+/**
+ * A short hash of the model file, for the embedder id. Streamed in chunks and
+ * cached per file version: hashing 5 MB at once would hold Node-RED's event
+ * loop for ~15 ms at every deploy.
+ */
+async function fileDigest(file: string): Promise<string> {
+  const stat = await fs.promises.stat(file);
+  const key = `${file}:${stat.size}:${stat.mtimeMs}`;
+  let digest = digests.get(key);
+  if (!digest) {
+    digest = new Promise<string>((resolve, reject) => {
+      const hash = createHash('sha256');
+      fs.createReadStream(file, { highWaterMark: 256 * 1024 })
+        .on('data', (chunk) => hash.update(chunk))
+        .on('error', reject)
+        .on('end', () => resolve(hash.digest('hex').slice(0, 12)));
+    });
+    digests.set(key, digest);
+  }
+  return digest;
 }
 
 function mirrored(crop: RgbImage): RgbImage {
@@ -87,7 +107,7 @@ export class TfliteEmbedder implements Embedder {
     // 256 entries: per-pixel normalisation becomes a table lookup.
     const lookup = Float32Array.from({ length: 256 }, (_, v) => normalise(v));
     const mirror = (options.mirror ?? true) && batch >= 2;
-    const id = `${path.basename(model, '.tflite')}-${fileDigest(model)}-${mirror ? 'm' : 's'}`;
+    const id = `${path.basename(model, '.tflite')}-${await fileDigest(model)}-${mirror ? 'm' : 's'}`;
     return new TfliteEmbedder(runtime, id, width, dimension, batch, lookup, mirror);
   }
 

@@ -8,7 +8,7 @@
  *
  *   face_event               event          event_types = enrolled names + "unknown"
  *   unknown_trigger          device trigger "Unknown person detected"
- *   person_<id>_trigger      device trigger "<name> recognized"      (one per person)
+ *   person_<id>_trigger      device trigger "<name> recognized"      (one per person, label sticky)
  *   person_<id>_presence     binary_sensor  occupancy, off_delay     (one per person)
  *   last_face                image          JPEG bytes of the last face crop
  *   last_person              sensor         name of the last person seen
@@ -18,8 +18,13 @@
  *
  * Ids: the device id is a slug of the camera (or one the user pins), person
  * components are keyed by the gallery's person id, which never changes on a
- * rename. So unique_ids, entity ids and automations survive renames and
- * redeploys; only display names follow the gallery.
+ * rename. So unique_ids and entity ids survive renames and redeploys; display
+ * names follow the gallery. Device triggers are the exception: since HA 2024.2
+ * an automation finds its MQTT device trigger by device, type and subtype
+ * (homeassistant/components/mqtt/device_trigger.py), so a subtype that
+ * followed a rename would silently orphan every automation using it. A
+ * trigger keeps the subtype it was first announced with (`triggerSubtypes`,
+ * read back from the broker) until the person is forgotten.
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -60,6 +65,8 @@ export interface HaDeviceOptions {
   /** binary_sensor off_delay in seconds; 0 leaves presence on until the visit ends. */
   offDelaySeconds: number;
   swVersion: string;
+  /** personId → the trigger subtype announced before; kept so automations keep firing after a rename. */
+  triggerSubtypes?: ReadonlyMap<string, string>;
 }
 
 export interface DeviceTopics {
@@ -242,13 +249,14 @@ export function buildDeviceDiscovery(options: HaDeviceOptions): { topic: string;
       state_topic: t.stream,
     },
   };
+  const subtypes = assignSubtypes(options.people, options.triggerSubtypes ?? new Map());
   for (const person of [...options.people].sort((a, b) => a.id.localeCompare(b.id))) {
     cmps[personKey.trigger(person.id)] = {
       p: 'device_automation',
       automation_type: 'trigger',
       topic: t.personTrigger(person.id),
       type: RECOGNIZED_TRIGGER_TYPE,
-      subtype: person.name,
+      subtype: subtypes.get(person.id)!,
     };
     const presence: Component = {
       p: 'binary_sensor',
@@ -270,6 +278,44 @@ export function buildDeviceDiscovery(options: HaDeviceOptions): { topic: string;
       cmps,
     },
   };
+}
+
+/**
+ * Trigger subtypes: a person keeps an earlier one; a new person gets their
+ * name, or "<name> (<id>)" when a renamed person still holds that name (HA
+ * refuses two triggers with the same type and subtype on one device).
+ */
+function assignSubtypes(people: readonly HaPerson[], previous: ReadonlyMap<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  const taken = new Set<string>();
+  const ordered = [...people].sort((a, b) => a.id.localeCompare(b.id));
+  for (const person of ordered) {
+    const kept = previous.get(person.id);
+    if (kept !== undefined && !taken.has(kept)) {
+      out.set(person.id, kept);
+      taken.add(kept);
+    }
+  }
+  for (const person of ordered) {
+    if (out.has(person.id)) continue;
+    const subtype = taken.has(person.name) ? `${person.name} (${person.id})` : person.name;
+    out.set(person.id, subtype);
+    taken.add(subtype);
+  }
+  return out;
+}
+
+/** personId → trigger subtype of the person triggers in a (parsed) device payload. */
+export function triggerSubtypes(payload: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  const cmps = (payload as { cmps?: Record<string, unknown> } | null)?.cmps;
+  if (!cmps || typeof cmps !== 'object') return out;
+  for (const [key, value] of Object.entries(cmps)) {
+    const match = /^person_([a-zA-Z0-9_-]+)_trigger$/.exec(key);
+    const subtype = (value as { subtype?: unknown } | null)?.subtype;
+    if (match && typeof subtype === 'string') out.set(match[1], subtype);
+  }
+  return out;
 }
 
 /** A component entry that only says its platform: HA's way to remove it from a device. */

@@ -6,7 +6,7 @@
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { BackendInfo } from '../../native';
-import { describeBackend, EdgeTpuDeviceNode } from '../config-types';
+import { describeBackend, describeBackendShort, EdgeTpuDeviceNode } from '../config-types';
 import type { TfliteEmbedder } from '../core/embedder';
 import type { FaceMessage } from '../core/messages';
 import { EmbeddingReuse } from '../core/embedding-reuse';
@@ -40,12 +40,16 @@ export = function register(RED: NodeAPI): void {
     embedder.catch(() => undefined);
     let msPerFace = 0;
     const showStatus = (backend: BackendInfo) => {
-      const backendText = describeBackend(backend);
+      const backendText = describeBackendShort(backend);
       setStatus(node, backend.kind === 'edgetpu' ? 'green' : backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'yellow' : 'blue',
         msPerFace ? RED._('edgetpu-embed.status.speed', { backend: backendText, ms: msPerFace.toFixed(1) }) : backendText);
     };
-    const onBackend = (backend: BackendInfo) => showStatus(backend);
+    const onBackend = (backend: BackendInfo) => {
+      node.warn(describeBackend(backend));
+      showStatus(backend);
+    };
     embedder.then((e) => {
+      node.log(describeBackend(e.backend));
       showStatus(e.backend);
       e.inference.on('backend', onBackend);
     }, (error) => setStatus(node, 'red', errorMessage(error)));

@@ -35,7 +35,7 @@ export = function register(RED: NodeAPI): void {
 
     this.deviceNode = () => {
       const device = RED.nodes.getNode(config.device) as EdgeTpuDeviceNode | null;
-      if (!device) throw new Error('face-gallery: choose an Edge TPU / CPU device config (edgetpu-device)');
+      if (!device) throw new Error(RED._('face-gallery.errors.device'));
       return device;
     };
     this.gallery = () => (galleryOpened ??= acquireGallery(this.directory));

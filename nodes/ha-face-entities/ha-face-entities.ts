@@ -28,8 +28,8 @@ import type { FaceGalleryNode } from '../config-types';
 import type { Gallery } from '../core/gallery';
 import {
   buildDeviceDiscovery, componentPlatforms, deviceTopics, faceEventPayload, HaPerson, isOurDiscovery, isTopicId,
-  isVisitPayload, maskSecrets, packageVersion, PAYLOAD_OFF, PAYLOAD_ON, peopleFromDiscovery, personKey,
-  PresenceTracker, prettyName, removalStep, slugId, statusTopic, topicPrefixProblem,
+  isVisitPayload, maskSecrets, packageVersion, PAYLOAD_OFF, PAYLOAD_ON, peopleFromDiscovery, PresenceTracker,
+  prettyName, removalStep, slugId, statusTopic, topicPrefixProblem, triggerSubtypes,
 } from '../core/ha-discovery';
 import type { EmbedderInfo, FaceMessage, VisitPayload } from '../core/messages';
 import { errorMessage, Fill, setStatus } from '../shared';
@@ -59,6 +59,8 @@ interface Device {
   camera: string;
   /** Components HA has for this device (key → platform), as last published or read back from the broker. */
   announced: Map<string, string>;
+  /** personId → the device trigger subtype HA knows (sticky across renames: automations key on it). */
+  subtypes: Map<string, string>;
   /** The discovery JSON last published on this connection; null forces the next publish. */
   lastJson: string | null;
   /** Events wait until HA has had time to set up newly announced components. */
@@ -95,7 +97,7 @@ function bool(value: boolean | string | undefined, fallback: boolean): boolean {
   return value === true || value === 'true';
 }
 
-/** The camera a diagnostics or status message is about: the config, the message, or the topic's first level. */
+/** The first level of a topic like `<camera>/status`, naming the camera when the payload does not. */
 function cameraFromTopic(topic: unknown): string | undefined {
   if (typeof topic !== 'string' || !topic.includes('/')) return undefined;
   const first = topic.split('/')[0];
@@ -108,6 +110,13 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     const credentials: HaCredentials = node.credentials ?? {};
     const secrets = [credentials.password];
+    try {
+      // A password written into the broker URL is just as secret.
+      const url = new URL((config.broker ?? '').trim());
+      if (url.password) secrets.push(decodeURIComponent(url.password));
+    } catch {
+      // not a URL: the configuration check below says so
+    }
     const mask = (text: string) => maskSecrets(text, secrets);
     const fail = (text: string) => {
       const masked = mask(text);
@@ -163,12 +172,9 @@ export = function register(RED: NodeAPI): void {
       : [...seenPeople.values()]);
     const personIdFor = (name: string): string | null => {
       if (gallery) return gallery.getPerson(name)?.id ?? null;
-      let person = [...seenPeople.values()].find((p) => p.name === name);
-      if (!person) {
-        person = { id: slugId(name), name };
-        seenPeople.set(person.id, person);
-      }
-      return person.id;
+      const id = slugId(name);
+      if (seenPeople.get(id)?.name !== name) seenPeople.set(id, { id, name });
+      return id;
     };
 
     const presence = new PresenceTracker(offDelaySeconds * 1000, (deviceId, personId, on) => {
@@ -275,7 +281,8 @@ export = function register(RED: NodeAPI): void {
       } catch (error) {
         sync = null;
         lastError = mask(errorMessage(error));
-        node.warn(RED._('ha-face-entities.warn.sync', { error: lastError }));
+        // A connection lost meanwhile says so itself (and the next one syncs again).
+        if (connected && client === c) node.warn(RED._('ha-face-entities.warn.sync', { error: lastError }));
         // Best effort: announce anyway so HA gets the entities.
         await publishAll(true).catch(() => undefined);
         myGate.open();
@@ -327,6 +334,7 @@ export = function register(RED: NodeAPI): void {
       const name = (parsed as { dev?: { name?: unknown } }).dev?.name;
       const device = deviceFor(deviceId, typeof name === 'string' ? name : deviceId, undefined);
       device.announced = componentPlatforms(parsed);
+      device.subtypes = triggerSubtypes(parsed);
       if (!gallery) for (const person of peopleFromDiscovery(parsed)) if (!seenPeople.has(person.id)) seenPeople.set(person.id, person);
     }
 
@@ -370,7 +378,7 @@ export = function register(RED: NodeAPI): void {
       let device = devices.get(deviceId);
       if (!device) {
         device = {
-          id: deviceId, name, camera: camera ?? name, announced: new Map(), lastJson: null, readyAt: 0, inferencePublishedAt: 0,
+          id: deviceId, name, camera: camera ?? name, announced: new Map(), subtypes: new Map(), lastJson: null, readyAt: 0, inferencePublishedAt: 0,
           backend: sharedDiagnostics.backend, inferenceMs: sharedDiagnostics.inferenceMs,
         };
         devices.set(deviceId, device);
@@ -400,7 +408,7 @@ export = function register(RED: NodeAPI): void {
     async function publishDiscovery(device: Device, force: boolean): Promise<void> {
       const { topic, payload } = buildDeviceDiscovery({
         discoveryPrefix, baseTopic, deviceId: device.id, deviceName: device.name,
-        people: people(), offDelaySeconds, swVersion,
+        people: people(), offDelaySeconds, swVersion, triggerSubtypes: device.subtypes,
       });
       const json = JSON.stringify(payload);
       if (!force && json === device.lastJson) return;
@@ -423,15 +431,21 @@ export = function register(RED: NodeAPI): void {
         }
       }
       device.announced = componentPlatforms(payload);
+      device.subtypes = triggerSubtypes(payload);
       device.lastJson = json;
       if (changed) device.readyAt = Date.now() + SETTLE_MS;
     }
 
-    async function publishStates(device: Device): Promise<void> {
+    async function publishPresence(device: Device): Promise<void> {
       const t = deviceTopics(discoveryPrefix, baseTopic, device.id);
       for (const person of people()) {
         await publish(t.presence(person.id), presence.isOn(device.id, person.id) ? PAYLOAD_ON : PAYLOAD_OFF, true);
       }
+    }
+
+    async function publishStates(device: Device): Promise<void> {
+      const t = deviceTopics(discoveryPrefix, baseTopic, device.id);
+      await publishPresence(device);
       if (device.lastPerson) {
         await publish(t.lastPersonAttributes, JSON.stringify(device.lastPerson.attributes), true);
         await publish(t.lastPerson, device.lastPerson.state, true);
@@ -538,7 +552,7 @@ export = function register(RED: NodeAPI): void {
     async function republish(): Promise<void> {
       for (const device of devices.values()) await publishDiscovery(device, false);
       // Newly enrolled people start as "not present" rather than "unknown".
-      for (const device of devices.values()) await publishStates(device);
+      for (const device of devices.values()) await publishPresence(device);
       if (connected) showConnected();
     }
 

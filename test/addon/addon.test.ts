@@ -266,6 +266,9 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
   };
 
   before(async () => {
+    for (const tool of ['bash', 'jq', 'curl']) {
+      assert.equal(spawnSync(tool, ['--version']).status, 0, `${tool} is needed to run the start script (apt-get install -y ${tool})`);
+    }
     supervisor = await startSupervisorStub(TOKEN, MQTT);
   });
   after(() => supervisor.close());
@@ -276,9 +279,9 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
   });
   afterEach(() => sandbox.remove());
 
-  it('writes settings.js, flows.json and encrypted flows_cred.json, then execs node-red', () => {
+  it('writes settings.js, flows.json and encrypted flows_cred.json, then execs node-red', async () => {
     sandbox.writeOptions(options());
-    const run = sandbox.run(env());
+    const run = await sandbox.run(env());
     assert.equal(run.status, 0, run.stderr);
     assert.ok(run.record, `node-red was exec'd\n${run.stderr}`);
     assert.deepEqual(run.record!.argv, ['--userDir', sandbox.userDir, '--settings', sandbox.settingsFile]);
@@ -328,7 +331,7 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
 
   it('loads into Node-RED: every node created and wired, credentials decrypted by Node-RED itself', async () => {
     sandbox.writeOptions(options());
-    const run = sandbox.run(env());
+    const run = await sandbox.run(env());
     assert.equal(run.status, 0, run.stderr);
     const flows = sandbox.flows();
     const storedCredentials = JSON.parse(fs.readFileSync(sandbox.credFile, 'utf8'));
@@ -375,7 +378,7 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
   it('the generated settings.js runs the real node-red: health URL, editor, flows, ingress-only access', async () => {
     const port = await freePort();
     sandbox.writeOptions(options());
-    const run = sandbox.run({ ...env(), CORAL_FACE_PORT: String(port) });
+    const run = await sandbox.run({ ...env(), CORAL_FACE_PORT: String(port) });
     assert.equal(run.status, 0, run.stderr);
 
     delete require.cache[sandbox.settingsFile];
@@ -424,9 +427,9 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     }
   });
 
-  it('a second start keeps the user\'s changes, follows changed options and drops removed cameras', () => {
+  it('a second start keeps the user\'s changes, follows changed options and drops removed cameras', async () => {
     sandbox.writeOptions(options());
-    assert.equal(sandbox.run(env()).status, 0);
+    assert.equal((await sandbox.run(env())).status, 0);
     const tab = ownedId('tab');
     const front = (role: string) => ownedId(role, 'front_door');
     const back = (role: string) => ownedId(role, 'back_yard');
@@ -456,7 +459,7 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
         { name: 'Garden', url: 'rtsp://127.0.0.1:9/garden', user: 'g', password: 'garden-camera-password' },
       ],
     }));
-    const run = sandbox.run(env());
+    const run = await sandbox.run(env());
     assert.equal(run.status, 0, run.stderr);
     assertNoPasswords();
     const after = byId(sandbox.flows());
@@ -484,25 +487,34 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
 
     // A third start with the same options changes nothing.
     const before = fs.readFileSync(sandbox.flowsFile, 'utf8');
-    assert.equal(sandbox.run(env()).status, 0);
+    assert.equal((await sandbox.run(env())).status, 0);
     assert.equal(fs.readFileSync(sandbox.flowsFile, 'utf8'), before);
     assert.deepEqual(sandbox.credentials(), creds);
 
+    // Only a managed property edited: reset, and the edited flow saved as the backup first.
+    const edited = sandbox.flows();
+    edited.find((n) => n.id === front('align'))!.detector = 'short';
+    sandbox.writeFlows(edited);
+    const editedText = fs.readFileSync(sandbox.flowsFile, 'utf8');
+    assert.equal((await sandbox.run(env())).status, 0);
+    assert.equal(byId(sandbox.flows()).get(front('align'))!.detector, 'full');
+    assert.equal(fs.readFileSync(`${sandbox.flowsFile}.coral-face.bak`, 'utf8'), editedText);
+
     // Deleting an owned node in the editor: it comes back at the next start (DOCS.md says so).
     sandbox.writeFlows(sandbox.flows().filter((n) => n.id !== front('align')));
-    assert.equal(sandbox.run(env()).status, 0);
+    assert.equal((await sandbox.run(env())).status, 0);
     assert.ok(byId(sandbox.flows()).has(front('align')));
   });
 
-  it('manage_flow: false leaves an existing flow and its credentials alone', () => {
+  it('manage_flow: false leaves an existing flow and its credentials alone', async () => {
     sandbox.writeOptions(options());
-    assert.equal(sandbox.run(env()).status, 0);
+    assert.equal((await sandbox.run(env())).status, 0);
     const flows = sandbox.flows().filter((n) => n.id !== ownedId('align', 'front_door'));
     sandbox.writeFlows(flows);
     const flowsText = fs.readFileSync(sandbox.flowsFile, 'utf8');
     const credText = fs.readFileSync(sandbox.credFile, 'utf8');
     sandbox.writeOptions(options({ manage_flow: false, threshold: 0.9, cameras: [] }));
-    const run = sandbox.run(env());
+    const run = await sandbox.run(env());
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, /manage_flow is off/);
     assert.equal(fs.readFileSync(sandbox.flowsFile, 'utf8'), flowsText);
@@ -510,55 +522,60 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     assert.ok(run.record, 'Node-RED still starts');
   });
 
-  it('without MQTT from the Supervisor it still starts and keeps the broker it had', () => {
+  it('without MQTT from the Supervisor it still starts and keeps the broker it had', async () => {
     sandbox.writeOptions(options());
-    assert.equal(sandbox.run(env()).status, 0);
+    assert.equal((await sandbox.run(env())).status, 0);
     const ha = ownedId('ha-face-entities', 'front_door');
     const brokerBefore = byId(sandbox.flows()).get(ha)!.broker;
 
     supervisor.mqtt = null; // Mosquitto stopped: "Service not enabled"
-    let run = sandbox.run(env());
+    let run = await sandbox.run(env());
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stderr, /no MQTT service data/);
+    assert.match(run.stderr, /no MQTT broker from the Supervisor \(Service not enabled\)/);
     assert.equal(byId(sandbox.flows()).get(ha)!.broker, brokerBefore);
     assert.deepEqual(sandbox.credentials()[ha], { user: 'addons', password: MQTT.password });
 
-    run = sandbox.run({ ...env(), SUPERVISOR_TOKEN: 'wrong-token' });
+    run = await sandbox.run({ ...env(), SUPERVISOR_TOKEN: 'wrong-token' });
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stderr, /could not ask the Supervisor/);
+    assert.match(run.stderr, /no MQTT broker from the Supervisor \(Forbidden\)/);
     assert.equal(supervisor.requests.at(-1)!.status, 403);
 
-    run = sandbox.run({ ...env(), SUPERVISOR_TOKEN: undefined });
+    run = await sandbox.run({ ...env(), CORAL_FACE_SUPERVISOR_URL: 'http://127.0.0.1:1' });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /could not reach the Supervisor/);
+    assert.equal(byId(sandbox.flows()).get(ha)!.broker, brokerBefore);
+
+    run = await sandbox.run({ ...env(), SUPERVISOR_TOKEN: undefined });
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, /SUPERVISOR_TOKEN is not set/);
     assert.ok(run.record);
   });
 
-  it('performance max uses libedgetpu1-max only once its terms are accepted', () => {
+  it('performance max uses libedgetpu1-max only once its terms are accepted', async () => {
     const maxLib = sandbox.fakeMaxRuntime();
     sandbox.writeOptions(options({ performance: 'max', accept_max_frequency_terms: false }));
-    let run = sandbox.run(env());
+    let run = await sandbox.run(env());
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stderr, /needs accept_max_frequency_terms/);
     assert.equal(run.record!.env.CORAL_EDGETPU_LIBRARY, undefined);
     assert.equal(byId(sandbox.flows()).get(ownedId('edgetpu-device'))!.performance, 'high');
 
     sandbox.writeOptions(options({ performance: 'max', accept_max_frequency_terms: true }));
-    run = sandbox.run(env());
+    run = await sandbox.run(env());
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.record!.env.CORAL_EDGETPU_LIBRARY, maxLib);
     assert.equal(byId(sandbox.flows()).get(ownedId('edgetpu-device'))!.performance, 'max');
   });
 
-  it('refuses options it cannot turn into a flow, with a message that says why', () => {
+  it('refuses options it cannot turn into a flow, with a message that says why', async () => {
     sandbox.writeOptions(options({ cameras: [{ name: 'Front door', url: 'rtsp://a/1' }, { name: 'front-door', url: 'rtsp://a/2' }] }));
-    let run = sandbox.run(env());
+    let run = await sandbox.run(env());
     assert.notEqual(run.status, 0);
     assert.match(run.stderr, /give the same id "front_door"/);
     assert.equal(run.record, null, 'node-red is not started');
 
     fs.writeFileSync(path.join(sandbox.data, 'options.json'), '{not json');
-    run = sandbox.run(env());
+    run = await sandbox.run(env());
     assert.notEqual(run.status, 0);
     assert.match(run.stderr, /not a JSON object/);
   });

@@ -5,7 +5,7 @@
  * `node-red` first on PATH records the argv and environment it was exec'd
  * with, then exits.
  */
-import { spawnSync } from 'child_process';
+import { spawn } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -57,7 +57,8 @@ export class Sandbox {
     fs.writeFileSync(path.join(this.data, 'options.json'), JSON.stringify(options, null, 2));
   }
 
-  run(env: Record<string, string | undefined> = {}): RunResult {
+  /** Runs the start script; async, so a stand-in server in this process can answer it. */
+  async run(env: Record<string, string | undefined> = {}): Promise<RunResult> {
     fs.rmSync(this.recordFile, { force: true });
     const cleanEnv: Record<string, string> = { PATH: `${this.bin}${path.delimiter}${process.env.PATH ?? ''}`, HOME: this.root, LANG: 'C.UTF-8' };
     const all = {
@@ -68,9 +69,17 @@ export class Sandbox {
       ...env,
     };
     for (const [k, v] of Object.entries(all)) if (v !== undefined) cleanEnv[k] = v;
-    const result = spawnSync('bash', [START_SCRIPT], { env: cleanEnv, encoding: 'utf8', timeout: 60000 });
+    const child = spawn('bash', [START_SCRIPT], { env: cleanEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60000);
+    const status = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code) => resolve(code));
+    }).finally(() => clearTimeout(timer));
     const record = fs.existsSync(this.recordFile) ? JSON.parse(fs.readFileSync(this.recordFile, 'utf8')) as NodeRedRecord : null;
-    return { status: result.status, stderr: result.stderr, record };
+    return { status, stderr, record };
   }
 
   flows(): Record<string, any>[] {

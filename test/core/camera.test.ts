@@ -235,6 +235,16 @@ describe('camera: sources through ffmpeg', function () {
     assert.equal(processesWith(rec.source.id).length, 0);
   });
 
+  it('file source without loop: every frame, then "end of file"', async () => {
+    const rec = track({ url: clip, fps: 5, loop: false });
+    rec.source.start();
+    await rec.waitState(isState('stopped', 'end of file'), 30_000);
+    // 6 s at 5 fps; the fps filter may round one frame either way at the ends.
+    assert.ok(Math.abs(rec.frames.length - 30) <= 1, `${rec.frames.length} frames`);
+    for (const f of rec.frames) assert.equal(f.image.data.buffer.byteLength, 320 * 240 * 3);
+    assert.deepEqual(processesWith(rec.source.id), []);
+  });
+
   it('snapshot URL: polled at the frame rate', async () => {
     const jpeg = fs.readFileSync(photos[0]);
     let gets = 0;

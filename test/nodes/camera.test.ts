@@ -106,7 +106,7 @@ describe('nodes: camera-in from a real RTSP server', function () {
     const firstLoop = visits.filter((v) => v.event === 'recognized');
     for (const person of people) assert.equal(firstLoop.filter((v) => v.name === person).length, 1, `${person} once per visit`);
     assert.ok(visits.filter((v) => v.event === 'unknown').every((v) => v.name === 'unknown'));
-    assert.ok(loop.max / 1e6 < 50, `event loop blocked ${loop.max / 1e6} ms`);
+    assert.ok(loop.percentile(99) / 1e6 < 30, `event loop p99 ${loop.percentile(99) / 1e6} ms`);
 
     // The camera reboots: the stream drops and comes back.
     const before = visits.length;
@@ -147,14 +147,18 @@ describe('nodes: camera-in from a real RTSP server', function () {
     textServer.close();
   });
 
-  it('20 redeploys leave no ffmpeg process behind', async () => {
+  it('20 redeploys leave no ffmpeg process behind, and never block the event loop more than 50 ms', async () => {
     const marker = String(server.port);
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
     for (let i = 0; i < 20; i++) {
       await helper.load(ALL_NODES, flow(server.url, galleryDir), { cam: { user: 'viewer', password: 's3cret-pw' } });
       await new Promise((r) => setTimeout(r, 150 + (i % 4) * 100)); // close at different moments of start-up
       await helper.unload();
     }
+    loop.disable();
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(ffmpegProcessesFor(marker), 0);
+    assert.ok(loop.max / 1e6 < 50, `event loop blocked ${loop.max / 1e6} ms`);
   });
 });

@@ -143,14 +143,33 @@ class Broker {
   private proc: ChildProcess | null = null;
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-ha-mqtt-'));
   private stderr = '';
-  constructor(readonly port: number) {
+  /** With `tls`, the listener speaks TLS with a server certificate signed by a fresh CA (`caFile`). */
+  constructor(readonly port: number, tls = false) {
     // mosquitto started as root reads its files as the "mosquitto" user: mkdtemp's 0700 would lock it out.
     fs.chmodSync(this.dir, 0o755);
     const pw = path.join(this.dir, 'passwd');
     spawnSync('/usr/bin/mosquitto_passwd', ['-b', '-c', pw, NODE_USER, NODE_PASSWORD]);
     spawnSync('/usr/bin/mosquitto_passwd', ['-b', pw, HA_USER, HA_PASSWORD]);
+    let tlsLines = '';
+    if (tls) {
+      const f = (name: string) => path.join(this.dir, name);
+      const openssl = (...args: string[]) => {
+        const r = spawnSync('openssl', args, { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+      };
+      openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=coral-face test CA');
+      openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
+      fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n');
+      openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('ext.cnf'));
+      for (const name of ['ca.pem', 'server.pem', 'server.key']) fs.chmodSync(f(name), 0o644);
+      tlsLines = `cafile ${f('ca.pem')}\ncertfile ${f('server.pem')}\nkeyfile ${f('server.key')}\n`;
+    }
     fs.writeFileSync(path.join(this.dir, 'mosquitto.conf'),
-      `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${pw}\npersistence false\n`);
+      `listener ${port} 127.0.0.1\n${tlsLines}allow_anonymous false\npassword_file ${pw}\npersistence false\n`);
+  }
+
+  get caFile(): string {
+    return path.join(this.dir, 'ca.pem');
   }
 
   async start(): Promise<void> {
@@ -261,6 +280,24 @@ function visit(event: VisitPayload['event'], name: string, camera = 'front_door'
 }
 
 const crop = () => ({ image: { width: 4, height: 4, data: new Uint8Array(48).fill(128) } });
+
+describe('nodes: ha-face-entities catalog', () => {
+  it('has a message for every key the runtime and the editor use', () => {
+    const root = path.join(__dirname, '..', '..', '..');
+    const dir = path.join(root, 'nodes', 'ha-face-entities');
+    const catalog = JSON.parse(fs.readFileSync(path.join(dir, 'locales', 'en-US', 'ha-face-entities.json'), 'utf8'));
+    const source = fs.readFileSync(path.join(dir, 'ha-face-entities.ts'), 'utf8') + fs.readFileSync(path.join(dir, 'ha-face-entities.html'), 'utf8');
+    const keys = new Set([...source.matchAll(/['"\]]ha-face-entities\.([a-zA-Z.]+[a-zA-Z])/g)].map((m) => m[1]));
+    // The one key built at run time: `status.${visit.event}` for the two events that show a status.
+    keys.add('status.recognized');
+    keys.add('status.unknown');
+    assert.ok(keys.size > 20);
+    for (const key of keys) {
+      const value = key.split('.').reduce((o: any, k) => o?.[k], catalog['ha-face-entities']);
+      assert.equal(typeof value, 'string', `catalog lacks ha-face-entities.${key}`);
+    }
+  });
+});
 
 describe('nodes: ha-face-entities against mosquitto', function () {
   this.timeout(60000);
@@ -393,7 +430,8 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     assert.deepEqual(added.cmps.face_event.event_types, ['Alice', 'Bob', 'Zoë 山田', 'unknown']);
     assert.equal(added.cmps[`person_${zoe.id}_trigger`].subtype, 'Zoë 山田');
 
-    // Rename: same component keys and unique_id (HA keeps entity ids and automations), new names.
+    // Rename: same component keys and unique_id (HA keeps entity ids), new names; the trigger keeps
+    // its subtype, since HA (>= 2024.2) finds an automation's device trigger by type + subtype.
     since = ha.mark();
     const aliceUid = added.cmps.person_alice_presence.unique_id;
     await gallery.rename('Alice', 'Alicia');
@@ -402,12 +440,28 @@ describe('nodes: ha-face-entities against mosquitto', function () {
       return c?.cmps.person_alice_presence?.name === 'Alicia' ? c : undefined;
     });
     assert.equal(renamed.cmps.person_alice_presence.unique_id, aliceUid);
-    assert.equal(renamed.cmps.person_alice_trigger.subtype, 'Alicia');
+    assert.equal(renamed.cmps.person_alice_trigger.subtype, 'Alice', 'automations on "Alice recognized" keep firing');
     assert.ok(renamed.cmps.face_event.event_types.includes('Alicia') && !renamed.cmps.face_event.event_types.includes('Alice'));
     // A visit under the new name fires the same trigger topic (keyed by person id).
     const v = ha.mark();
     node.receive(visit('recognized', 'Alicia'));
     await waitFor('renamed trigger', () => ha.last(topic('trigger/person/alice'), v));
+    // Someone new called Alice gets a trigger of their own, distinct from the renamed one.
+    since = ha.mark();
+    await gallery.addCrops('Alice', [crop()]);
+    const twoAlices = await waitFor('second Alice', () => {
+      const c = ha.json(discovery, since);
+      return c?.cmps['person_alice-2_trigger'] ? c : undefined;
+    });
+    validateDevice(discovery, twoAlices, new Set());
+    assert.equal(twoAlices.cmps['person_alice-2_trigger'].subtype, 'Alice (alice-2)');
+    assert.equal(twoAlices.cmps.person_alice_trigger.subtype, 'Alice');
+    since = ha.mark();
+    await gallery.forget('alice-2');
+    await waitFor('second Alice forgotten', () => {
+      const c = ha.json(discovery, since);
+      return c && !c.cmps['person_alice-2_trigger'] && !c.cmps['person_alice-2_presence'] ? c : undefined;
+    });
 
     // Forget: first the payload with Bob's components reduced to their platform, then without them.
     since = ha.mark();
@@ -479,6 +533,35 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     assert.deepEqual(ids(second), expected, 'same component ids, unique_ids and topics');
     assert.deepEqual(second.dev.ids, first.dev.ids);
     await waitFor('online', () => ha.last(`${BASE}/status`, since)?.payload.toString() === 'online');
+  });
+
+  it('connects over TLS (mqtts://) with a CA file, and refuses an unverified certificate', async () => {
+    const tls = new Broker(await freePort(), true);
+    await tls.start();
+    let watcher: MqttClient | undefined;
+    try {
+      // No CA file: the self-signed chain does not verify, so no connection.
+      await load({ broker: `mqtts://127.0.0.1:${tls.port}` });
+      const bad = helper.getNode('ha') as any;
+      const statuses: string[] = [];
+      const status = bad.status.bind(bad);
+      bad.status = (x: any) => { statuses.push(JSON.stringify(x)); return status(x); };
+      await waitFor('certificate refused', () => statuses.some((x) => x.includes('disconnected')), 8000);
+      await helper.unload();
+
+      const seen: Received[] = [];
+      watcher = await connectAsync(`mqtts://127.0.0.1:${tls.port}`, { ca: fs.readFileSync(tls.caFile), username: HA_USER, password: HA_PASSWORD });
+      watcher.on('message', (t, payload, packet) => seen.push({ topic: t, payload, retain: packet.retain }));
+      await watcher.subscribeAsync([`${PREFIX}/#`, `${BASE}/#`], { qos: 1 });
+      await load({ broker: `mqtts://127.0.0.1:${tls.port}`, caFile: tls.caFile, camera: 'front_door' });
+      const found = await waitFor('discovery over TLS', () => seen.find((m) => m.topic === discovery));
+      validateDevice(discovery, JSON.parse(found.payload.toString()), new Set());
+      await waitFor('online over TLS', () => seen.some((m) => m.topic === `${BASE}/status` && m.payload.toString() === 'online'));
+    } finally {
+      await helper.unload();
+      await watcher?.endAsync(true).catch(() => undefined);
+      await tls.stop();
+    }
   });
 
   it('slugs unicode camera names into valid ids, and never shows the password', async () => {

@@ -89,13 +89,14 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     const align = helper.getNode('align');
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
-    // Each person walks up to the front door: 6 frames of a held-out photo.
+    // Each person walks up to the front door: 10 frames of a held-out photo.
+    // (Latest frame wins: while the first inference warms up, some are dropped.)
     for (const person of people) {
-      await sendFrames(photos(person)[7], 'front_door', 6, 120, align);
+      await sendFrames(photos(person)[7], 'front_door', 10, 150, align);
       await new Promise((r) => setTimeout(r, 1500)); // gone: the track ends
     }
     const stranger = path.join(FACES_DIR, '_unknown', fs.readdirSync(path.join(FACES_DIR, '_unknown')).sort()[3]);
-    await sendFrames(stranger, 'front_door', 6, 120, align);
+    await sendFrames(stranger, 'front_door', 10, 150, align);
     await new Promise((r) => setTimeout(r, 1500));
     loop.disable();
 
@@ -115,8 +116,8 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     // Per-frame results carry identities.
     assert.ok(frames.length >= 20);
     assert.ok(frames.some((m) => m.faces[0]?.identity?.name === 'Meryl Streep'));
-    // Inference never held the event loop.
-    assert.ok(loop.max / 1e6 < 100, `event loop blocked ${loop.max / 1e6} ms`);
+    // Inference never held the event loop (p99; the max is asserted where nothing else runs, in camera.test.ts).
+    assert.ok(loop.percentile(99) / 1e6 < 30, `event loop p99 ${loop.percentile(99) / 1e6} ms`);
   });
 
   it('passes frames and crops by reference: a message clones in microseconds whatever the frame size', async () => {

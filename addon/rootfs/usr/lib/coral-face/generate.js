@@ -300,6 +300,7 @@ function main() {
   const wanted = desiredNodes(options, mqtt, galleryDir);
   const wantedIds = new Set(wanted.map((e) => e.node.id));
   const existing = readJsonOrFail(flowsFile);
+  const existingText = JSON.stringify(existing);
   let flows;
   let credentials = {};
   let summary;
@@ -342,7 +343,7 @@ function main() {
       if (e.credentials) applyCredentials(credentials, e.node.id, e.credentials);
     }
     summary = `flow kept: ${createdCount} node(s) created, ${removed.size} removed, ${updatedCount} managed propert(ies) updated`;
-    if (JSON.stringify(flows) !== JSON.stringify(existing)) fs.copyFileSync(flowsFile, `${flowsFile}.coral-face.bak`);
+    if (JSON.stringify(flows) !== existingText) fs.copyFileSync(flowsFile, `${flowsFile}.coral-face.bak`);
   }
 
   if (flows) {
@@ -352,7 +353,7 @@ function main() {
     log('info', summary);
   }
   writeSettings(path.join(userDir, 'settings.js'), { userDir, port, secretFile, logLevel: options.logLevel });
-  if (!mqtt) log('warning', 'no MQTT broker from the Supervisor: Home Assistant entities stay offline until the MQTT app (Mosquitto) is running');
+  if (!mqtt) log('warning', 'no MQTT service data: the ha-face-entities nodes keep the broker they had (none on a new flow)');
 }
 
 function readJsonOrFail(file) {
