@@ -12,6 +12,8 @@ import { releaseDir } from '../native/addon';
 
 interface PeerTensor {
   data(): Float32Array | Uint8Array | Int8Array | Int32Array;
+  name: string;
+  dataType: string;
   shape: string;
 }
 
@@ -21,10 +23,22 @@ interface PeerRunner {
   infer(): void;
 }
 
-type PeerRunnerClass = new (model: ArrayBuffer, options: {
+export type PeerRunnerClass = new (model: ArrayBuffer, options: {
   threads: number;
   delegate?: { path: string; options: [string, string][] };
 }) => PeerRunner;
+
+/**
+ * The peer's native binding itself (its Interpreter class is what the package
+ * exports as TFLiteNodeModelRunner). Loading the package's index would also
+ * load its own @tensorflow/tfjs-core 3.x, whose global engine then clashes
+ * with the tfjs-core 4.x that face-api uses in the same mocha process.
+ */
+export function peerRunnerClass(): PeerRunnerClass {
+  const dir = path.dirname(require.resolve('tfjs-tflite-node/package.json'));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(path.join(dir, 'build', 'Release', 'node_tflite_binding.node')) as { Interpreter: PeerRunnerClass }).Interpreter;
+}
 
 export class PeerModel {
   private runner: PeerRunner;
@@ -32,8 +46,7 @@ export class PeerModel {
   private outputs: PeerTensor[];
 
   constructor(modelPath: string, options: { threads: number; xnnpack: boolean }) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { TFLiteNodeModelRunner } = require('tfjs-tflite-node') as { TFLiteNodeModelRunner: PeerRunnerClass };
+    const TFLiteNodeModelRunner = peerRunnerClass();
     const bytes = fs.readFileSync(modelPath);
     const model = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
     // The binding checks for the key, not its value: leave it out for "no delegate".
