@@ -82,6 +82,38 @@ describe('coral-face CLI', function () {
     assert.match(missing.stderr, /ERR_PERSON_NOT_FOUND/);
   });
 
+  it('eval --aligned runs the protocol on a folder of aligned crops', async () => {
+    // A dataset laid out like ../shared/faces/dev, of 112x112 crops made with identify's own pipeline.
+    const { FacePipeline, mainFace } = await import('../../nodes/core/pipeline');
+    const { decodeImage, encodePng } = await import('../../nodes/core/decode');
+    const dataset = path.join(tmp, 'aligned');
+    const pipeline = await FacePipeline.open();
+    const write = async (from: string, to: string) => {
+      const image = await decodeImage(from);
+      const face = mainFace(await pipeline.detect(image), image)!;
+      fs.mkdirSync(path.dirname(to), { recursive: true });
+      fs.writeFileSync(to, await encodePng(pipeline.align(image, face).crop));
+    };
+    for (const person of ['Tony_Blair', 'Hans_Blix', 'Serena_Williams']) {
+      for (const [i, file] of photos(person).slice(0, 8).entries()) await write(file, path.join(dataset, person, `${i}.png`));
+    }
+    const unknownDir = path.join(FACES_DIR, '_unknown');
+    for (const file of fs.readdirSync(unknownDir).sort().slice(0, 6)) await write(path.join(unknownDir, file), path.join(dataset, '_unknown', `${file}.png`));
+    await pipeline.dispose();
+    const result = run('eval', dataset, '--aligned', '--json');
+    assert.equal(result.status, 0, result.stderr);
+    const report = result.json[0];
+    assert.equal(report.identities, 3);
+    assert.equal(report.probes, 9);
+    assert.equal(report.impostors, 6);
+    assert.equal(report.detectFailures, 0);
+    assert.ok(report.top1 >= 8 / 9, `top-1 ${report.top1}`);
+    assert.equal(report.peer, null);
+    const wrongSize = run('eval', path.join(FACES_DIR), '--aligned', '--json');
+    assert.equal(wrongSize.status, 1);
+    assert.match(wrongSize.stderr, /--aligned expects 112x112 crops/);
+  });
+
   describe('bad input', () => {
     const bad = path.join(tmp, 'bad');
     before(async () => {
