@@ -63,6 +63,8 @@ export = function register(RED: NodeAPI): void {
     let lastStatus = 0;
 
     source.on('state', ({ state, message }: CameraStateEvent) => {
+      // Output 2: the stream's state, for Home Assistant's "stream online" entity and for flows.
+      node.send([null, { topic: `${node.camera}/status`, payload: { camera: node.camera, online: state === 'online', state, message } }]);
       switch (state) {
         case 'online': setStatus(node, 'green', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1), dropped: source.stats.dropped })); break;
         case 'connecting': setStatus(node, 'yellow', RED._('camera-in.status.connecting'), 'ring'); break;
@@ -79,7 +81,7 @@ export = function register(RED: NodeAPI): void {
       node.latest = frame;
       const ref = pixels.put(frame.image, 'frame');
       const message: FrameRef = { ...ref, kind: 'frame', camera: node.camera, seq: frame.seq, timestamp: frame.timestamp };
-      node.send({ topic: node.camera, frame: message, payload: message });
+      node.send([{ topic: node.camera, frame: message, payload: message }, null]);
       if (frame.timestamp - lastStatus > 2000) {
         lastStatus = frame.timestamp;
         setStatus(node, 'green', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1), dropped: source.stats.dropped }));

@@ -34,7 +34,7 @@ export function recogniseFlow(prefix: string, options: RecogniseFlowOptions): Fl
     { id: id('comment'), type: 'comment', name: options.label, info: options.comment, wires: [] },
     {
       id: id('camera'), type: 'camera-in', name: options.camera.name, url: options.camera.url, transport: 'tcp',
-      fps: String(options.camera.fps ?? 5), maxWidth: '1280', stallSeconds: '10', wires: [[id('align')]],
+      fps: String(options.camera.fps ?? 5), maxWidth: '1280', stallSeconds: '10', wires: [[id('align')], []],
     },
     { id: id('align'), type: 'align', name: '', detector: options.detector, minFaceSize: '40', minScore: '0.5', maxFaces: '10', tiles: false, wires: [[id('embed')]] },
     { id: id('embed'), type: 'edgetpu-embed', name: '', device: id('device'), embedAll: false, wires: [[id('classify')]] },

@@ -46,7 +46,9 @@ export function blazeFaceModel(variant: BlazeFaceVariant): string {
 export async function openDetector(config: DetectorConfig = {}): Promise<{ detector: FaceDetector; runtime: InferenceRuntime }> {
   const variant = config.variant ?? 'short';
   // BlazeFace is float with fp16 weights: a CPU model, never compiled for the Edge TPU.
-  const runtime = await CpuRuntime.open(blazeFaceModel(variant), { threads: config.threads });
+  // One thread by default: it takes 1-3 ms anyway, and a second XNNPACK pool
+  // spinning beside the embedder's steals the cores the embedder needs.
+  const runtime = await CpuRuntime.open(blazeFaceModel(variant), { threads: config.threads ?? 1 });
   // minScore 0.5 for both models (MediaPipe uses 0.6 for full-range): far
   // faces of 70 px score 0.55-0.65, and a false detection costs little here,
   // since it still has to pass the quality gate and match someone.

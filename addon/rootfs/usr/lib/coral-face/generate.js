@@ -219,7 +219,7 @@ function desiredNodes(options, mqtt, galleryDir) {
       {
         node: {
           id: id('camera-in'), type: 'camera-in', name: camera.slug, url: camera.url, transport: 'tcp',
-          fps: '5', maxWidth: '1280', stallSeconds: '10', ...at(0), wires: [[id('align')]],
+          fps: '5', maxWidth: '1280', stallSeconds: '10', ...at(0), wires: [[id('align')], [id('ha-face-entities')]],
         },
         managed: ['name', 'url'],
         credentials: { user: camera.user, password: camera.password },
