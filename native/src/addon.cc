@@ -81,15 +81,23 @@ struct Job {
 // The interpreter's own thread: runs jobs in order and hands each one back to
 // the main thread through a thread-safe function. The main thread never waits
 // for it: dispose() only asks it to finish the jobs it has and stop.
+//
+// Process exit: Node tears the thread-safe function down at environment
+// cleanup, possibly while our thread is still alive; touching it afterwards
+// aborts the process. So the thread touches it only under `gate`, and an
+// environment cleanup hook (it runs before the function's own, hooks run in
+// reverse order) closes the gate for good.
 class InferenceThread {
  public:
-  explicit InferenceThread(Napi::Env env) {
+  explicit InferenceThread(Napi::Env env) : env_(env), gate_(std::make_shared<Gate>()) {
     tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
-                                          "coral-face-inference", 0, 1);
+                                          "coral-face-inference", 0, 1, this,
+                                          [](Napi::Env, InferenceThread* self) { self->Finalized(); });
     // An idle interpreter must not keep Node alive; pending jobs do (Ref in Post).
     tsfn_.Unref(env);
-    thread_ = std::thread([this] { Loop(); });
-    thread_.detach();
+    napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
+    std::shared_ptr<Gate> gate = gate_;
+    std::thread([this, gate] { Loop(gate); }).detach();
   }
 
   // Main thread only.
@@ -112,7 +120,32 @@ class InferenceThread {
   }
 
  private:
-  void Loop() {
+  struct Gate {
+    std::mutex mutex;
+    bool open = true;  // false once the environment is being torn down
+  };
+
+  static void OnEnvCleanup(void* data) {
+    auto* self = static_cast<InferenceThread*>(data);
+    std::lock_guard<std::mutex> lock(self->gate_->mutex);
+    self->gate_->open = false;
+    self->hook_removed_ = true;  // Node removes hooks as it runs them
+  }
+
+  // Main thread, after the last Release (normal end) or at teardown.
+  void Finalized() {
+    bool tearing_down;
+    {
+      std::lock_guard<std::mutex> lock(gate_->mutex);
+      tearing_down = !gate_->open;
+    }
+    // At teardown our thread may still be parked in Loop(): leave the object be.
+    if (tearing_down) return;
+    if (!hook_removed_) napi_remove_env_cleanup_hook(env_, OnEnvCleanup, this);
+    delete this;
+  }
+
+  void Loop(std::shared_ptr<Gate> gate) {
     for (;;) {
       std::unique_ptr<Job> job;
       {
@@ -123,20 +156,24 @@ class InferenceThread {
         jobs_.pop_front();
       }
       job->ok = job->run(&job->error);
-      Job* done = job.release();
-      tsfn_.BlockingCall(done, [this](Napi::Env env, Napi::Function, Job* finished) {
+      std::lock_guard<std::mutex> lock(gate->mutex);
+      if (!gate->open) return;  // Node is exiting: nobody is waiting for the result
+      tsfn_.BlockingCall(job.release(), [this](Napi::Env env, Napi::Function, Job* finished) {
         std::unique_ptr<Job> owned(finished);
         owned->settle(env, owned->ok, owned->error);
         if (--pending_ == 0) tsfn_.Unref(env);
       });
     }
-    // The thread-safe function (and with it this object) is released from here,
-    // the last user; its finalizer deletes us on the main thread.
-    tsfn_.Release();
+    // Release is our last touch of `this`: its finalizer may delete us on the
+    // main thread right after, so only `gate` (our own copy) is used below.
+    std::lock_guard<std::mutex> lock(gate->mutex);
+    if (gate->open) tsfn_.Release();
   }
 
+  napi_env env_;
+  std::shared_ptr<Gate> gate_;
+  bool hook_removed_ = false;
   Napi::ThreadSafeFunction tsfn_;
-  std::thread thread_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Job>> jobs_;

@@ -8,7 +8,7 @@
  */
 import type { Request, Response } from 'express';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import sharp from 'sharp';
+import sharp from '../core/vips';
 import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from '../core/camera';
 import { CameraIdentities, faceBus } from '../core/face-bus';
 import type { FrameRef } from '../core/messages';

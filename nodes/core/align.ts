@@ -244,7 +244,7 @@ export interface QualityThresholds {
 
 /**
  * Calibrated on the 650 dev photos (LFW 250×250, central face, short range;
- * rerun with FACE_CALIBRATE=1, see test/core/align.test.ts). 644/650 pass;
+ * rerun with `npm run bench:quality-calibration`). 644/650 pass;
  * the 6 rejected are 4 strongly turned faces (|yaw| 51–72°, two of them true
  * profiles) and the 2 softest photos. Per measure:
  * - size: dev inter-ocular 11–66 px (p1 32), box 77–164 px. The floor is not

@@ -11,7 +11,7 @@
  * graph sets reverse_output_order, sigmoid scores clipped to ±100), and
  * NonMaxSuppressionCalculator with the WEIGHTED algorithm.
  */
-import sharp from 'sharp';
+import sharp from './vips';
 import type { Box, Point, RgbImage } from './image';
 
 export type BlazeFaceVariant = 'short' | 'full';

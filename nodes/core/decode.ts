@@ -4,7 +4,7 @@
  * stops decompression bombs before any pixel is allocated.
  */
 import * as fs from 'fs';
-import sharp from 'sharp';
+import sharp from './vips';
 import type { RgbImage } from './image';
 
 /** 8K is 33 MP; a bigger "photo" is an attack or a mistake. */

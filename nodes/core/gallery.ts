@@ -34,7 +34,7 @@ import { EventEmitter } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import sharp from 'sharp';
+import sharp from './vips';
 import type { RgbImage } from './image';
 
 export const GALLERY_FORMAT = 'coral-face-gallery';

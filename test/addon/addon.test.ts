@@ -311,7 +311,7 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
       const [cam, align, embed, classify, ha] = ROLES.map((r) => flows.get(ownedId(r, camera))!);
       for (const n of [cam, align, embed, classify, ha]) assert.equal(n.z, tab, `${n.type} is on the app's tab`);
       assert.equal(cam.name, camera);
-      assert.deepEqual(cam.wires, [[align.id]]);
+      assert.deepEqual(cam.wires, [[align.id], [ha.id]], "frames to align, stream status to Home Assistant");
       assert.equal(align.detector, 'full');
       assert.deepEqual(align.wires, [[embed.id]]);
       assert.equal(embed.device, device.id);
@@ -477,7 +477,7 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     for (const role of ROLES) assert.ok(!after.has(back(role)), `${role} of the removed camera`);
     assert.deepEqual(after.get('user-fn')!.wires, [['user-debug']]);
     // New camera: a full chain.
-    assert.deepEqual(after.get(ownedId('camera-in', 'garden'))!.wires, [[ownedId('align', 'garden')]]);
+    assert.deepEqual(after.get(ownedId("camera-in", "garden"))!.wires, [[ownedId("align", "garden")], [ownedId("ha-face-entities", "garden")]]);
     const creds = sandbox.credentials();
     assert.deepEqual(creds['user-broker'], { user: 'me', password: 'user-broker-password' });
     assert.equal(creds[back('camera-in')], undefined);
