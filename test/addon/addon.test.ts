@@ -21,6 +21,7 @@ import helper from '../helpers/node-red';
 import { validateConfig, validateOptions, validateTranslations } from './ha-schema';
 import { ADDON, LIB_DIR, ownedId, ROOT, Sandbox, START_SCRIPT } from './sandbox';
 import { startSupervisorStub, SupervisorStub } from './supervisor-stub';
+import { freePort } from '../helpers/rtsp-server';
 
 const readYaml = (file: string) => parse(fs.readFileSync(path.join(ADDON, file), 'utf8'));
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v));
@@ -46,16 +47,6 @@ function pngSize(file: string): { width: number; height: number } {
   return { width: data.readUInt32BE(16), height: data.readUInt32BE(20) };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -14,7 +14,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { makeDemoClip } from '../../nodes/core/camera';
-import helper, { nodeModule, NODES } from '../helpers/node-red';
+import helper, { nodeModule, NODES, onTab } from '../helpers/node-red';
 import { startRtspServer } from '../helpers/rtsp-server';
 import { FACES_DIR } from '../models';
 import { percentile, round } from './stats';
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     { id: 'visits', type: 'helper' },
     { id: 'frames', type: 'helper' },
   ];
-  const flow = [{ id: 'tab', type: 'tab' }, ...nodes.map((n) => ('wires' in n || n.type === 'helper' ? { ...n, z: 'tab', x: 100, y: 100 } : n))];
+  const flow = onTab(nodes);
   await helper.load([nodeModule('camera-in'), ...NODES], flow);
   const enrolled = helper.getNode('enrolled');
   for (const name of ['Jackie_Chan', 'Meryl_Streep', 'Roger_Federer']) {
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   const nodeCpuStart = cpuSeconds(process.pid);
   const alignDropped = () => {
     // The align node's latest-wins queue counts what it dropped; read it from its status text.
-    return Number(/dropped (\d+)/.exec(String(align.__lastStatus ?? ''))?.[1] ?? 0);
+    return Number(/(\d+) dropped/.exec(String(align.__lastStatus ?? ""))?.[1] ?? 0);
   };
   const originalStatus = align.status.bind(align);
   align.status = (s: { text?: string }) => { align.__lastStatus = s?.text; return originalStatus(s); };

@@ -53,3 +53,11 @@ export function nodeModule(type: string): unknown {
 export const NODES = ['edgetpu-device', 'face-gallery', 'align', 'edgetpu-embed', 'imprint-classify', 'enrol'].map(nodeModule);
 
 export default helper;
+
+/**
+ * A flow for helper.load: flow nodes go on one tab with a position (Node-RED
+ * treats a node without x/y as a config node), config nodes stay global.
+ */
+export function onTab(nodes: Record<string, unknown>[]): Record<string, unknown>[] {
+  return [{ id: 'tab', type: 'tab' }, ...nodes.map((n) => ('wires' in n || n.type === 'helper' ? { ...n, z: 'tab', x: 100, y: 100 } : n))];
+}

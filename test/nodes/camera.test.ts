@@ -11,7 +11,7 @@ import * as path from 'path';
 import { monitorEventLoopDelay } from 'perf_hooks';
 import sharp from 'sharp';
 import { makeDemoClip } from '../../nodes/core/camera';
-import helper, { nodeModule, NODES } from '../helpers/node-red';
+import helper, { nodeModule, NODES, onTab } from '../helpers/node-red';
 import { RtspServer, startRtspServer } from '../helpers/rtsp-server';
 import { FACES_DIR } from '../models';
 
@@ -58,7 +58,7 @@ function flow(url: string, galleryDir: string, extra: Record<string, unknown> = 
     { id: 'enrolled', type: 'helper' },
     { id: 'visits', type: 'helper' },
   ];
-  return [{ id: 'tab', type: 'tab' }, ...nodes.map((n) => ('wires' in n || n.type === 'helper' ? { ...n, z: 'tab', x: 100, y: 100 } : n))];
+  return onTab(nodes);
 }
 
 describe('nodes: camera-in from a real RTSP server', function () {

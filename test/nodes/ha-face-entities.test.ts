@@ -17,6 +17,7 @@ import { Gallery } from '../../nodes/core/gallery';
 import { maskSecrets, slugId } from '../../nodes/core/ha-discovery';
 import type { VisitPayload } from '../../nodes/core/messages';
 import helper from '../helpers/node-red';
+import { freePort } from '../helpers/rtsp-server';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const NODES = ['face-gallery', 'ha-face-entities'].map((type) => require(`../../nodes/${type}/${type}`));
@@ -128,16 +129,6 @@ function validateDevice(topic: string, payload: any, uniqueIds: Set<string>): Se
 
 // ---------------------------------------------------------------- broker and HA side
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 class Broker {
   private proc: ChildProcess | null = null;

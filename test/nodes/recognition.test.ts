@@ -13,7 +13,7 @@ import * as v8 from 'v8';
 import { decodeImage } from '../../nodes/core/decode';
 import type { FrameRef, VisitPayload } from '../../nodes/core/messages';
 import { pixels } from '../../nodes/core/pixel-store';
-import helper, { NODES } from '../helpers/node-red';
+import helper, { NODES, onTab } from '../helpers/node-red';
 import { FACES_DIR } from '../models';
 
 const photos = (person: string): string[] => {
@@ -35,8 +35,7 @@ function flow(galleryDir: string) {
     { id: 'tap1', type: 'helper' },
     { id: 'tap2', type: 'helper' },
   ];
-  // Flow nodes live on a tab; config nodes (no wires) are global.
-  return [{ id: 'tab', type: 'tab' }, ...nodes.map((n) => ('wires' in n || n.type === 'helper' ? { ...n, z: 'tab', x: 100, y: 100 } : n))];
+  return onTab(nodes);
 }
 
 function next(node: { on(e: 'input', f: (msg: any) => void): void }): Promise<any> {
