@@ -248,7 +248,6 @@ async function runEval(args: Args): Promise<number> {
     }
   }
   if (!json && process.stderr.isTTY) process.stderr.write('\n');
-  const strip = ({ curve, ...rest }: typeof ours) => ({ ...rest, curve });
   if (json) {
     const { curve: _c, ...summary } = ours;
     print({ ...summary, peer: peer ? (({ curve: _p, ...s }) => s)(peer) : null, curve: ours.curve });
@@ -262,7 +261,6 @@ async function runEval(args: Args): Promise<number> {
     add('TPIR @ FPIR 3/60', (r) => `${pct(r.tpirAtFpir['3/60'])} (threshold ${r.thresholds['3/60'].toFixed(3)})`);
     add('no face found', (r) => String(r.detectFailures));
     for (const row of rows) console.log(row.map((c, i) => c.padEnd(i === 0 ? 32 : 34)).join(''));
-    void strip;
   }
   return 0;
 }
