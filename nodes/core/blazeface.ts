@@ -12,7 +12,7 @@
  * NonMaxSuppressionCalculator with the WEIGHTED algorithm.
  */
 import sharp from './vips';
-import type { Box, Point, RgbImage } from './image';
+import { intersectionOverUnion, type Box, type Point, type RgbImage } from './image';
 
 export type BlazeFaceVariant = 'short' | 'full';
 
@@ -267,16 +267,7 @@ export function decodeDetections(
 // ---------------------------------------------------------------------------
 // Non-maximum suppression
 
-export function intersectionOverUnion(a: Box, b: Box): number {
-  const left = Math.max(a.x, b.x);
-  const top = Math.max(a.y, b.y);
-  const right = Math.min(a.x + a.width, b.x + b.width);
-  const bottom = Math.min(a.y + a.height, b.y + b.height);
-  if (right <= left || bottom <= top) return 0;
-  const intersection = (right - left) * (bottom - top);
-  const union = a.width * a.height + b.width * b.height - intersection;
-  return union > 0 ? intersection / union : 0;
-}
+export { intersectionOverUnion };
 
 /**
  * MediaPipe's WEIGHTED non-max suppression: take the best remaining detection,

@@ -26,3 +26,15 @@ export interface Box {
 export function createRgbImage(width: number, height: number): RgbImage {
   return { width, height, data: new Uint8Array(width * height * 3) };
 }
+
+/** Intersection over union of two boxes; 0 for boxes that do not overlap or have no area. */
+export function intersectionOverUnion(a: Box, b: Box): number {
+  const left = Math.max(a.x, b.x);
+  const top = Math.max(a.y, b.y);
+  const right = Math.min(a.x + a.width, b.x + b.width);
+  const bottom = Math.min(a.y + a.height, b.y + b.height);
+  if (!(right > left && bottom > top)) return 0;
+  const intersection = (right - left) * (bottom - top);
+  const union = a.width * a.height + b.width * b.height - intersection;
+  return union > 0 ? intersection / union : 0;
+}

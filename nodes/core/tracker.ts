@@ -42,7 +42,7 @@
  * `tick`; a timestamp earlier than one already seen is treated as the latest
  * seen, so a clock step backwards cannot resurrect or prolong anything.
  */
-import type { Box } from './image';
+import { intersectionOverUnion, type Box } from './image';
 
 export const STRANGER = 'unknown';
 
@@ -171,16 +171,7 @@ const DEFAULTS = {
 // exact 60% from failing on rounding.
 const SHARE_EPSILON = 1e-9;
 
-export function intersectionOverUnion(a: Box, b: Box): number {
-  const left = Math.max(a.x, b.x);
-  const top = Math.max(a.y, b.y);
-  const right = Math.min(a.x + a.width, b.x + b.width);
-  const bottom = Math.min(a.y + a.height, b.y + b.height);
-  const intersection = Math.max(0, right - left) * Math.max(0, bottom - top);
-  const union = a.width * a.height + b.width * b.height - intersection;
-  // Degenerate boxes (zero or NaN area) never match rather than dividing by 0.
-  return union > 0 ? intersection / union : 0;
-}
+export { intersectionOverUnion };
 
 function better<C>(candidate: Sample<C>, current: Sample<C> | null | undefined): boolean {
   if (!current) return true;
