@@ -44,8 +44,17 @@ export interface EdgeTpuProbe {
   devices: { type: 'usb' | 'pci'; path: string }[];
 }
 
+/** Per-axis taps of a separable filter: output o reads indices[k] with weights[k], k in [first[o], first[o + 1]). */
+export interface ResampleTaps {
+  first: Int32Array;
+  indices: Int32Array;
+  weights: Float32Array;
+}
+
 export interface NativeAddon {
   open(model: string | Uint8Array, options: NativeOpenOptions): Promise<NativeInterpreter>;
+  /** RGB rows of `width` pixels to a float tensor (value * scale + offset), on the libuv pool. */
+  resample(rgb: Uint8Array, width: number, x: ResampleTaps, y: ResampleTaps, scale: number, offset: number): Promise<Float32Array>;
   edgetpuProbe(library: string): EdgeTpuProbe;
   tfliteVersion(): string;
 }

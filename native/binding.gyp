@@ -16,7 +16,7 @@
   'targets': [
     {
       'target_name': 'coral_face_native',
-      'sources': ['src/addon.cc', 'src/engine.cc', 'src/edgetpu.cc'],
+      'sources': ['src/addon.cc', 'src/engine.cc', 'src/edgetpu.cc', 'src/resample.cc'],
       'include_dirs': [
         '<!(node -p "require(\'node-addon-api\').include_dir")',
         '<(tflite_root)/cc_deps/include',
@@ -24,7 +24,7 @@
       'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS'],
       'cflags!': ['-fno-exceptions'],
       'cflags_cc!': ['-fno-exceptions', '-std=gnu++17'],
-      'cflags_cc': ['-std=c++17', '-fexceptions', '-O2', '-Wall', '-Wextra', '-Wno-unused-parameter'],
+      'cflags_cc': ['-std=c++17', '-fexceptions', '-O3', '-Wall', '-Wextra', '-Wno-unused-parameter'],
       'libraries': [
         '<(PRODUCT_DIR)/libtensorflowlite_c.so',
         '-ldl',

@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import { loadAddon, NativeInterpreter } from './addon';
 import { asRuntimeError, RuntimeError } from './errors';
+import { rewriteForCpu } from './model-rewrite';
 import { SerialQueue } from './queue';
 import { describe, floatOutput, InputData, prepareInput, RawTensorData, rawOutput, TensorInfo } from './tensors';
 
@@ -27,6 +28,8 @@ export interface BackendInfo {
   reasonCode?: string;
   threads: number;
   model: string;
+  /** Load-time rewrites applied to the CPU model (model-rewrite.ts); empty when none applied. */
+  rewrites?: string[];
 }
 
 export interface InferenceRuntime extends EventEmitter {
@@ -48,6 +51,11 @@ export interface CpuOptions {
   threads?: number;
   /** Apply the XNNPACK delegate (default true: about 16x faster here). */
   xnnpack?: boolean;
+  /**
+   * Apply the result-preserving rewrites of model-rewrite.ts (default true):
+   * fused PReLU, a resizable batch.
+   */
+  rewrite?: boolean;
 }
 
 export function defaultThreads(): number {
@@ -108,9 +116,18 @@ export class CpuRuntime extends EventEmitter implements InferenceRuntime {
     checkModelBytes(model, label);
     const threads = options.threads ?? defaultThreads();
     const xnnpack = options.xnnpack ?? true;
+    const rewritten = options.rewrite ?? true ? rewriteForCpu(typeof model === 'string' ? await fs.promises.readFile(model) : model) : null;
+    const backend = (rewrites: string[]): BackendInfo => ({ kind: 'cpu', reason, reasonCode, threads, model: label, rewrites });
+    if (rewritten?.applied.length) {
+      try {
+        return new CpuRuntime(await loadAddon().open(rewritten.bytes, { threads, xnnpack }), backend(rewritten.applied));
+      } catch {
+        // A rewrite TFLite rejects only loses the speed-up: load the model as it is.
+      }
+    }
     try {
       const native = await loadAddon().open(model, { threads, xnnpack });
-      return new CpuRuntime(native, { kind: 'cpu', reason, reasonCode, threads, model: label });
+      return new CpuRuntime(native, backend([]));
     } catch (error) {
       throw asRuntimeError(error);
     }

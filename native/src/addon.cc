@@ -15,6 +15,7 @@
 
 #include "edgetpu.h"
 #include "engine.h"
+#include "resample.h"
 
 namespace coral {
 
@@ -279,6 +280,95 @@ class OpenWorker : public PromiseWorker {
   std::unique_ptr<Engine> engine_;
 };
 
+// Resamples on the libuv pool into a Float32Array allocated up front, so
+// nothing is copied on the way back. The source and the taps are held by
+// references until the work is done; callers must not write to them meanwhile
+// (camera frames are never written after capture).
+class ResampleWorker : public PromiseWorker {
+ public:
+  ResampleWorker(Napi::Env env, Napi::TypedArray src, int width, Napi::Object x, Napi::Object y, float scale,
+                 float offset)
+      : PromiseWorker(env), width_(width), scale_(scale), offset_(offset) {
+    held_.push_back(Napi::Persistent(src.As<Napi::Object>()));
+    src_ = static_cast<const uint8_t*>(src.ArrayBuffer().Data()) + src.ByteOffset();
+    x_ = Hold(x);
+    y_ = Hold(y);
+    output_ = Napi::Persistent(Napi::Float32Array::New(env, static_cast<size_t>(x_.outputs) * y_.outputs * 3));
+    out_ = output_.Value().Data();
+  }
+
+  void Execute() override { ResampleRgb(src_, width_, x_, y_, scale_, offset_, out_); }
+
+  void OnOK() override { deferred_.Resolve(output_.Value()); }
+
+ private:
+  AxisTaps Hold(Napi::Object taps) {
+    Napi::Int32Array first = taps.Get("first").As<Napi::Int32Array>();
+    Napi::Int32Array index = taps.Get("indices").As<Napi::Int32Array>();
+    Napi::Float32Array weight = taps.Get("weights").As<Napi::Float32Array>();
+    for (Napi::Object held : {first.As<Napi::Object>(), index.As<Napi::Object>(), weight.As<Napi::Object>()}) {
+      held_.push_back(Napi::Persistent(held));
+    }
+    return AxisTaps{first.Data(), index.Data(), weight.Data(), static_cast<int>(first.ElementLength()) - 1};
+  }
+
+  std::vector<Napi::ObjectReference> held_;
+  const uint8_t* src_;
+  int width_;
+  AxisTaps x_{};
+  AxisTaps y_{};
+  float scale_;
+  float offset_;
+  Napi::Reference<Napi::Float32Array> output_;
+  float* out_;
+};
+
+// Checks taps against the image before any thread reads memory with them.
+void CheckTaps(Napi::Env env, const Napi::Value& value, size_t limit, const char* axis) {
+  auto fail = [&](const std::string& why) {
+    throw MakeError(env, {"ERR_RESAMPLE", std::string("resample: ") + axis + " taps " + why});
+  };
+  if (!value.IsObject()) fail("missing");
+  Napi::Object taps = value.As<Napi::Object>();
+  Napi::Value first = taps.Get("first"), index = taps.Get("indices"), weight = taps.Get("weights");
+  if (!first.IsTypedArray() || first.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      !index.IsTypedArray() || index.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      !weight.IsTypedArray() || weight.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    fail("must be {first: Int32Array, indices: Int32Array, weights: Float32Array}");
+  }
+  Napi::Int32Array f = first.As<Napi::Int32Array>();
+  Napi::Int32Array i = index.As<Napi::Int32Array>();
+  if (f.ElementLength() < 1 || i.ElementLength() != weight.As<Napi::Float32Array>().ElementLength()) fail("have mismatched lengths");
+  if (f[0] != 0 || static_cast<size_t>(f[f.ElementLength() - 1]) != i.ElementLength()) fail("do not cover their indices");
+  for (size_t k = 1; k < f.ElementLength(); k++) {
+    if (f[k] < f[k - 1]) fail("are not in order");
+  }
+  for (size_t k = 0; k < i.ElementLength(); k++) {
+    if (i[k] < 0 || static_cast<size_t>(i[k]) >= limit) fail("read outside the image");
+  }
+}
+
+// resample(rgb: Uint8Array, width, xTaps, yTaps, scale, offset) -> Promise<Float32Array>
+Napi::Value Resample(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw MakeError(env, {"ERR_RESAMPLE", "resample: the image must be a Uint8Array of RGB pixels"});
+  }
+  Napi::TypedArray src = info[0].As<Napi::TypedArray>();
+  const int width = info[1].As<Napi::Number>().Int32Value();
+  if (width <= 0 || src.ByteLength() % (static_cast<size_t>(width) * 3) != 0) {
+    throw MakeError(env, {"ERR_RESAMPLE", "resample: the image length is not a whole number of RGB rows"});
+  }
+  const size_t height = src.ByteLength() / (static_cast<size_t>(width) * 3);
+  CheckTaps(env, info[2], static_cast<size_t>(width), "x");
+  CheckTaps(env, info[3], height, "y");
+  auto* worker = new ResampleWorker(env, src, width, info[2].As<Napi::Object>(), info[3].As<Napi::Object>(),
+                                    info[4].As<Napi::Number>().FloatValue(), info[5].As<Napi::Number>().FloatValue());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 Napi::Value Interpreter::ResizeInput(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<Engine> engine = Live(env);
@@ -397,6 +487,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open));
   exports.Set("edgetpuProbe", Napi::Function::New(env, EdgeTpuProbe));
   exports.Set("tfliteVersion", Napi::Function::New(env, TfliteVersion));
+  exports.Set("resample", Napi::Function::New(env, Resample));
   return exports;
 }
 

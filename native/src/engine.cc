@@ -89,10 +89,6 @@ std::unique_ptr<Engine> Engine::Create(const std::string& model_path, std::vecto
     return nullptr;
   }
 
-  engine->interpreter_options_ = TfLiteInterpreterOptionsCreate();
-  TfLiteInterpreterOptionsSetErrorReporter(engine->interpreter_options_, ReportToLog, &engine->log);
-  TfLiteInterpreterOptionsSetNumThreads(engine->interpreter_options_, options.threads);
-
   if (options.use_edgetpu) {
     std::string load_error;
     const EdgeTpuLibrary* library = LoadEdgeTpu(options.edgetpu.library, &load_error);
@@ -114,48 +110,63 @@ std::unique_ptr<Engine> Engine::Create(const std::string& model_path, std::vecto
       return nullptr;
     }
     engine->free_edgetpu_ = library->free_delegate;
-    // The Edge TPU delegate goes first so it claims the compiled custom op;
-    // XNNPACK below then takes whatever CPU ops remain.
-    TfLiteInterpreterOptionsAddDelegate(engine->interpreter_options_, engine->edgetpu_);
   }
-  if (options.xnnpack) {
+  engine->options_ = options;
+  if (!engine->BuildInterpreter(error)) return nullptr;
+  return engine;
+}
+
+bool Engine::BuildInterpreter(EngineError* error) {
+  interpreter_options_ = TfLiteInterpreterOptionsCreate();
+  TfLiteInterpreterOptionsSetErrorReporter(interpreter_options_, ReportToLog, &log);
+  TfLiteInterpreterOptionsSetNumThreads(interpreter_options_, options_.threads);
+  // The Edge TPU delegate goes first so it claims the compiled custom op;
+  // XNNPACK below then takes whatever CPU ops remain.
+  if (edgetpu_ != nullptr) TfLiteInterpreterOptionsAddDelegate(interpreter_options_, edgetpu_);
+  if (options_.xnnpack) {
     TfLiteXNNPackDelegateOptions xnnpack_options = TfLiteXNNPackDelegateOptionsDefault();
-    xnnpack_options.num_threads = options.threads;
+    xnnpack_options.num_threads = options_.threads;
     // Let XNNPACK run int8/uint8 models too where this build supports it.
     xnnpack_options.flags |= CORAL_XNNPACK_FLAG_QS8 | CORAL_XNNPACK_FLAG_QU8;
-    engine->xnnpack_ = TfLiteXNNPackDelegateCreate(&xnnpack_options);
-    if (engine->xnnpack_ != nullptr) {
-      TfLiteInterpreterOptionsAddDelegate(engine->interpreter_options_, engine->xnnpack_);
-    }
+    xnnpack_ = TfLiteXNNPackDelegateCreate(&xnnpack_options);
+    if (xnnpack_ != nullptr) TfLiteInterpreterOptionsAddDelegate(interpreter_options_, xnnpack_);
   }
 
   // A model with ops the CPU lacks fails here when a delegate is attached,
   // or at AllocateTensors when none is: explain both the same way.
-  engine->interpreter_ = TfLiteInterpreterCreate(engine->model_, engine->interpreter_options_);
-  if (engine->interpreter_ == nullptr) {
-    *error = ExplainBuildFailure(engine->log, "ERR_INTERPRETER", "TFLite could not build an interpreter for this model");
-    return nullptr;
+  interpreter_ = TfLiteInterpreterCreate(model_, interpreter_options_);
+  if (interpreter_ == nullptr) {
+    *error = ExplainBuildFailure(log, "ERR_INTERPRETER", "TFLite could not build an interpreter for this model");
+    return false;
   }
-  if (TfLiteInterpreterAllocateTensors(engine->interpreter_) != kTfLiteOk) {
-    *error = ExplainBuildFailure(engine->log, "ERR_ALLOCATE", "TFLite could not allocate the model's tensors");
-    return nullptr;
+  if (TfLiteInterpreterAllocateTensors(interpreter_) != kTfLiteOk) {
+    *error = ExplainBuildFailure(log, "ERR_ALLOCATE", "TFLite could not allocate the model's tensors");
+    return false;
   }
-  return engine;
+  return true;
+}
+
+void Engine::DeleteInterpreter() {
+  // Order matters: the interpreter uses the delegates.
+  if (interpreter_ != nullptr) TfLiteInterpreterDelete(interpreter_);
+  if (xnnpack_ != nullptr) TfLiteXNNPackDelegateDelete(xnnpack_);
+  if (interpreter_options_ != nullptr) TfLiteInterpreterOptionsDelete(interpreter_options_);
+  interpreter_ = nullptr;
+  xnnpack_ = nullptr;
+  interpreter_options_ = nullptr;
 }
 
 Engine::~Engine() {
-  // Order matters: the interpreter uses the delegates, and libedgetpu's
-  // delegate must outlive the interpreter that ran it.
-  if (interpreter_ != nullptr) TfLiteInterpreterDelete(interpreter_);
-  if (xnnpack_ != nullptr) TfLiteXNNPackDelegateDelete(xnnpack_);
+  // libedgetpu's delegate must outlive the interpreter that ran it.
+  DeleteInterpreter();
   if (edgetpu_ != nullptr && free_edgetpu_ != nullptr) free_edgetpu_(edgetpu_);
-  if (interpreter_options_ != nullptr) TfLiteInterpreterOptionsDelete(interpreter_options_);
   if (model_ != nullptr) TfLiteModelDelete(model_);
 }
 
 std::vector<TensorMeta> Engine::Inputs() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<TensorMeta> metas;
+  if (interpreter_ == nullptr) return metas;
   int count = TfLiteInterpreterGetInputTensorCount(interpreter_);
   for (int i = 0; i < count; i++) metas.push_back(Describe(TfLiteInterpreterGetInputTensor(interpreter_, i)));
   return metas;
@@ -164,6 +175,7 @@ std::vector<TensorMeta> Engine::Inputs() const {
 std::vector<TensorMeta> Engine::Outputs() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<TensorMeta> metas;
+  if (interpreter_ == nullptr) return metas;
   int count = TfLiteInterpreterGetOutputTensorCount(interpreter_);
   for (int i = 0; i < count; i++) metas.push_back(Describe(TfLiteInterpreterGetOutputTensor(interpreter_, i)));
   return metas;
@@ -171,6 +183,10 @@ std::vector<TensorMeta> Engine::Outputs() const {
 
 bool Engine::ResizeInput(int index, const std::vector<int>& dims, EngineError* error) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (interpreter_ == nullptr) {
+    *error = {"ERR_INTERPRETER", "the interpreter was lost after a refused resize: open the model again"};
+    return false;
+  }
   int count = TfLiteInterpreterGetInputTensorCount(interpreter_);
   if (index < 0 || index >= count) {
     *error = {"ERR_INPUT_INDEX", "input " + std::to_string(index) + " does not exist: the model has " +
@@ -182,6 +198,15 @@ bool Engine::ResizeInput(int index, const std::vector<int>& dims, EngineError* e
           kTfLiteOk ||
       TfLiteInterpreterAllocateTensors(interpreter_) != kTfLiteOk) {
     *error = {"ERR_RESIZE", "the model cannot take this input shape: " + LastLines(log)};
+    // A failed allocation leaves the interpreter, and the XNNPACK kernels in
+    // it, unusable (the next invoke crashes). Build a fresh one at the
+    // model's own shapes, so a refused resize costs nothing but the error.
+    DeleteInterpreter();
+    EngineError rebuild_error;
+    if (!BuildInterpreter(&rebuild_error)) {
+      DeleteInterpreter();
+      error->message += "; and the interpreter could not be rebuilt: " + rebuild_error.message;
+    }
     return false;
   }
   return true;
@@ -190,6 +215,10 @@ bool Engine::ResizeInput(int index, const std::vector<int>& dims, EngineError* e
 bool Engine::Invoke(const std::vector<InputView>& inputs, std::vector<std::vector<unsigned char>>* outputs,
                     EngineError* error) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (interpreter_ == nullptr) {
+    *error = {"ERR_INTERPRETER", "the interpreter was lost after a refused resize: open the model again"};
+    return false;
+  }
   int count = TfLiteInterpreterGetInputTensorCount(interpreter_);
   if (static_cast<int>(inputs.size()) != count) {
     *error = {"ERR_INPUT_COUNT", "the model takes " + std::to_string(count) + " input(s), got " +

@@ -72,7 +72,12 @@ class Engine {
 
  private:
   Engine() = default;
+  // Interpreter options, the XNNPACK delegate and the interpreter, from
+  // options_; the model and the Edge TPU delegate stay.
+  bool BuildInterpreter(EngineError* error);
+  void DeleteInterpreter();
   mutable std::mutex mutex_;
+  EngineOptions options_;
   std::vector<char> model_bytes_;  // TfLiteModelCreate does not copy the buffer
   TfLiteModel* model_ = nullptr;
   TfLiteInterpreterOptions* interpreter_options_ = nullptr;

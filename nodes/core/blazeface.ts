@@ -11,7 +11,7 @@
  * graph sets reverse_output_order, sigmoid scores clipped to ±100), and
  * NonMaxSuppressionCalculator with the WEIGHTED algorithm.
  */
-import sharp from './vips';
+import { loadAddon } from '../../native';
 import { intersectionOverUnion, type Box, type Point, type RgbImage } from './image';
 
 export type BlazeFaceVariant = 'short' | 'full';
@@ -397,8 +397,13 @@ export function detectionToFrame(detection: Detection, letterbox: Letterbox): De
   };
 }
 
-/** Source taps for one output sample along one axis; weights may sum to < 1 at the content edge (rest is black). */
+/**
+ * Source taps of every output sample along one axis, flattened: output o reads
+ * source samples indices[k] with weights[k] for k in [first[o], first[o + 1]).
+ * Weights may sum to < 1 at the content edge (the rest is black padding).
+ */
 interface AxisTaps {
+  first: Int32Array;
   indices: Int32Array;
   weights: Float32Array;
 }
@@ -410,19 +415,20 @@ interface AxisTaps {
  * close to bilinear; for strong ones (1280 → 192) it stops the aliasing that
  * 2-tap bilinear would give, where a 6.7-pixel footprint would be sampled at 2.
  */
-function axisTaps(outputLength: number, regionStart: number, regionLength: number, scale: number, pad: number): AxisTaps[] {
-  const taps: AxisTaps[] = [];
+function computeAxisTaps(outputLength: number, regionStart: number, regionLength: number, scale: number, pad: number): AxisTaps {
+  const first = new Int32Array(outputLength + 1);
+  const indices: number[] = [];
+  const weights: number[] = [];
   for (let o = 0; o < outputLength; o++) {
-    const indices: number[] = [];
-    const weights: number[] = [];
+    first[o] = indices.length;
     if (scale >= 1) {
       const centre = (o + 0.5 - pad) / scale;
       if (centre >= 0 && centre <= regionLength) {
         const position = Math.min(regionLength - 1, Math.max(0, centre - 0.5));
-        const first = Math.floor(position);
-        const fraction = position - first;
-        const second = Math.min(regionLength - 1, first + 1);
-        indices.push(regionStart + first, regionStart + second);
+        const lower = Math.floor(position);
+        const fraction = position - lower;
+        const upper = Math.min(regionLength - 1, lower + 1);
+        indices.push(regionStart + lower, regionStart + upper);
         weights.push(1 - fraction, fraction);
       }
     } else {
@@ -439,20 +445,26 @@ function axisTaps(outputLength: number, regionStart: number, regionLength: numbe
         }
       }
     }
-    taps.push({ indices: Int32Array.from(indices), weights: Float32Array.from(weights) });
+  }
+  first[outputLength] = indices.length;
+  return { first, indices: Int32Array.from(indices), weights: Float32Array.from(weights) };
+}
+
+/** Taps repeat for every frame of a stream and every photo of one size: computing them took half the resampling time. */
+const tapCache = new Map<string, AxisTaps>();
+
+function axisTaps(outputLength: number, regionStart: number, regionLength: number, scale: number, pad: number): AxisTaps {
+  const key = `${outputLength}:${regionStart}:${regionLength}:${scale}:${pad}`;
+  let taps = tapCache.get(key);
+  if (!taps) {
+    if (tapCache.size >= 64) tapCache.clear(); // photos of many sizes: bounded, never a leak
+    taps = computeAxisTaps(outputLength, regionStart, regionLength, scale, pad);
+    tapCache.set(key, taps);
   }
   return taps;
 }
 
-/**
- * Resamples `region` (default: whole frame) of `image` into the square input
- * of `variant`, aspect ratio kept, centred, black padding, as MediaPipe's
- * ImageToTensorCalculator does with keep_aspect_ratio and BORDER_ZERO.
- * The region must lie inside the image and have integer bounds.
- */
-export function prepareInput(image: RgbImage, variant: BlazeFaceVariant, region?: Box): PreparedInput {
-  const inputSize = BLAZEFACE_MODELS[variant].inputSize;
-  const area = region ?? { x: 0, y: 0, width: image.width, height: image.height };
+function checkRegion(image: RgbImage, area: Box): void {
   if (
     area.width <= 0 ||
     area.height <= 0 ||
@@ -464,79 +476,80 @@ export function prepareInput(image: RgbImage, variant: BlazeFaceVariant, region?
   ) {
     throw new Error(`region ${JSON.stringify(area)} is not an integer box inside ${image.width}×${image.height}`);
   }
-  const letterbox = computeLetterbox(area, inputSize);
-  const columnTaps = axisTaps(inputSize, area.x, area.width, letterbox.scale, letterbox.padX);
-  const rowTaps = axisTaps(inputSize, area.y, area.height, letterbox.scale, letterbox.padY);
+}
 
-  // Horizontal pass over the region's rows, then vertical pass: separable, so
-  // the cost is linear in the taps rather than their product.
-  const rowBuffer = new Float32Array(area.height * inputSize * 3);
+/**
+ * Resamples `region` (default: whole frame) of `image` into the square input
+ * of `variant`, aspect ratio kept, centred, black padding, as MediaPipe's
+ * ImageToTensorCalculator does with keep_aspect_ratio and BORDER_ZERO.
+ * The region must lie inside the image and have integer bounds.
+ */
+export function prepareInput(image: RgbImage, variant: BlazeFaceVariant, region?: Box): PreparedInput {
+  const inputSize = BLAZEFACE_MODELS[variant].inputSize;
+  const area = region ?? { x: 0, y: 0, width: image.width, height: image.height };
+  checkRegion(image, area);
+  const letterbox = computeLetterbox(area, inputSize);
+  const columns = axisTaps(inputSize, area.x, area.width, letterbox.scale, letterbox.padX);
+  const rows = axisTaps(inputSize, area.y, area.height, letterbox.scale, letterbox.padY);
+
+  // Horizontal pass over the source rows that some output row reads, then a
+  // vertical pass: separable, so the cost is linear in the taps rather than
+  // their product.
+  const rowLength = inputSize * 3;
+  const firstRow = rows.indices.length ? rows.indices.reduce((a, b) => Math.min(a, b)) : 0;
+  const lastRow = rows.indices.length ? rows.indices.reduce((a, b) => Math.max(a, b)) : -1;
+  const rowBuffer = new Float32Array(Math.max(0, lastRow - firstRow + 1) * rowLength);
   const src = image.data;
-  for (let y = 0; y < area.height; y++) {
-    const sourceRow = (area.y + y) * image.width * 3;
-    const bufferRow = y * inputSize * 3;
-    for (let ox = 0; ox < inputSize; ox++) {
-      const { indices, weights } = columnTaps[ox];
+  const { first: colFirst, indices: colIndex, weights: colWeight } = columns;
+  for (let y = firstRow; y <= lastRow; y++) {
+    const sourceRow = y * image.width * 3;
+    let q = (y - firstRow) * rowLength;
+    for (let ox = 0; ox < inputSize; ox++, q += 3) {
       let r = 0;
       let g = 0;
       let b = 0;
-      for (let t = 0; t < indices.length; t++) {
-        const p = sourceRow + indices[t] * 3;
-        const w = weights[t];
+      for (let t = colFirst[ox]; t < colFirst[ox + 1]; t++) {
+        const p = sourceRow + colIndex[t] * 3;
+        const w = colWeight[t];
         r += src[p] * w;
         g += src[p + 1] * w;
         b += src[p + 2] * w;
       }
-      const q = bufferRow + ox * 3;
       rowBuffer[q] = r;
       rowBuffer[q + 1] = g;
       rowBuffer[q + 2] = b;
     }
   }
 
-  const tensor = new Float32Array(inputSize * inputSize * 3);
+  const tensor = new Float32Array(inputSize * rowLength);
   for (let oy = 0; oy < inputSize; oy++) {
-    const { indices, weights } = rowTaps[oy];
-    const outRow = oy * inputSize * 3;
-    for (let i = 0; i < inputSize * 3; i++) {
-      let v = 0;
-      for (let t = 0; t < indices.length; t++) v += rowBuffer[(indices[t] - area.y) * inputSize * 3 + i] * weights[t];
-      tensor[outRow + i] = v / 127.5 - 1;
+    const out = oy * rowLength;
+    for (let t = rows.first[oy]; t < rows.first[oy + 1]; t++) {
+      const from = (rows.indices[t] - firstRow) * rowLength;
+      const w = rows.weights[t];
+      for (let i = 0; i < rowLength; i++) tensor[out + i] += rowBuffer[from + i] * w;
     }
+    for (let i = 0; i < rowLength; i++) tensor[out + i] = tensor[out + i] / 127.5 - 1;
   }
   return { tensor, letterbox };
 }
 
 /**
- * The same input as `prepareInput`, resampled by libvips (sharp) on the libuv
- * thread pool when the region shrinks by 2x or more: 1280x720 to 192 px takes
- * ~2 ms there against ~8 ms in JavaScript on the event loop. libvips shrinks
- * by box averaging before its final Lanczos pass, so it antialiases like the
- * area averaging above (Lanczos scored far faces highest of libvips' kernels
- * on the _group frames). Falls back to `prepareInput` when the content size
- * is not a whole number of pixels (the letterbox mapping must stay exact).
+ * The same input as `prepareInput`, computed natively on the libuv thread
+ * pool (native/src/resample.cc) with the same cached taps: 1280x720 to the
+ * 192 px input takes ~0.6 ms there, against ~6 ms in JavaScript on the event
+ * loop and ~3.4 ms through libvips (sharp), whose fixed cost per call is
+ * 1.5 ms for a frame this size.
  */
-export async function prepareInputFast(image: RgbImage, variant: BlazeFaceVariant, region?: Box): Promise<PreparedInput> {
+export async function prepareInputNative(image: RgbImage, variant: BlazeFaceVariant, region?: Box): Promise<PreparedInput> {
   const inputSize = BLAZEFACE_MODELS[variant].inputSize;
   const area = region ?? { x: 0, y: 0, width: image.width, height: image.height };
+  checkRegion(image, area);
   const letterbox = computeLetterbox(area, inputSize);
-  const contentWidth = area.width * letterbox.scale;
-  const contentHeight = area.height * letterbox.scale;
-  const whole = (v: number) => Math.abs(v - Math.round(v)) < 1e-6;
-  if (letterbox.scale > 0.5 || !whole(contentWidth) || !whole(contentHeight) || !whole(letterbox.padX) || !whole(letterbox.padY)) {
-    return prepareInput(image, variant, region);
-  }
-  const pixels = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
-  let pipeline = sharp(pixels, { raw: { width: image.width, height: image.height, channels: 3 } });
-  if (region) pipeline = pipeline.extract({ left: area.x, top: area.y, width: area.width, height: area.height });
-  const small = await pipeline.resize(Math.round(contentWidth), Math.round(contentHeight), { kernel: 'lanczos3', fit: 'fill' }).raw().toBuffer();
-  const tensor = new Float32Array(inputSize * inputSize * 3).fill(-1);
-  const rowLength = Math.round(contentWidth) * 3;
-  for (let y = 0; y < Math.round(contentHeight); y++) {
-    const out = ((y + letterbox.padY) * inputSize + letterbox.padX) * 3;
-    const from = y * rowLength;
-    for (let i = 0; i < rowLength; i++) tensor[out + i] = small[from + i] / 127.5 - 1;
-  }
+  const columns = axisTaps(inputSize, area.x, area.width, letterbox.scale, letterbox.padX);
+  const rows = axisTaps(inputSize, area.y, area.height, letterbox.scale, letterbox.padY);
+  const pixels = image.data.length === image.width * image.height * 3 ? image.data : image.data.subarray(0, image.width * image.height * 3);
+  const tensor = await loadAddon().resample(pixels, image.width, columns, rows, 1 / 127.5, -1);
   return { tensor, letterbox };
 }
 
@@ -675,7 +688,7 @@ export class FaceDetector {
   }
 
   private async detectInRegion(image: RgbImage, region: Box): Promise<Detection[]> {
-    const { tensor, letterbox } = await prepareInputFast(image, this.variant, region);
+    const { tensor, letterbox } = await prepareInputNative(image, this.variant, region);
     const { regressors, scores } = splitOutputs(await this.runModel(tensor), this.spec);
     const decoded = decodeDetections(regressors, scores, this.anchors, this.variant, {
       minScore: this.options.minScore,

@@ -18,12 +18,13 @@ import {
   normalizedToFrame,
   planTiles,
   prepareInput,
+  prepareInputNative,
   weightedNonMaxSuppression,
 } from '../../nodes/core/blazeface';
 import { alignFace, applyAffine, templateFor } from '../../nodes/core/align';
 import type { Point, RgbImage } from '../../nodes/core/image';
 import { blazeFaceModel } from '../../nodes/core/pipeline';
-import { CpuRuntime } from '../../native';
+import { CpuRuntime, loadAddon } from '../../native';
 import { DEV_DIR, loadPhoto, modelRunner } from '../helpers/real-models';
 
 const close = (actual: number, expected: number, tolerance = 1e-6, what = ''): void =>
@@ -218,6 +219,40 @@ describe('blazeface: letterbox', () => {
     close(red(120, 64), 1, 1e-6, 'right half');
     close((red(63, 64) + red(64, 64)) / 2, 0, 1e-6, 'split is centred');
     close(red(100, 10), -1, 1e-6, 'padding');
+  });
+
+  it('the native resampler equals the TypeScript reference: frames, tile regions, shrinking and enlarging', async () => {
+    let seed = 7;
+    const noise = (width: number, height: number): RgbImage => ({
+      width,
+      height,
+      data: Uint8Array.from({ length: width * height * 3 }, () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24),
+    });
+    const cases: [RgbImage, BlazeFaceVariant, { x: number; y: number; width: number; height: number }?][] = [
+      [noise(1280, 720), 'full'],
+      [noise(250, 250), 'short'],
+      [noise(64, 32), 'short'],
+      [noise(1280, 720), 'short', { x: 280, y: 0, width: 720, height: 720 }],
+      [noise(333, 517), 'full', { x: 13, y: 101, width: 200, height: 150 }],
+    ];
+    for (const [image, variant, region] of cases) {
+      const reference = prepareInput(image, variant, region);
+      const native = await prepareInputNative(image, variant, region);
+      assert.deepEqual(native.letterbox, reference.letterbox);
+      let max = 0;
+      for (let i = 0; i < reference.tensor.length; i++) max = Math.max(max, Math.abs(native.tensor[i] - reference.tensor[i]));
+      assert.ok(max < 1e-5, `${image.width}x${image.height} ${variant} ${JSON.stringify(region)}: differs by ${max}`);
+    }
+  });
+
+  it('the native resampler refuses taps that would read outside the image', () => {
+    const image = new Uint8Array(4 * 4 * 3);
+    const taps = (indices: number[]) => ({ first: Int32Array.of(0, indices.length), indices: Int32Array.from(indices), weights: new Float32Array(indices.length).fill(1) });
+    const resample = loadAddon().resample;
+    assert.throws(() => resample(image, 4, taps([4]), taps([0]), 1, 0), /x taps read outside the image/);
+    assert.throws(() => resample(image, 4, taps([0]), taps([-1]), 1, 0), /y taps read outside the image/);
+    assert.throws(() => resample(image, 5, taps([0]), taps([0]), 1, 0), /whole number of RGB rows/);
+    assert.throws(() => resample(image, 4, { ...taps([0]), first: Int32Array.of(0, 2) }, taps([0]), 1, 0), /do not cover their indices/);
   });
 
   it('plans overlapping square tiles over a wide frame', () => {

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { decodeImage } from '../../nodes/core/decode';
+import { TfliteEmbedder } from '../../nodes/core/embedder';
 import { EnrolError, enrolPerson } from '../../nodes/core/enrol';
 import { Gallery } from '../../nodes/core/gallery';
 import { FacePipeline, mainFace, openDetector } from '../../nodes/core/pipeline';
@@ -91,6 +92,33 @@ describe('pipeline: faces in photos', function () {
       mainFace(await pipeline.detect(await decodeImage(photos('Tony_Blair')[3])), { width: 250, height: 250 })!).crop]);
     assert.ok(cosine(together[0], again) > 0.5);
     assert.ok(cosine(together[0], together[1]) < 0.4);
+  });
+
+  it('runs one face per inference on the CPU; a fixed batch of 2 pads and agrees; mirroring is a separate embedder id', async () => {
+    const crops = [];
+    for (const file of [photos('Tony_Blair')[1], photos('Tiger_Woods')[1], photos('Hans_Blix')[1]]) {
+      const image = await decodeImage(file);
+      crops.push(pipeline.align(image, mainFace(await pipeline.detect(image), image)!).crop);
+    }
+    const single = await TfliteEmbedder.open({ device: 'cpu' });
+    // Without the load-time rewrites the model keeps its fixed batch of 2.
+    const fixed = await TfliteEmbedder.open({ device: 'cpu', rewrite: false });
+    const mirrored = await TfliteEmbedder.open({ device: 'cpu', mirror: true });
+    try {
+      assert.equal(single.inference.inputs[0].shape[0], 1);
+      assert.equal(fixed.inference.inputs[0].shape[0], 2);
+      assert.equal(single.id, fixed.id, 'same model, same preprocessing: the gallery cache is shared');
+      assert.match(single.id, /-s$/);
+      assert.match(mirrored.id, /-m$/);
+      const [a, b, m] = [await single.embed(crops), await fixed.embed(crops), await mirrored.embed(crops)];
+      for (let i = 0; i < crops.length; i++) {
+        assert.ok(cosine(a[i], b[i]) > 0.99999, `crop ${i}: batch 1 and padded batch 2 agree`);
+        const c = cosine(a[i], m[i]);
+        assert.ok(c > 0.8 && c < 0.9999, `crop ${i}: the mirrored embedding is close but not the same (${c})`);
+      }
+    } finally {
+      await Promise.all([single.dispose(), fixed.dispose(), mirrored.dispose()]);
+    }
   });
 
   it('enrols, rejects an outlier photo, and a recognizer follows gallery changes without reopening', async () => {
