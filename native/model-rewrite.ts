@@ -263,20 +263,19 @@ function freeBatch(g: Graph): number {
     if (builtin(g, op) !== Op.RESHAPE) continue;
     const shapeTensor = fb.ints(op, 1)[1];
     const data = shapeTensor === undefined ? null : constantData(g, shapeTensor);
-    // The constant is edited in place: it must not be shared with another tensor.
-    if (data && sharedBuffer(g, shapeTensor)) continue;
+    // The constant is edited in place: it must be this op's alone.
+    if (data && (sharedBuffer(g, shapeTensor) || g.operators.filter((o) => fb.ints(o, 1).includes(shapeTensor)).length > 1)) continue;
     const options = fb.field(op, 4);
     const newShape = options ? fb.vector(fb.deref(options), 0) : null;
-    const targets: number[] = [];
-    if (data && tensorType(g, shapeTensor) === INT32) targets.push(data.at);
-    if (newShape && newShape.length > 0) targets.push(newShape.at);
-    const values = (at: number, length: number) => Array.from({ length }, (_, i) => fb.i32(at + 4 * i));
-    const shapes = [
-      ...(data && tensorType(g, shapeTensor) === INT32 ? [values(data.at, data.length / 4)] : []),
-      ...(newShape ? [values(newShape.at, newShape.length)] : []),
-    ];
-    if (shapes.length === 0 || !shapes.every((s) => s[0] === batch && !s.includes(-1))) continue;
-    for (const at of targets) fb.view.setInt32(at, -1, true);
+    // The target shape is stored twice, as the constant second input and as
+    // ReshapeOptions.new_shape; either may be missing (or empty). Edit every
+    // copy that pins the batch, and only when all present copies agree.
+    const copies: { at: number; length: number }[] = [];
+    if (data && tensorType(g, shapeTensor) === INT32) copies.push({ at: data.at, length: data.length / 4 });
+    if (newShape && newShape.length > 0) copies.push(newShape);
+    const values = ({ at, length }: { at: number; length: number }) => Array.from({ length }, (_, i) => fb.i32(at + 4 * i));
+    if (copies.length === 0 || !copies.every((c) => { const v = values(c); return v[0] === batch && !v.includes(-1); })) continue;
+    for (const { at } of copies) fb.view.setInt32(at, -1, true);
     freed++;
   }
   return freed;

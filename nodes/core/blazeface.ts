@@ -1,8 +1,9 @@
 /**
  * BlazeFace (MediaPipe face detection) pre- and post-processing in plain
- * TypeScript. The model itself runs elsewhere: `FaceDetector` takes an
- * injected `RunModel`, so the native runtime, a test binding or a fake can be
- * plugged in.
+ * TypeScript, except the resampling loop of the input, which runs natively
+ * (`prepareInputNative`; `prepareInput` is its TypeScript reference). The
+ * model itself runs elsewhere: `FaceDetector` takes an injected `RunModel`, so
+ * the native runtime, a test binding or a fake can be plugged in.
  *
  * The numbers below follow MediaPipe's own graphs
  * (modules/face_detection/face_detection_{short,full}_range.pbtxt and the

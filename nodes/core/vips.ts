@@ -1,7 +1,7 @@
 /**
  * sharp (libvips), set up once for this package. One libvips thread per
- * operation: our images are small (a 250 px photo, a 720p frame shrunk to
- * 192 px), and libvips' default of one thread per core left its workers
+ * operation: our images are small (photos to decode, 112 px crops to
+ * encode), and libvips' default of one thread per core left its workers
  * competing with the XNNPACK threads of the next inference: a face embedding
  * took 11.4 ms after a decode instead of 9.9 (test/bench/pipeline.ts). Other
  * sharp work still runs in parallel on the libuv pool.

@@ -83,64 +83,65 @@ async function run(pipeline: FacePipeline, head: ImprintedHead, image: RgbImage 
 
 async function main(): Promise<void> {
   if (!json) console.log(`bench:pipeline on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores)\n`);
-  const results = [];
-  const peer = withPeer ? await openFaceApiPeer() : null;
 
-  // Photos: short-range detector, one face each, mirrored-pair embedding.
+  // Ours first, both cases, then the peer: face-api's tfjs heap and WASM
+  // memory in the same process slowed our stages by 10-30 % (garbage
+  // collection and cache pressure) when it was loaded first.
+  const files = devPhotos(photoCount);
+  const frame = await groupFrame('five-people.jpg');
+
+  // Photos: short-range detector, one face each.
+  const photo = { totals: [] as number[], stages: { decode: [], detect: [], align: [], embed: [], classify: [] } as Stages };
   {
     const pipeline = await FacePipeline.open({ detector: { variant: 'short' } });
     const head = await headFor(pipeline);
-    const files = devPhotos(photoCount);
     for (const f of files.slice(0, 10)) await run(pipeline, head, f); // warm up
-    const stages: Stages = { decode: [], detect: [], align: [], embed: [], classify: [] };
-    const totals: number[] = [];
     for (const file of files) {
       const r = await run(pipeline, head, file);
-      for (const k of Object.keys(stages)) stages[k].push(r[k]);
-      totals.push(r.total);
+      for (const k of Object.keys(photo.stages)) photo.stages[k].push(r[k]);
+      photo.totals.push(r.total);
     }
-    let peerTotals: number[] | null = null;
-    if (peer) {
-      peerTotals = [];
-      for (const file of files.slice(0, Math.min(files.length, 60))) {
-        const start = nowMs();
-        await peer.describe(await decodeImage(file), { padding: 125 });
-        peerTotals.push(nowMs() - start);
-      }
-    }
-    results.push(summarise('photo', totals, stages, peerTotals));
     await pipeline.dispose();
   }
 
-  // 1280x720 frame with 5 faces: full-range detector, two faces per inference.
+  // 1280x720 frame with 5 faces: full-range detector, raw pixels (no decode).
+  const frames = { totals: [] as number[], stages: { detect: [], align: [], embed: [], classify: [] } as Stages, faces: 0 };
   {
-    const pipeline = await FacePipeline.open({ detector: { variant: 'full' }, embedder: { mirror: false } });
+    const pipeline = await FacePipeline.open({ detector: { variant: 'full' } });
     const head = await headFor(pipeline);
-    const frame = await groupFrame('five-people.jpg');
     for (let i = 0; i < 5; i++) await run(pipeline, head, frame);
-    const stages: Stages = { detect: [], align: [], embed: [], classify: [] };
-    const totals: number[] = [];
-    let faces = 0;
     for (let i = 0; i < frameCount; i++) {
       const r = await run(pipeline, head, frame);
-      for (const k of Object.keys(stages)) stages[k].push(r[k]);
-      totals.push(r.total);
-      faces = r.faces;
+      for (const k of Object.keys(frames.stages)) frames.stages[k].push(r[k]);
+      frames.totals.push(r.total);
+      frames.faces = r.faces;
     }
-    let peerTotals: number[] | null = null;
-    if (peer) {
-      peerTotals = [];
-      for (let i = 0; i < 10; i++) {
-        const start = nowMs();
-        await peer.describe(frame);
-        peerTotals.push(nowMs() - start);
-      }
-    }
-    results.push({ ...summarise('frame720p5', totals, stages, peerTotals), faces });
     await pipeline.dispose();
   }
-  await peer?.dispose();
 
+  let peerPhotos: number[] | null = null;
+  let peerFrames: number[] | null = null;
+  if (withPeer) {
+    const peer = await openFaceApiPeer();
+    peerPhotos = [];
+    for (const file of files.slice(0, Math.min(files.length, 60))) {
+      const start = nowMs();
+      await peer.describe(await decodeImage(file), { padding: 125 });
+      peerPhotos.push(nowMs() - start);
+    }
+    peerFrames = [];
+    for (let i = 0; i < 10; i++) {
+      const start = nowMs();
+      await peer.describe(frame);
+      peerFrames.push(nowMs() - start);
+    }
+    await peer.dispose();
+  }
+
+  const results = [
+    summarise('photo', photo.totals, photo.stages, peerPhotos),
+    { ...summarise('frame720p5', frames.totals, frames.stages, peerFrames), faces: frames.faces },
+  ];
   for (const r of results) {
     if (json) {
       console.log(JSON.stringify(r));
