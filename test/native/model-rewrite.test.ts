@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import sharp from 'sharp';
 import { CpuRuntime, RuntimeError } from '../../native';
 import { rewriteForCpu } from '../../native/model-rewrite';
+import { maxAbsDiff } from '../helpers/arrays';
 import { FACES_DIR, MODELS } from '../models';
 import * as path from 'path';
 
@@ -18,13 +19,6 @@ async function faceBatch(): Promise<Float32Array> {
     batch.set(Float32Array.from(data, (v) => (v - 127.5) / 128), i * slot);
   }
   return batch;
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
 }
 
 describe('native runtime: model rewrites for the CPU', function () {

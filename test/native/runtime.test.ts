@@ -6,6 +6,7 @@ import { monitorEventLoopDelay } from 'perf_hooks';
 import sharp from 'sharp';
 import { CpuRuntime, InferenceRuntime, openRuntime, RuntimeError } from '../../native';
 import { buildAddModel, buildCustomOpModel, buildDequantizeModel, buildQuantizeModel } from '../helpers/tflite-builder';
+import { maxAbsDiff } from '../helpers/arrays';
 import { FACES_DIR, MODELS } from '../models';
 import { PeerModel } from '../peer';
 
@@ -17,13 +18,6 @@ function seededInput(length: number, seed: number): Float32Array {
     data[i] = s / 2 ** 31 - 1;
   }
   return data;
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
-  return max;
 }
 
 /** Largest difference relative to the reference value (absolute below 1). */
