@@ -1,5 +1,5 @@
 /** Typed view of the compiled addon (native/src/addon.cc). */
-import * as fs from 'fs';
+import nodeGypBuild from 'node-gyp-build';
 import * as path from 'path';
 import { RuntimeError } from './errors';
 
@@ -62,20 +62,57 @@ export interface NativeAddon {
 /** The repository (or installed package) root, found from this file's place in build/. */
 export const packageRoot = path.resolve(__dirname, '..', '..');
 
-/** Built by `npm install` (node-gyp, native/binding.gyp). */
-export const releaseDir = path.join(packageRoot, 'native', 'build', 'Release');
+/** Holds binding.gyp, build/Release (a source build) and prebuilds/<platform>-<arch>/ (the shipped addons). */
+export const nativeDir = path.join(packageRoot, 'native');
 
-let loaded: NativeAddon | undefined;
+/** What to do when no addon loads; the install script says the same (native/scripts/install.mjs). */
+export const ADDON_HELP =
+  'Prebuilt addons ship for Linux x64 and arm64 with glibc 2.34 or newer (Debian 12, Ubuntu 22.04, Raspberry Pi OS ' +
+  'bookworm, the Home Assistant app). Elsewhere it is built from source at install time, which needs python3, make ' +
+  'and g++ (Debian, Ubuntu, Raspberry Pi OS: "sudo apt-get install python3 make g++"), then ' +
+  '"npm rebuild node-red-contrib-coral-face" in the Node-RED user directory. Alpine (musl) is not supported: the ' +
+  'TFLite library is a glibc build.';
 
+let loaded: { addon: NativeAddon; file: string } | undefined;
+
+/**
+ * The compiled addon: a source build in native/build/Release when there is
+ * one, else the prebuilt addon for this platform (node-gyp-build's lookup).
+ */
 export function loadAddon(): NativeAddon {
+  return load().addon;
+}
+
+function load(): { addon: NativeAddon; file: string } {
   if (loaded) return loaded;
-  const file = path.join(releaseDir, 'coral_face_native.node');
-  if (!fs.existsSync(file)) {
+  let file: string;
+  try {
+    file = nodeGypBuild.path(nativeDir);
+  } catch {
     throw new RuntimeError('ERR_ADDON_MISSING',
-      `the native addon is not built (${file} is missing): run "npm install" (or "npm rebuild node-red-contrib-coral-face") ` +
-      'with python3, make and g++ installed');
+      `no native addon for ${process.platform}-${process.arch} in ${nativeDir}. ${ADDON_HELP}`);
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  loaded = require(file) as NativeAddon;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = { addon: require(file) as NativeAddon, file };
+  } catch (error) {
+    throw new RuntimeError('ERR_ADDON_MISSING',
+      `the native addon ${file} does not load here: ${(error as Error).message.split('\n')[0]}. ${ADDON_HELP}`);
+  }
   return loaded;
+}
+
+export interface AddonInfo {
+  /** The .node file in use. */
+  file: string;
+  /** True for a shipped prebuilt addon, false for one built from source on this machine. */
+  prebuilt: boolean;
+  /** The TFLite C library's version string. */
+  tflite: string;
+}
+
+/** Loads the addon (or throws the RuntimeError that says what to install) and says which one runs. */
+export function addonInfo(): AddonInfo {
+  const { addon, file } = load();
+  return { file, prebuilt: path.relative(nativeDir, file).split(path.sep)[0] === 'prebuilds', tflite: addon.tfliteVersion() };
 }

@@ -1,16 +1,20 @@
-# Builds the native runtime (one addon over the TFLite 2.9 C API) and a tiny
-# external-delegate plugin that lets the benchmark switch XNNPACK on in the
-# peer binding (tfjs-tflite-node has no option for it).
+# Builds the native runtime: one addon over the TFLite 2.9 C API.
 #
-# The TFLite C library comes from the tfjs-tflite-node npm package (cc_deps/),
-# so nothing is downloaded at install time. It is copied next to the addon and
-# found through an $ORIGIN rpath. We stay on 2.9: its C structs match what
-# Coral's libedgetpu 16.0 was compiled against (see README, "Edge TPU").
+# Users do not build it: the package carries prebuilt addons for linux-x64 and
+# linux-arm64 (native/prebuilds/, made by `npm run prebuilds`). This file is
+# used by that script, by developers, and by the install script when no
+# prebuilt addon loads and a compiler is there (native/scripts/install.mjs).
+#
+# The TFLite C library and its headers are the ones tfjs-tflite-node carries
+# (cc_deps/), vendored into native/prebuilds/linux-<arch>/ and native/tflite/
+# by native/scripts/tflite.mjs, so the package builds with no network and no
+# tfjs-tflite-node. The library is copied next to the addon and found through
+# an $ORIGIN rpath. We stay on 2.9: its C structs match what Coral's
+# libedgetpu 16.0 was compiled against (see README, "Edge TPU").
 {
   'variables': {
-    'tflite_root': '<!(node -p "require(\'path\').dirname(require.resolve(\'tfjs-tflite-node/package.json\'))")',
     'conditions': [
-      ['target_arch=="arm64"', { 'tflite_arch': 'linux_arm64' }, { 'tflite_arch': 'linux_amd64' }],
+      ['target_arch=="arm64"', { 'tflite_platform': 'linux-arm64' }, { 'tflite_platform': 'linux-x64' }],
     ],
   },
   'targets': [
@@ -19,7 +23,7 @@
       'sources': ['src/addon.cc', 'src/engine.cc', 'src/edgetpu.cc', 'src/resample.cc'],
       'include_dirs': [
         '<!(node -p "require(\'node-addon-api\').include_dir")',
-        '<(tflite_root)/cc_deps/include',
+        'tflite/include',
       ],
       'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS'],
       'cflags!': ['-fno-exceptions'],
@@ -37,17 +41,8 @@
       'type': 'none',
       'copies': [{
         'destination': '<(PRODUCT_DIR)',
-        'files': ['<(tflite_root)/cc_deps/<(tflite_arch)/libtensorflowlite_c.so'],
+        'files': ['prebuilds/<(tflite_platform)/libtensorflowlite_c.so'],
       }],
-    },
-    {
-      'target_name': 'xnnpack_plugin',
-      'type': 'shared_library',
-      'product_extension': 'so',
-      'sources': ['src/xnnpack_plugin.c'],
-      'include_dirs': ['<(tflite_root)/cc_deps/include'],
-      'libraries': ['<(PRODUCT_DIR)/libtensorflowlite_c.so', "-Wl,-rpath,'$$ORIGIN'"],
-      'dependencies': ['copy_tflite'],
     },
   ],
 }

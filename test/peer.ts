@@ -3,12 +3,13 @@
  * infer on the calling thread). Used by tests as an independent reference and
  * by the benchmarks as the comparison. It has no XNNPACK switch of its own, so
  * "with XNNPACK" hands it our external-delegate plugin
- * (native/src/xnnpack_plugin.c), which returns the same library's XNNPACK
- * delegate.
+ * (test/bench/xnnpack_plugin.c, built here on first use: it is never part of
+ * the package), which returns the same library's XNNPACK delegate.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { releaseDir } from '../native/addon';
+import { buildSharedLibrary } from './helpers/c-library';
+import { findRepoRoot, tfliteCcDeps } from './helpers/fake-edgetpu';
 
 interface PeerTensor {
   data(): Float32Array | Uint8Array | Int8Array | Int32Array;
@@ -40,6 +41,14 @@ export function peerRunnerClass(): PeerRunnerClass {
   return (require(path.join(dir, 'build', 'Release', 'node_tflite_binding.node')) as { Interpreter: PeerRunnerClass }).Interpreter;
 }
 
+/** The benchmark's external-delegate plugin, linked against the peer's own TFLite library. */
+export function xnnpackPlugin(): string {
+  const { includeDir, libDir } = tfliteCcDeps();
+  return buildSharedLibrary(path.join(findRepoRoot(), 'test', 'bench', 'xnnpack_plugin.c'), 'xnnpack_plugin.so',
+    ['-O2', `-I${includeDir}`, `-I${path.join(findRepoRoot(), 'native', 'src')}`],
+    [`-L${libDir}`, '-ltensorflowlite_c', `-Wl,-rpath,${libDir}`]);
+}
+
 export class PeerModel {
   private runner: PeerRunner;
   private inputs: PeerTensor[];
@@ -51,7 +60,7 @@ export class PeerModel {
     const model = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
     // The binding checks for the key, not its value: leave it out for "no delegate".
     this.runner = new TFLiteNodeModelRunner(model, options.xnnpack
-      ? { threads: options.threads, delegate: { path: path.join(releaseDir, 'xnnpack_plugin.so'), options: [['num_threads', String(options.threads)]] } }
+      ? { threads: options.threads, delegate: { path: xnnpackPlugin(), options: [['num_threads', String(options.threads)]] } }
       : { threads: options.threads });
     this.inputs = this.runner.getInputs();
     this.outputs = this.runner.getOutputs();

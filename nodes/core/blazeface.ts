@@ -12,7 +12,7 @@
  * graph sets reverse_output_order, sigmoid scores clipped to ±100), and
  * NonMaxSuppressionCalculator with the WEIGHTED algorithm.
  */
-import { loadAddon } from '../../native';
+import { resampleRgb } from '../../native';
 import { intersectionOverUnion, type Box, type Point, type RgbImage } from './image';
 
 export type BlazeFaceVariant = 'short' | 'full';
@@ -551,7 +551,7 @@ export function prepareInput(image: RgbImage, variant: BlazeFaceVariant, region?
 export async function prepareInputNative(image: RgbImage, variant: BlazeFaceVariant, region?: Box): Promise<PreparedInput> {
   const { letterbox, columns, rows } = resamplingPlan(image, variant, region);
   const pixels = image.data.length === image.width * image.height * 3 ? image.data : image.data.subarray(0, image.width * image.height * 3);
-  const tensor = await loadAddon().resample(pixels, image.width, columns, rows, 1 / 127.5, -1);
+  const tensor = await resampleRgb(pixels, image.width, { x: columns, y: rows, scale: 1 / 127.5, offset: -1 });
   return { tensor, letterbox };
 }
 

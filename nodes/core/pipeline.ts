@@ -4,8 +4,7 @@
  * embed (MobileFaceNet, Edge TPU or CPU). Framework-free: the CLI, the
  * Node-RED nodes and the add-on all call this.
  */
-import * as path from 'path';
-import { CpuRuntime, InferenceRuntime, RuntimeOptions } from '../../native';
+import { CpuRuntime, InferenceRuntime, RuntimeOptions, shippedModels } from '../../native';
 import { alignFace, assessQuality, FaceQuality, QualityThresholds } from './align';
 import { BlazeFaceVariant, Detection, FaceDetector, FaceDetectorOptions } from './blazeface';
 import { Embedder, TfliteEmbedder, TfliteEmbedderOptions } from './embedder';
@@ -37,9 +36,9 @@ export interface StageTimings {
   embed: number;
 }
 
+/** The BlazeFace model the package ships for a variant (build/models/). */
 export function blazeFaceModel(variant: BlazeFaceVariant): string {
-  const dir = path.dirname(require.resolve('@mediapipe/face_detection/package.json'));
-  return path.join(dir, variant === 'short' ? 'face_detection_short_range.tflite' : 'face_detection_full_range.tflite');
+  return variant === 'short' ? shippedModels.blazefaceShort : shippedModels.blazefaceFull;
 }
 
 /** A detector over the native runtime. The caller owns `runtime`. */

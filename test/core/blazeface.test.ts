@@ -24,7 +24,7 @@ import {
 import { alignFace, applyAffine, templateFor } from '../../nodes/core/align';
 import type { Point, RgbImage } from '../../nodes/core/image';
 import { blazeFaceModel } from '../../nodes/core/pipeline';
-import { CpuRuntime, loadAddon } from '../../native';
+import { CpuRuntime, resampleRgb } from '../../native';
 import { DEV_DIR, loadPhoto, modelRunner } from '../helpers/real-models';
 
 const close = (actual: number, expected: number, tolerance = 1e-6, what = ''): void =>
@@ -248,11 +248,11 @@ describe('blazeface: letterbox', () => {
   it('the native resampler refuses taps that would read outside the image', () => {
     const image = new Uint8Array(4 * 4 * 3);
     const taps = (indices: number[]) => ({ first: Int32Array.of(0, indices.length), indices: Int32Array.from(indices), weights: new Float32Array(indices.length).fill(1) });
-    const resample = loadAddon().resample;
-    assert.throws(() => resample(image, 4, taps([4]), taps([0]), 1, 0), /x taps read outside the image/);
-    assert.throws(() => resample(image, 4, taps([0]), taps([-1]), 1, 0), /y taps read outside the image/);
-    assert.throws(() => resample(image, 5, taps([0]), taps([0]), 1, 0), /whole number of RGB rows/);
-    assert.throws(() => resample(image, 4, { ...taps([0]), first: Int32Array.of(0, 2) }, taps([0]), 1, 0), /do not cover their indices/);
+    const resample = (width: number, x: ReturnType<typeof taps>, y: ReturnType<typeof taps>) => resampleRgb(image, width, { x, y, scale: 1, offset: 0 });
+    assert.throws(() => resample(4, taps([4]), taps([0])), /x taps read outside the image/);
+    assert.throws(() => resample(4, taps([0]), taps([-1])), /y taps read outside the image/);
+    assert.throws(() => resample(5, taps([0]), taps([0])), /whole number of RGB rows/);
+    assert.throws(() => resample(4, { ...taps([0]), first: Int32Array.of(0, 2) }, taps([0])), /do not cover their indices/);
   });
 
   it('plans overlapping square tiles over a wide frame', () => {

@@ -1,10 +1,9 @@
 // Builds test/fake-edgetpu/fake_edgetpu.c into a libedgetpu.so.1 that tests
 // hand to the runtime in place of Coral's library (see the .c file for the
 // FAKE_EDGETPU_* environment contract).
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
+import { buildSharedLibrary } from './c-library';
 
 const PACKAGE_NAME = 'node-red-contrib-coral-face';
 
@@ -46,46 +45,8 @@ export function tfliteCcDeps(): TfliteCcDeps {
   };
 }
 
-// Per user, so a shared /tmp owned by someone else cannot block or poison it.
-function cacheDir(): string {
-  const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
-  return path.join(os.tmpdir(), `coral-face-fake-edgetpu-${uid}`);
-}
-
-function mtimeMs(file: string): number | undefined {
-  try {
-    return fs.statSync(file).mtimeMs;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Compiles the fake libedgetpu (only when the source is newer than the cached
- * build) and returns the absolute path of the resulting libedgetpu.so.1.
- */
+/** Compiles the fake libedgetpu (when its source changed) and returns the path of its libedgetpu.so.1. */
 export function buildFakeEdgeTpu(): string {
   const source = path.join(findRepoRoot(), 'test', 'fake-edgetpu', 'fake_edgetpu.c');
-  const dir = cacheDir();
-  const output = path.join(dir, 'libedgetpu.so.1');
-  const sourceTime = mtimeMs(source);
-  if (sourceTime === undefined) throw new Error(`fake libedgetpu source missing: ${source}`);
-  const builtTime = mtimeMs(output);
-  if (builtTime !== undefined && builtTime >= sourceTime) return output;
-
-  fs.mkdirSync(dir, { recursive: true });
-  // Compile to a unique name and rename into place, so a concurrent test
-  // process never dlopens a half-written library.
-  const temp = path.join(dir, `libedgetpu.so.1.${process.pid}.${Date.now()}.tmp`);
-  const args = ['-shared', '-fPIC', '-O1', '-pthread', `-I${tfliteCcDeps().includeDir}`,
-    '-o', temp, source];
-  try {
-    execFileSync('cc', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (err) {
-    fs.rmSync(temp, { force: true });
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
-    throw new Error(`building fake libedgetpu failed: cc ${args.join(' ')}\n${stderr}`);
-  }
-  fs.renameSync(temp, output);
-  return output;
+  return buildSharedLibrary(source, path.join('fake-edgetpu', 'libedgetpu.so.1'), ['-O1', '-pthread', `-I${tfliteCcDeps().includeDir}`]);
 }
