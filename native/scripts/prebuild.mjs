@@ -14,6 +14,7 @@
 //   node native/scripts/prebuild.mjs [linux-x64|linux-arm64 ...]   build (default: both)
 //   node native/scripts/prebuild.mjs --verify                      rebuild elsewhere, compare with the manifest
 //   node native/scripts/prebuild.mjs --check                       exit 1 unless the manifest matches the sources
+//   node native/scripts/prebuild.mjs --if-stale                    build only when --check would fail
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -185,7 +186,13 @@ if (process.argv[1] && import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   try {
     if (args.includes('--verify')) verify();
-    else if (args.includes('--check')) {
+    else if (args.includes('--if-stale')) {
+      const reason = staleReason();
+      if (reason) {
+        console.log(`prebuilt addons: ${reason}; making them`);
+        prebuild();
+      }
+    } else if (args.includes('--check')) {
       const reason = staleReason();
       if (reason) {
         console.error(`prebuilt addons are stale: ${reason} (npm run prebuilds)`);

@@ -15,6 +15,10 @@ import {
 import { buildFakeEdgeTpu } from '../helpers/fake-edgetpu';
 import { MODELS } from '../models';
 
+// Under emulation (npm run test:arm64) one inference takes seconds, longer
+// than the supervisor's 10 s hang watchdog allows a first, cold invoke.
+const EMULATED = process.env.CORAL_FACE_EMULATED === '1' ? { invokeTimeoutMs: 300000 } : {};
+
 const USB0 = '/sys/bus/usb/devices/2-1';
 const USB1 = '/sys/bus/usb/devices/2-2';
 const PCI0 = '/dev/apex_0';
@@ -158,7 +162,7 @@ describe('Edge TPU: with a fake libedgetpu', function () {
   });
 
   it('runs the compiled model on the chosen device, with the performance option, and gives the CPU results', async () => {
-    const runtime = await track(openRuntime(cpuModel, { device: 'usb:1', performance: 'max', edgetpuLibrary: library }));
+    const runtime = await track(openRuntime(cpuModel, { device: 'usb:1', performance: 'max', edgetpuLibrary: library, ...EMULATED }));
     assert.deepEqual(
       { kind: runtime.backend.kind, device: runtime.backend.device, path: runtime.backend.devicePath, model: runtime.backend.model },
       { kind: 'edgetpu', device: 'usb:1', path: USB1, model: path.join(dir, 'mobilefacenet_edgetpu.tflite') });
@@ -173,7 +177,7 @@ describe('Edge TPU: with a fake libedgetpu', function () {
   });
 
   it('passes no Performance option to a PCIe device (libedgetpu never throttles PCIe)', async () => {
-    const runtime = await track(openRuntime(cpuModel, { device: 'pci', performance: 'low', edgetpuLibrary: library }));
+    const runtime = await track(openRuntime(cpuModel, { device: 'pci', performance: 'low', edgetpuLibrary: library, ...EMULATED }));
     assert.equal(runtime.backend.device, 'pci:0');
     assert.ok(logLines().includes(`create type=pci path=${PCI0}`), logLines().join('\n'));
   });
@@ -188,7 +192,7 @@ describe('Edge TPU: with a fake libedgetpu', function () {
   for (const [name, setup, options, code, reason] of fallbacks) {
     it(`falls back to the CPU model and says why: ${name}`, async () => {
       setup();
-      const runtime = await track(openRuntime(cpuModel, { edgetpuLibrary: library, ...options }));
+      const runtime = await track(openRuntime(cpuModel, { edgetpuLibrary: library, ...EMULATED, ...options }));
       assert.equal(runtime.backend.kind, 'cpu');
       assert.equal(runtime.backend.model, cpuModel);
       assert.equal(String(runtime.backend.reasonCode), code);
@@ -199,12 +203,12 @@ describe('Edge TPU: with a fake libedgetpu', function () {
   }
 
   it('says so when a model has no compiled twin, and when a compiled model has no CPU twin and no device', async () => {
-    const plain = await track(openRuntime(MODELS['blazeface-short'], { edgetpuLibrary: library }));
+    const plain = await track(openRuntime(MODELS['blazeface-short'], { edgetpuLibrary: library, ...EMULATED }));
     assert.equal(plain.backend.reasonCode, 'ERR_NO_COMPILED_MODEL');
     const lonely = path.join(dir, 'lonely_edgetpu.tflite');
     fs.copyFileSync(MODELS['blazeface-short'], lonely);
     delete process.env.FAKE_EDGETPU_DEVICES;
-    await assert.rejects(openRuntime(lonely, { edgetpuLibrary: library }),
+    await assert.rejects(openRuntime(lonely, { edgetpuLibrary: library, ...EMULATED }),
       (e: RuntimeError) => e.code === 'ERR_EDGETPU_NO_DEVICE' && /no CPU model to fall back to/.test(e.message));
   });
 
@@ -254,7 +258,7 @@ describe('Edge TPU: with a fake libedgetpu', function () {
   });
 
   it('dispose ends the Edge TPU process', async () => {
-    const runtime = await openRuntime(cpuModel, { device: 'usb', edgetpuLibrary: library });
+    const runtime = await openRuntime(cpuModel, { device: 'usb', edgetpuLibrary: library, ...EMULATED });
     const pid = (runtime as unknown as { active: { host: { child: { pid: number } } } }).active.host.child.pid;
     assert.ok(pidAlive(pid));
     await runtime.dispose();
