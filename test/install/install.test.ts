@@ -38,17 +38,29 @@ const PERSON = 'Andre Agassi';
 // eslint-disable-next-line no-console
 const report = (line: string) => console.log(`      ${line}`);
 
-/** A PATH with node, npm, sh and ffmpeg, and no compiler, make or python. */
+/** Build tools: a machine without them is what users have (a Raspberry Pi, a Docker image). */
+const BUILD_TOOL = /^(cc|c\+\+|c89|c99|gcc|g\+\+|cpp|clang|clang\+\+|ld|ld\..*|as|make|gmake|cmake|python|python3)([-.\d]*)$|-linux-gnu-/;
+
+/**
+ * A PATH with every command of this machine except the build tools: a system
+ * as users have it, with no compiler, make or Python.
+ */
 function noCompilerPath(dir: string): string {
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin, { recursive: true });
-  const find = (tool: string) => (process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, tool)).find((f) => fs.existsSync(f));
-  for (const tool of ['node', 'npm', 'npx', 'sh', 'ffmpeg', 'ffprobe']) {
-    const found = tool === 'node' ? process.execPath : find(tool);
-    assert.ok(found, `${tool} is on this machine's PATH`);
-    fs.symlinkSync(fs.realpathSync(found!), path.join(bin, tool));
+  for (const from of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!from || !fs.existsSync(from)) continue;
+    for (const name of fs.readdirSync(from)) {
+      if (BUILD_TOOL.test(name)) continue;
+      try {
+        fs.symlinkSync(path.join(from, name), path.join(bin, name));
+      } catch {
+        // an earlier PATH entry has it, as a PATH lookup would find it first
+      }
+    }
   }
-  for (const tool of ['cc', 'gcc', 'g++', 'c++', 'make', 'python3', 'python']) assert.ok(!fs.existsSync(path.join(bin, tool)));
+  for (const tool of ['node', 'npm', 'sh', 'ffmpeg', 'chmod']) assert.ok(fs.existsSync(path.join(bin, tool)), `${tool} is on the bare PATH`);
+  for (const tool of ['cc', 'gcc', 'g++', 'c++', 'make', 'python3', 'aarch64-linux-gnu-g++']) assert.ok(!fs.existsSync(path.join(bin, tool)), `${tool} is not`);
   return bin;
 }
 
@@ -198,7 +210,7 @@ describe('install from the tarball, as users do', function () {
       assert.doesNotMatch(file, /^(build\/)?test\//, `no tests: ${file}`);
       assert.doesNotMatch(file, /\.map$|\.tsbuildinfo$/, `no build leftovers: ${file}`);
       assert.ok(!file.endsWith('.ts') || file.endsWith('.d.ts'), `no TypeScript sources: ${file}`);
-      assert.doesNotMatch(file, /xnnpack_plugin|bench|peer-/, `no benchmark code: ${file}`);
+      assert.doesNotMatch(file, /xnnpack_plugin|(^|\/)bench\//, `no benchmark code: ${file}`);
     }
     for (const platform of ['linux-x64', 'linux-arm64']) {
       for (const name of ['coral_face_native.napi.glibc.node', 'libtensorflowlite_c.so', 'NOTICE.md']) {
@@ -270,10 +282,11 @@ describe('install from the tarball, as users do', function () {
     const red = await startNodeRed(redJs, userDir, bareEnv);
     try {
       const { body } = await getJson(red.port, '/nodes');
-      const sets = (body as { module: string; name: string; enabled: boolean; loaded: boolean; err?: string; types: string[] }[]).filter((s) => s.module === PACKAGE);
+      const sets = (body as { module: string; name: string; enabled: boolean; err?: string; types: string[] }[]).filter((s) => s.module === PACKAGE);
       const expected = Object.keys(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))['node-red'].nodes).sort();
       assert.deepEqual(sets.map((s) => s.name).sort(), expected, `${label}: every node set is registered\n${red.log()}`);
-      for (const set of sets) assert.ok(set.enabled && set.loaded && !set.err, `${label}: ${set.name} loaded (${set.err ?? ''})`);
+      // A node set that failed to load carries err (and no types).
+      for (const set of sets) assert.ok(set.enabled && !set.err && set.types.length > 0, `${label}: ${set.name} loaded: ${JSON.stringify(set)}`);
       const icon = await getJson(red.port, `/icons/${PACKAGE}/coral-face-camera.svg`);
       assert.equal(icon.status, 200, `${label}: the node icons are served`);
       if (!runExample) {
