@@ -98,11 +98,15 @@ export interface EdgeTpuListing {
   devices: (EdgeTpuDevice & { name: string })[];
 }
 
-/** Lists Edge TPUs through a short-lived child process (libedgetpu never loads in this one). */
-export async function listEdgeTpuDevices(options: { edgetpuLibrary?: string } = {}): Promise<EdgeTpuListing> {
+/**
+ * Lists Edge TPUs through a short-lived child process (libedgetpu never loads
+ * in this one). `timeoutMs` (default 15 s) bounds the child's start and answer.
+ */
+export async function listEdgeTpuDevices(options: { edgetpuLibrary?: string; timeoutMs?: number } = {}): Promise<EdgeTpuListing> {
   const host = new HostProcess();
   try {
-    const reply = await host.request<ProbeReply>({ type: 'probe', library: options.edgetpuLibrary ?? defaultEdgeTpuLibrary() }, 'probe', 15000);
+    const reply = await host.request<ProbeReply>({ type: 'probe', library: options.edgetpuLibrary ?? defaultEdgeTpuLibrary() }, 'probe',
+      options.timeoutMs ?? 15000);
     return { ...reply, devices: reply.devices.map((d) => ({ ...d, name: deviceName(reply.devices, d) })) };
   } finally {
     host.child.disconnect?.();

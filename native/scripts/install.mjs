@@ -39,8 +39,8 @@ function onPath(command) {
   return undefined;
 }
 
-/** The addon node-gyp-build would pick, and whether it loads in this process. */
-function tryPrebuilt() {
+/** The addon node-gyp-build picks (a source build first, then the prebuilt one), and whether it loads here. */
+function tryAddon() {
   const nodeGypBuild = require('node-gyp-build');
   let file;
   try {
@@ -93,7 +93,7 @@ function buildFromSource() {
     say(`building the addon from source failed (node-gyp exit ${result.status ?? result.signal}); the output above says why`);
     return 1;
   }
-  const after = tryPrebuilt();
+  const after = tryAddon();
   if (!after.ok) {
     say(`the addon built, but it does not load: ${after.reason}`);
     return 1;
@@ -119,9 +119,9 @@ async function main() {
   const forced = process.env.CORAL_FACE_BUILD_FROM_SOURCE === '1' || process.env.npm_config_build_from_source === 'true';
   if (await developerCheckout()) return buildFromSource();
   if (!forced) {
-    const prebuilt = tryPrebuilt();
-    if (prebuilt.ok) return 0;
-    say(prebuilt.reason);
+    const addon = tryAddon();
+    if (addon.ok) return 0;
+    say(addon.reason);
   }
   if (!glibcVersion()) {
     say('this system\'s C library is not glibc (Alpine uses musl): the TFLite library this package uses is a glibc build, ' +

@@ -15,9 +15,11 @@ import {
 import { buildFakeEdgeTpu } from '../helpers/fake-edgetpu';
 import { MODELS } from '../models';
 
-// Under emulation (npm run test:arm64) one inference takes seconds, longer
-// than the supervisor's 10 s hang watchdog allows a first, cold invoke.
+// Under emulation (npm run test:arm64) one inference takes seconds and a
+// child's start many more: longer than the supervisor's 10 s hang watchdog
+// allows a cold invoke, or the 15 s a device listing gets.
 const EMULATED = process.env.CORAL_FACE_EMULATED === '1' ? { invokeTimeoutMs: 300000 } : {};
+const EMULATED_LISTING = process.env.CORAL_FACE_EMULATED === '1' ? { timeoutMs: 300000 } : {};
 
 const USB0 = '/sys/bus/usb/devices/2-1';
 const USB1 = '/sys/bus/usb/devices/2-2';
@@ -140,7 +142,7 @@ describe('Edge TPU: with a fake libedgetpu', function () {
   const logLines = () => fs.readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
 
   it('lists devices with their names, through a child process', async () => {
-    const listing = await listEdgeTpuDevices({ edgetpuLibrary: library });
+    const listing = await listEdgeTpuDevices({ edgetpuLibrary: library, ...EMULATED_LISTING });
     assert.equal(listing.loaded, true);
     assert.match(listing.version ?? '', /RuntimeVersion\(14\)/);
     assert.deepEqual(listing.devices, [
@@ -148,7 +150,7 @@ describe('Edge TPU: with a fake libedgetpu', function () {
       { type: 'pci', path: PCI0, name: 'pci:0' },
       { type: 'usb', path: USB1, name: 'usb:1' },
     ]);
-    const missing = await listEdgeTpuDevices({ edgetpuLibrary: path.join(dir, 'nope', 'libedgetpu.so.1') });
+    const missing = await listEdgeTpuDevices({ edgetpuLibrary: path.join(dir, 'nope', 'libedgetpu.so.1'), ...EMULATED_LISTING });
     assert.equal(missing.loaded, false);
     assert.match(missing.error ?? '', /cannot open shared object file/);
     assert.deepEqual(missing.devices, []);
