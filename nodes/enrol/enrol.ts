@@ -6,14 +6,14 @@
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { FaceGalleryNode } from '../config-types';
-import type { EnrolCommand } from '../core/messages';
-import type { FaceQuality } from '../core/align';
-import { EnrolError, enrolCrops, enrolPerson, EnrolResult, PhotoReport } from '../core/enrol';
-import { CameraFaces, faceBus } from '../core/face-bus';
-import type { RgbImage } from '../core/image';
-import { pixels } from '../core/pixel-store';
+import type { EnrolCommand } from '../core/flow/messages';
+import { CropQuality, EnrolError, enrolCrops, enrolPerson, EnrolResult, PhotoReport } from '../core/gallery/enrol';
+import { CameraFaces, faceBus } from '../core/flow/face-bus';
+import type { RgbImage } from '../core/media/image';
+import { pixels } from '../core/media/pixel-store';
 import { FacePipeline, mainFace } from '../core/pipeline';
-import { errorMessage, setStatus } from '../shared';
+import { CodedError } from '../core/common/errors';
+import { configNumber, errorMessage, fail, showStatus } from '../kit';
 
 interface EnrolDef extends NodeDef {
   gallery: string;
@@ -36,8 +36,8 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const galleryNode = RED.nodes.getNode(config.gallery) as FaceGalleryNode | null;
-    const defaultMinPhotos = Number(config.minPhotos) > 0 ? Number(config.minPhotos) : 3;
-    const defaultSeconds = Number(config.walkupSeconds) > 0 ? Number(config.walkupSeconds) : 10;
+    const defaultMinPhotos = configNumber('enrol', 'minPhotos', config.minPhotos);
+    const defaultSeconds = configNumber('enrol', 'walkupSeconds', config.walkupSeconds);
     let pipeline: Promise<FacePipeline> | null = null;
     const pipelineFor = () => (pipeline ??= (async () => {
       // Enrolment photos are near faces: the short-range detector; the
@@ -47,17 +47,17 @@ export = function register(RED: NodeAPI): void {
     })());
     const cancels = new Set<() => void>();
 
-    if (!galleryNode) setStatus(node, 'red', RED._('enrol.errors.gallery'));
-    else setStatus(node, 'grey', RED._('enrol.status.ready'));
+    if (!galleryNode) showStatus(node, 'error', RED._('enrol.errors.gallery'));
+    else showStatus(node, 'ready', RED._('enrol.status.ready'));
 
     async function walkup(command: Extract<EnrolCommand, { action: 'walkup' }>) {
       const seconds = command.seconds ?? defaultSeconds;
       const maxPhotos = command.maxPhotos ?? 10;
-      const accepted: { source: string; crop: RgbImage; quality: FaceQuality }[] = [];
+      const accepted: { source: string; crop: RgbImage; quality: CropQuality }[] = [];
       const rejected: PhotoReport[] = [];
       let frames = 0;
       let lastTaken = 0;
-      setStatus(node, 'blue', RED._('enrol.status.walkup', { name: command.name, camera: command.camera, seconds }), 'ring');
+      showStatus(node, 'pending', RED._('enrol.status.walkup', { name: command.name, camera: command.camera, seconds }));
       await new Promise<void>((resolve) => {
         const onFaces = (event: CameraFaces) => {
           if (event.camera !== command.camera) return;
@@ -70,7 +70,7 @@ export = function register(RED: NodeAPI): void {
           if (event.timestamp - lastTaken < 500 || accepted.length >= maxPhotos) return;
           lastTaken = event.timestamp;
           const crop = pixels.get(face.crop);
-          accepted.push({ source, crop: { ...crop, data: crop.data.slice() }, quality: face.quality as unknown as FaceQuality });
+          accepted.push({ source, crop: { ...crop, data: crop.data.slice() }, quality: { sharpness: face.quality.sharpness, yawDeg: face.quality.yawDeg } });
         };
         const timer = setTimeout(finish, seconds * 1000);
         function finish() {
@@ -83,7 +83,7 @@ export = function register(RED: NodeAPI): void {
         cancels.add(finish);
       });
       if (frames === 0) {
-        throw Object.assign(new Error(RED._('enrol.errors.noFrames', { camera: command.camera, seconds })), { code: 'ERR_NO_FRAMES' });
+        throw new CodedError('ERR_NO_FRAMES', RED._('enrol.errors.noFrames', { camera: command.camera, seconds }));
       }
       const embedder = await galleryNode!.deviceNode().embedder();
       const result = await enrolCrops(embedder, await galleryNode!.gallery(), command.name, accepted, rejected,
@@ -97,12 +97,12 @@ export = function register(RED: NodeAPI): void {
       switch (command?.action) {
         case 'enrol': {
           const images = Array.isArray(command.images) ? command.images : [];
-          if (!command.name || images.length === 0) throw Object.assign(new Error(RED._('enrol.errors.enrolArgs')), { code: 'ERR_BAD_COMMAND' });
+          if (!command.name || images.length === 0) throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.enrolArgs'));
           const result = await enrolPerson(await pipelineFor(), gallery, command.name, images, { minPhotos: command.minPhotos ?? defaultMinPhotos });
           return summary(result);
         }
         case 'walkup':
-          if (!command.name || !command.camera) throw Object.assign(new Error(RED._('enrol.errors.walkupArgs')), { code: 'ERR_BAD_COMMAND' });
+          if (!command.name || !command.camera) throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.walkupArgs'));
           return walkup(command);
         case 'forget': {
           const person = await gallery.forget(command.name);
@@ -115,7 +115,7 @@ export = function register(RED: NodeAPI): void {
         case 'list':
           return { people: gallery.listPeople().map((p) => ({ id: p.id, name: p.name, photos: p.crops.length, updatedAt: p.updatedAt })) };
         default:
-          throw Object.assign(new Error(RED._('enrol.errors.action')), { code: 'ERR_BAD_COMMAND' });
+          throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.action'));
       }
     }
 
@@ -125,16 +125,15 @@ export = function register(RED: NodeAPI): void {
       try {
         const result = await run(command);
         msg.payload = { action: command.action, ok: true, ...result } as never;
-        setStatus(node, 'green', RED._('enrol.status.done', { action: command.action, name: (command as { name?: string }).name ?? '' }));
+        showStatus(node, 'ok', RED._('enrol.status.done', { action: command.action, name: (command as { name?: string }).name ?? '' }));
         send(msg);
         done();
       } catch (error) {
         const report = error instanceof EnrolError ? summary(error.result) : {};
         const code = (error as { code?: string }).code ?? 'ERR_ENROL';
         msg.payload = { action: command?.action, ok: false, error: { code, message: (error as Error).message }, ...report } as never;
-        setStatus(node, 'red', errorMessage(error));
         send(msg);
-        done(error as Error);
+        fail(node, error, done);
       }
     });
 

@@ -5,10 +5,9 @@
  */
 import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import type { Gallery } from '../core/gallery';
-import { DEFAULT_MARGIN, DEFAULT_THRESHOLD } from '../core/imprint';
-import { acquireGallery, Recognizer, releaseGallery } from '../core/resources';
-import { userDir } from '../shared';
+import type { Gallery } from '../core/gallery/gallery';
+import { acquireGallery, Recognizer, releaseGallery } from '../core/flow/resources';
+import { configNumber, userDir } from '../kit';
 import type { EdgeTpuDeviceNode, FaceGalleryNode } from '../config-types';
 
 interface FaceGalleryDef extends NodeDef {
@@ -18,18 +17,16 @@ interface FaceGalleryDef extends NodeDef {
   device: string;
 }
 
-function numberOr(value: string, fallback: number): number {
-  const n = Number(value);
-  return value !== '' && value !== undefined && Number.isFinite(n) ? n : fallback;
-}
-
 export = function register(RED: NodeAPI): void {
   function FaceGallery(this: FaceGalleryNode, config: FaceGalleryDef): void {
     RED.nodes.createNode(this, config);
     const base = userDir(RED);
     this.directory = path.resolve(base, config.path?.trim() || path.join('coral-face', 'gallery'));
-    const threshold = numberOr(config.threshold, DEFAULT_THRESHOLD);
-    const margin = numberOr(config.margin, DEFAULT_MARGIN);
+    // Parsed when first used, so a bad value fails the nodes that use the gallery, with the reason.
+    const settings = () => ({
+      threshold: configNumber('face-gallery', 'threshold', config.threshold),
+      margin: configNumber('face-gallery', 'margin', config.margin),
+    });
     let galleryOpened: Promise<Gallery> | null = null;
     let recognizerOpened: Promise<Recognizer> | null = null;
 
@@ -41,7 +38,7 @@ export = function register(RED: NodeAPI): void {
     this.gallery = () => (galleryOpened ??= acquireGallery(this.directory));
     this.recognizer = () => (recognizerOpened ??= (async () => {
       const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
-      const recognizer = await Recognizer.open(gallery, embedder, { threshold, margin });
+      const recognizer = await Recognizer.open(gallery, embedder, settings());
       recognizer.on('error', (error) => this.error(`gallery reload failed: ${(error as Error).message}`));
       return recognizer;
     })());
