@@ -6,15 +6,17 @@
  * - One status vocabulary: a state decides the colour and shape, the text is
  *   short (Node-RED shows it under the node; the detail goes to the log, the
  *   debug sidebar or msg).
- * - One config parser: numbers from the edit dialog (strings) checked against
+ * - One config parser (nodes/core/flow/settings.ts): numbers from the edit dialog (strings) checked against
  *   their range, with the node's default for a blank field, and an error that
  *   names the field for anything else.
  * - One failure path: the error's message in the status, `done(error)` so a
  *   Catch node sees it.
  */
 import type { Node, NodeAPI } from 'node-red';
-import { CodedError, errorCodeOf } from './core/common/errors';
-import { SETTINGS, type NodeType, type NumericSetting } from './core/flow/settings';
+import { errorCodeOf } from './core/common/errors';
+import { ConfigError, numberSetting, SETTINGS, type NodeType, type NumberRule, type NumericSetting } from './core/flow/settings';
+
+export { ConfigError, numberSetting, type NumberRule };
 
 /** What a node is doing; each state has one look, the same on every node. */
 export type NodeState =
@@ -70,44 +72,6 @@ export function fail(node: Node, error: unknown, done: (error?: Error) => void):
   const message = (error as { message?: unknown } | null)?.message;
   showStatus(node, 'error', typeof message === 'string' ? message : String(error));
   done(error instanceof Error ? error : new Error(String(error)));
-}
-
-/** A config field that does not hold what it should. */
-export class ConfigError extends CodedError<'ERR_CONFIG'> {
-  constructor(message: string) {
-    super('ERR_CONFIG', message);
-  }
-}
-
-export interface NumberRule {
-  min?: number;
-  max?: number;
-  integer?: boolean;
-}
-
-/**
- * A number from a config field or a message property: blank (undefined, null,
- * '') gives the fallback; anything else must be a finite number within the
- * rule, or a ConfigError naming the field says what is allowed.
- */
-export function numberSetting(label: string, value: unknown, fallback: number, rule: NumberRule = {}): number {
-  if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) return fallback;
-  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value.trim()) : NaN;
-  const range = `${rule.integer ? 'a whole number' : 'a number'}${rangeText(rule)}`;
-  if (!Number.isFinite(n) || (rule.integer && !Number.isInteger(n))) {
-    throw new ConfigError(`${label} must be ${range} (got ${JSON.stringify(value)})`);
-  }
-  if ((rule.min !== undefined && n < rule.min) || (rule.max !== undefined && n > rule.max)) {
-    throw new ConfigError(`${label} must be ${range} (got ${n})`);
-  }
-  return n;
-}
-
-function rangeText(rule: NumberRule): string {
-  if (rule.min !== undefined && rule.max !== undefined) return ` from ${rule.min} to ${rule.max}`;
-  if (rule.min !== undefined) return ` of at least ${rule.min}`;
-  if (rule.max !== undefined) return ` of at most ${rule.max}`;
-  return '';
 }
 
 /** Node-RED's userDir, where galleries live by default. */

@@ -7,13 +7,14 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { FaceGalleryNode } from '../config-types';
 import type { EnrolCommand } from '../core/flow/messages';
-import { CropQuality, EnrolError, enrolCrops, enrolPerson, EnrolResult, PhotoReport } from '../core/gallery/enrol';
+import { CropQuality, EnrolError, enrolCrops, EnrolOptions, enrolPerson, EnrolResult, PhotoReport } from '../core/gallery/enrol';
+import { SETTINGS } from '../core/flow/settings';
 import { CameraFaces, faceBus } from '../core/flow/face-bus';
 import type { RgbImage } from '../core/media/image';
 import { pixels } from '../core/media/pixel-store';
 import { FacePipeline, mainFace } from '../core/pipeline';
 import { CodedError } from '../core/common/errors';
-import { configNumber, errorMessage, fail, showStatus } from '../kit';
+import { configNumber, errorMessage, fail, numberSetting, showStatus } from '../kit';
 
 interface EnrolDef extends NodeDef {
   gallery: string;
@@ -36,23 +37,48 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const galleryNode = RED.nodes.getNode(config.gallery) as FaceGalleryNode | null;
-    const defaultMinPhotos = configNumber('enrol', 'minPhotos', config.minPhotos);
-    const defaultSeconds = configNumber('enrol', 'walkupSeconds', config.walkupSeconds);
+    let defaultMinPhotos = SETTINGS.enrol.minPhotos.default;
+    let defaultSeconds = SETTINGS.enrol.walkupSeconds.default;
+    let configError: unknown = null;
+    try {
+      defaultMinPhotos = configNumber('enrol', 'minPhotos', config.minPhotos);
+      defaultSeconds = configNumber('enrol', 'walkupSeconds', config.walkupSeconds);
+    } catch (error) {
+      configError = error;
+    }
     let pipeline: Promise<FacePipeline> | null = null;
-    const pipelineFor = () => (pipeline ??= (async () => {
+    const pipelineFor = () => {
+      if (pipeline) return pipeline;
       // Enrolment photos are near faces: the short-range detector; the
       // embedder is the gallery's own, so embeddings match the classifier's.
-      const embedder = await galleryNode!.deviceNode().embedder();
-      return FacePipeline.withEmbedder(embedder, { detector: { variant: 'short' } });
-    })());
+      const opening = galleryNode!.deviceNode().embedder().then((embedder) => FacePipeline.withEmbedder(embedder, { detector: { variant: 'short' } }));
+      pipeline = opening;
+      // A failure is not kept: the next command tries again.
+      opening.catch(() => { if (pipeline === opening) pipeline = null; });
+      return opening;
+    };
     const cancels = new Set<() => void>();
 
-    if (!galleryNode) showStatus(node, 'error', RED._('enrol.errors.gallery'));
+    if (configError) showStatus(node, 'error', (configError as Error).message);
+    else if (!galleryNode) showStatus(node, 'error', RED._('enrol.errors.gallery'));
     else showStatus(node, 'ready', RED._('enrol.status.ready'));
 
+    /** The bar of the gallery this node enrols into: its threshold and margin, and the command's choices. */
+    function enrolOptions(command: { minPhotos?: unknown; mode?: unknown }): EnrolOptions {
+      if (command.mode !== undefined && command.mode !== 'add' && command.mode !== 'new' && command.mode !== 'auto') {
+        throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.mode'));
+      }
+      return {
+        minPhotos: numberSetting('minPhotos', command.minPhotos, defaultMinPhotos, SETTINGS.enrol.minPhotos),
+        mode: command.mode as EnrolOptions['mode'],
+        ...galleryNode!.settings(),
+      };
+    }
+
     async function walkup(command: Extract<EnrolCommand, { action: 'walkup' }>) {
-      const seconds = command.seconds ?? defaultSeconds;
-      const maxPhotos = command.maxPhotos ?? 10;
+      const walkupRule = SETTINGS.enrol.walkupSeconds;
+      const seconds = numberSetting('seconds', command.seconds, defaultSeconds, walkupRule);
+      const maxPhotos = numberSetting('maxPhotos', command.maxPhotos, 10, { min: 1, max: 100, integer: true });
       const accepted: { source: string; crop: RgbImage; quality: CropQuality }[] = [];
       const rejected: PhotoReport[] = [];
       let frames = 0;
@@ -87,18 +113,19 @@ export = function register(RED: NodeAPI): void {
       }
       const embedder = await galleryNode!.deviceNode().embedder();
       const result = await enrolCrops(embedder, await galleryNode!.gallery(), command.name, accepted, rejected,
-        { minPhotos: command.minPhotos ?? defaultMinPhotos });
+        enrolOptions(command));
       return { ...summary(result), frames };
     }
 
     async function run(command: EnrolCommand): Promise<Record<string, unknown>> {
+      if (configError) throw configError;
       if (!galleryNode) throw new Error(RED._('enrol.errors.gallery'));
       const gallery = await galleryNode.gallery();
       switch (command?.action) {
         case 'enrol': {
           const images = Array.isArray(command.images) ? command.images : [];
           if (!command.name || images.length === 0) throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.enrolArgs'));
-          const result = await enrolPerson(await pipelineFor(), gallery, command.name, images, { minPhotos: command.minPhotos ?? defaultMinPhotos });
+          const result = await enrolPerson(await pipelineFor(), gallery, command.name, images, enrolOptions(command));
           return summary(result);
         }
         case 'walkup':

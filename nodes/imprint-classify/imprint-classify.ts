@@ -32,7 +32,7 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     const galleryNode = RED.nodes.getNode(config.gallery) as FaceGalleryNode | null;
     let trackerOptions: { confirmFrames: number; unknownFrames: number; cooldownMs: number; maxMissedMs: number };
-    let recognizer: Promise<Recognizer>;
+    let configError: unknown = null;
     try {
       if (!galleryNode) throw new ConfigError(RED._('imprint-classify.errors.gallery'));
       trackerOptions = {
@@ -41,16 +41,26 @@ export = function register(RED: NodeAPI): void {
         cooldownMs: configNumber('imprint-classify', 'cooldown', config.cooldown) * 1000,
         maxMissedMs: configNumber('imprint-classify', 'maxMissed', config.maxMissed) * 1000,
       };
-      recognizer = galleryNode.recognizer();
     } catch (error) {
-      recognizer = Promise.reject(error);
+      configError = error;
       trackerOptions = { confirmFrames: 0, unknownFrames: 0, cooldownMs: 0, maxMissedMs: 0 };
     }
-    recognizer.then(
-      (r) => showStatus(node, 'ready', RED._('imprint-classify.status.people', { count: r.people().length })),
-      (error) => showStatus(node, 'error', errorMessage(error)));
     const onReload = (people: string[]) => showStatus(node, 'ready', RED._('imprint-classify.status.people', { count: people.length }));
-    recognizer.then((r) => r.on('reload', onReload), () => undefined);
+    // Asked for every message, not kept: the gallery node retries a failed open (a damaged or missing gallery,
+    // a full disk), so recognition comes back once the cause is fixed.
+    let listening: Recognizer | null = null;
+    const recognizer = async (): Promise<Recognizer> => {
+      if (configError) throw configError;
+      const current = await galleryNode!.recognizer();
+      if (listening !== current) {
+        listening?.off('reload', onReload);
+        current.on('reload', onReload);
+        listening = current;
+        onReload(current.people());
+      }
+      return current;
+    };
+    recognizer().catch((error) => showStatus(node, 'error', errorMessage(error)));
 
     const trackers = new Map<string, VisitTracker<PixelRef>>();
     const trackerFor = (camera: string) => {
@@ -92,7 +102,7 @@ export = function register(RED: NodeAPI): void {
     node.on('input', async (raw, send, done) => {
       const msg = raw as NodeMessageInFlow & FaceMessage;
       try {
-        const r = await recognizer;
+        const r = await recognizer();
         if (msg.embedder && msg.embedder.id !== r.embedder.id) {
           throw new CodedError('ERR_EMBEDDER_MISMATCH', RED._('imprint-classify.errors.embedder', { got: msg.embedder.id, want: r.embedder.id }));
         }
@@ -116,7 +126,7 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', () => {
       clearInterval(ticker);
-      recognizer.then((r) => r.off('reload', onReload), () => undefined);
+      listening?.off('reload', onReload);
     });
   }
   RED.nodes.registerType('imprint-classify', ImprintClassify as unknown as (this: Node, def: NodeDef) => void);

@@ -158,6 +158,45 @@ describe('coral-face CLI', function () {
       assert.equal(run('forget', '../../etc', '--gallery', gallery).status, 0);
     });
 
+    it('a mistyped --gallery is an error, never a new empty gallery that calls everyone unknown', () => {
+      const typo = path.join(tmp, 'galery');
+      for (const args of [['list'], ['identify', photos('Meryl_Streep')[8]], ['forget', 'Meryl Streep'], ['rename', 'a', 'b']]) {
+        const result = run(...args, '--gallery', typo);
+        assert.equal(result.status, 1, `${args[0]}: ${result.stderr}`);
+        assert.match(result.stderr, /No gallery at .*galery.*ERR_GALLERY_NOT_FOUND/s);
+      }
+      assert.ok(!fs.existsSync(typo), 'nothing was created');
+    });
+
+    it('values out of range are usage errors: thresholds, margins, --min-photos, and a value forgotten before the next option', () => {
+      for (const args of [
+        ['identify', 'x.jpg', '--threshold', '-1'], ['identify', 'x.jpg', '--margin', '-1'], ['identify', 'x.jpg', '--threshold', '1.5'],
+        ['enrol', 'A', 'x.jpg', '--min-photos', '0'], ['enrol', 'A', 'x.jpg', '--min-photos', '-3'], ['enrol', 'A', 'x.jpg', '--min-photos', '2.5'],
+        ['list', '--gallery', '--gallery', path.join(tmp, 'x')], ['enrol', 'A', 'x.jpg', '--add', '--new'],
+      ]) {
+        const result = run(...args);
+        assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
+      }
+      assert.match(run('identify', 'x.jpg', '--threshold', '-1').stderr, /--threshold must be a number from 0 to 1 \(got -1\)/);
+      assert.ok(!fs.existsSync(path.join(process.cwd(), '--gallery')));
+    });
+
+    it('a lost index: list says it rebuilt it from the person folders, and everyone is still there', () => {
+      const before = run('list', '--gallery', gallery).json[0];
+      fs.renameSync(path.join(gallery, 'gallery.json'), path.join(tmp, 'lost.json'));
+      const after = run('list', '--gallery', gallery);
+      assert.equal(after.status, 0, after.stderr);
+      assert.match(after.stderr, /rebuilt it from the person folders/);
+      assert.deepEqual(after.json[0].map((p: any) => [p.id, p.name, p.photos]), before.map((p: any) => [p.id, p.name, p.photos]));
+      fs.writeFileSync(path.join(gallery, 'gallery.json'), '{"format": "coral-face-gall');
+      const damaged = run('list', '--gallery', gallery);
+      assert.equal(damaged.status, 1);
+      assert.match(damaged.stderr, /damaged.*coral-face repair/s);
+      const repaired = run('repair', '--gallery', gallery);
+      assert.equal(repaired.status, 0, repaired.stderr);
+      assert.deepEqual(run('list', '--gallery', gallery).json[0].map((p: any) => p.name), before.map((p: any) => p.name));
+    });
+
     it('usage errors exit 2', () => {
       assert.equal(run().status, 2);
       assert.equal(run('enrol').status, 2);

@@ -81,9 +81,10 @@ export interface VisitPayload {
 
 /** msg.payload for the enrol node. */
 export type EnrolCommand =
-  | { action: 'enrol'; name: string; images: (Buffer | string)[]; minPhotos?: number }
+  /** mode: 'auto' (default), 'add' (to the person the name resembles) or 'new' (a new person despite a similar name). */
+  | { action: 'enrol'; name: string; images: (Buffer | string)[]; minPhotos?: number; mode?: 'auto' | 'add' | 'new' }
   | { action: 'forget'; name: string }
   | { action: 'rename'; name: string; newName: string }
   | { action: 'list' }
-  | { action: 'walkup'; name: string; camera: string; seconds?: number; maxPhotos?: number; minPhotos?: number };
+  | { action: 'walkup'; name: string; camera: string; seconds?: number; maxPhotos?: number; minPhotos?: number; mode?: 'auto' | 'add' | 'new' };
 

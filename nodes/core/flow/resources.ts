@@ -89,8 +89,13 @@ export function releaseDetector(spec: DetectorSpec): Promise<void> {
   return detectors.release(detectorKey(spec));
 }
 
+/**
+ * The gallery of a folder, shared by every node that names it. It watches
+ * the folder, so an enrolment made from the command line (or another
+ * Node-RED) reaches the running classifiers within a couple of seconds.
+ */
 export function acquireGallery(dir: string): Promise<Gallery> {
-  return galleries.acquire(dir, () => Gallery.open(dir, { create: true }), async () => undefined);
+  return galleries.acquire(dir, () => Gallery.open(dir, { create: true, watch: true }), async (gallery) => gallery.close());
 }
 
 export function releaseGallery(dir: string): Promise<void> {

@@ -6,6 +6,7 @@
  * same defaults.
  */
 import { DEFAULT_QUALITY_THRESHOLDS } from '../align/quality';
+import { CodedError } from '../common/errors';
 import { DEFAULT_MARGIN, DEFAULT_THRESHOLD } from '../identify/imprint';
 
 export interface NumericSetting {
@@ -64,4 +65,42 @@ export function dialogDefault(type: NodeType, field: string): string {
   const value = (SETTINGS[type] as Record<string, NumericSetting>)[field]?.default;
   if (value === undefined) throw new Error(`no setting ${type}.${field}`);
   return String(value);
+}
+
+/** A config field that does not hold what it should. */
+export class ConfigError extends CodedError<'ERR_CONFIG'> {
+  constructor(message: string) {
+    super('ERR_CONFIG', message);
+  }
+}
+
+export interface NumberRule {
+  min?: number;
+  max?: number;
+  integer?: boolean;
+}
+
+/**
+ * A number from a config field or a message property: blank (undefined, null,
+ * '') gives the fallback; anything else must be a finite number within the
+ * rule, or a ConfigError naming the field says what is allowed.
+ */
+export function numberSetting(label: string, value: unknown, fallback: number, rule: NumberRule = {}): number {
+  if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) return fallback;
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value.trim()) : NaN;
+  const range = `${rule.integer ? 'a whole number' : 'a number'}${rangeText(rule)}`;
+  if (!Number.isFinite(n) || (rule.integer && !Number.isInteger(n))) {
+    throw new ConfigError(`${label} must be ${range} (got ${JSON.stringify(value)})`);
+  }
+  if ((rule.min !== undefined && n < rule.min) || (rule.max !== undefined && n > rule.max)) {
+    throw new ConfigError(`${label} must be ${range} (got ${n})`);
+  }
+  return n;
+}
+
+function rangeText(rule: NumberRule): string {
+  if (rule.min !== undefined && rule.max !== undefined) return ` from ${rule.min} to ${rule.max}`;
+  if (rule.min !== undefined) return ` of at least ${rule.min}`;
+  if (rule.max !== undefined) return ` of at most ${rule.max}`;
+  return '';
 }

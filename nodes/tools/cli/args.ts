@@ -2,15 +2,18 @@
 import * as os from 'os';
 import * as path from 'path';
 import { DEFAULT_MARGIN, DEFAULT_THRESHOLD } from '../../core/identify/imprint';
+import { numberSetting, SETTINGS, type NumberRule } from '../../core/flow/settings';
 import type { PipelineOptions } from '../../core/pipeline';
 
 export const USAGE = `usage: coral-face <command> [options]
 
 commands:
-  enrol <name> <image...>      teach a person from photos (JPEG, PNG, WebP)
+  enrol <name> <image...>      teach a person from photos (JPEG, PNG, WebP); --add / --new when the
+                               name resembles someone's already enrolled
   forget <name>                remove a person and their photos
   rename <old> <new>           rename a person
   list                         list people (JSON)
+  repair                       rebuild a damaged or lost gallery index from the person folders
   identify <image...>          name every face in each image (one JSON line per image)
   eval <dataset-dir>           accuracy on a folder per identity + _unknown/ (see README)
   devices                      list Coral Edge TPUs
@@ -23,6 +26,8 @@ options:
   --threshold <cos>    accept a face above this cosine (default ${DEFAULT_THRESHOLD})
   --margin <cos>       and this far above the runner-up (default ${DEFAULT_MARGIN})
   --min-photos <n>     enrol: fewest usable photos for a new person (default 3)
+  --add                enrol: add to the person whose name this resembles ("alice" for "Alice")
+  --new                enrol: a new person, even though the name resembles someone's
   --json               eval: one JSON object
   --peer               eval: also run @vladmandic/face-api (dev dependency) on the same protocol
   --aligned            eval: the images are aligned 112x112 crops (no detection)
@@ -51,9 +56,11 @@ export function parseArgs(argv: string[]): Args {
       const [key, inline] = arg.slice(2).split(/=(.*)/s, 2);
       if (VALUE_FLAGS.has(key)) {
         const value = inline ?? argv[++i];
-        if (value === undefined) throw new UsageError(`--${key} needs a value`);
+        // "--gallery --json" is a forgotten value, not a folder named "--json".
+        if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new UsageError(`--${key} needs a value`);
         flags.set(key, value);
-      } else if (['json', 'peer', 'aligned', 'help'].includes(key)) {
+      } else if (['json', 'peer', 'aligned', 'help', 'add', 'new'].includes(key)) {
+        if (inline !== undefined) throw new UsageError(`--${key} takes no value`);
         flags.set(key, true);
       } else {
         throw new UsageError(`unknown option --${key}`);
@@ -65,12 +72,24 @@ export function parseArgs(argv: string[]): Args {
   return { command: positional.shift() ?? '', positional, flags };
 }
 
-export function numberFlag(args: Args, name: string): number | undefined {
+/** A numeric option within its range (the same ranges the nodes use: nodes/core/flow/settings.ts). */
+export function numberFlag(args: Args, name: string, rule: NumberRule = {}): number | undefined {
   const value = args.flags.get(name);
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (typeof value !== 'string' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number`);
-  return n;
+  if (typeof value !== 'string') throw new UsageError(`--${name} needs a value`);
+  try {
+    return numberSetting(`--${name}`, value, NaN, rule);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** The recognition threshold and margin asked for, each within its range. */
+export function recognitionFlags(args: Args): { threshold?: number; margin?: number } {
+  return {
+    threshold: numberFlag(args, 'threshold', SETTINGS['face-gallery'].threshold),
+    margin: numberFlag(args, 'margin', SETTINGS['face-gallery'].margin),
+  };
 }
 
 export function pipelineOptions(args: Args): PipelineOptions {

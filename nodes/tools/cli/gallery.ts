@@ -1,19 +1,40 @@
-/** The gallery commands: enrol, identify, list, forget, rename. */
+/** The gallery commands: enrol, identify, list, forget, rename, repair. */
 import { decodeImage, ImageError } from '../../core/media/decode';
 import { EnrolError, enrolPerson } from '../../core/gallery/enrol';
 import { Gallery } from '../../core/gallery/gallery';
+import { SETTINGS } from '../../core/flow/settings';
 import type { RgbImage } from '../../core/media/image';
 import { Recognizer } from '../../core/identify/recognizer';
-import { type Args, galleryDir, numberFlag, UsageError } from './args';
+import { type Args, galleryDir, numberFlag, recognitionFlags, UsageError } from './args';
 import { print, round, withPipeline } from './output';
+
+/**
+ * Opens the gallery a command names. Only enrol creates one: a reading or
+ * changing command on a folder that holds no gallery (a typo in --gallery)
+ * is an error, not an empty gallery that reports everyone as unknown.
+ * What the gallery had to repair or could not save is said on stderr.
+ */
+async function openGallery(args: Args, create = false): Promise<Gallery> {
+  const gallery = await Gallery.open(galleryDir(args), { create });
+  gallery.on('warning', (warning) => process.stderr.write(`coral-face: warning: ${warning}\n`));
+  if (gallery.recovery) {
+    const r = gallery.recovery;
+    process.stderr.write(`coral-face: ${r.reason}: rebuilt it from the person folders (${r.people} people, ${r.crops} crops)` +
+      `${r.saved ? '' : ', in memory only (the gallery is read-only)'}\n`);
+  }
+  return gallery;
+}
 
 export async function enrol(args: Args): Promise<number> {
   const [name, ...images] = args.positional;
   if (!name || images.length === 0) throw new UsageError('enrol needs a name and at least one image');
-  const gallery = await Gallery.open(galleryDir(args), { create: true });
+  if (args.flags.has('add') && args.flags.has('new')) throw new UsageError('--add and --new exclude each other');
+  const mode = args.flags.has('add') ? 'add' : args.flags.has('new') ? 'new' : 'auto';
+  const options = { minPhotos: numberFlag(args, 'min-photos', SETTINGS.enrol.minPhotos), mode, ...recognitionFlags(args) } as const;
+  const gallery = await openGallery(args, true);
   return withPipeline(args, async (pipeline) => {
     try {
-      const result = await enrolPerson(pipeline, gallery, name, images, { minPhotos: numberFlag(args, 'min-photos') });
+      const result = await enrolPerson(pipeline, gallery, name, images, options);
       print({ name, id: result.person?.id, accepted: result.accepted, rejected: result.rejected, photos: result.photos.map(photoSummary) });
       return 0;
     } catch (error) {
@@ -30,12 +51,10 @@ function photoSummary(p: { source: string; accepted: boolean; faces: number; rea
 
 export async function identify(args: Args): Promise<number> {
   if (args.positional.length === 0) throw new UsageError('identify needs at least one image');
-  const gallery = await Gallery.open(galleryDir(args), { create: true });
+  const thresholds = recognitionFlags(args);
+  const gallery = await openGallery(args);
   return withPipeline(args, async (pipeline) => {
-    const recognizer = await Recognizer.open(gallery, pipeline.embedder, {
-      threshold: numberFlag(args, 'threshold'),
-      margin: numberFlag(args, 'margin'),
-    });
+    const recognizer = await Recognizer.open(gallery, pipeline.embedder, thresholds);
     let status = 0;
     for (const source of args.positional) {
       let image: RgbImage;
@@ -73,7 +92,7 @@ export async function identify(args: Args): Promise<number> {
 }
 
 export async function list(args: Args): Promise<number> {
-  const gallery = await Gallery.open(galleryDir(args), { create: true });
+  const gallery = await openGallery(args);
   print(gallery.listPeople().map((p) => ({ id: p.id, name: p.name, photos: p.crops.length, updatedAt: p.updatedAt })));
   return 0;
 }
@@ -81,7 +100,7 @@ export async function list(args: Args): Promise<number> {
 export async function forget(args: Args): Promise<number> {
   const [name] = args.positional;
   if (!name) throw new UsageError('forget needs a name');
-  const gallery = await Gallery.open(galleryDir(args), { create: true });
+  const gallery = await openGallery(args);
   const person = await gallery.forget(name);
   print({ forgotten: person.name, id: person.id });
   return 0;
@@ -90,9 +109,14 @@ export async function forget(args: Args): Promise<number> {
 export async function rename(args: Args): Promise<number> {
   const [from, to] = args.positional;
   if (!from || !to) throw new UsageError('rename needs the old and the new name');
-  const gallery = await Gallery.open(galleryDir(args), { create: true });
+  const gallery = await openGallery(args);
   const person = await gallery.rename(from, to);
   print({ renamed: from, name: person.name, id: person.id });
   return 0;
 }
 
+export async function repair(args: Args): Promise<number> {
+  const report = await Gallery.repair(galleryDir(args));
+  print({ repaired: galleryDir(args), reason: report.reason, people: report.people, crops: report.crops, damagedIndex: report.damagedIndex ?? null });
+  return 0;
+}

@@ -11,12 +11,12 @@
  * too few usable photos, unknown person), 2 usage error.
  */
 import { listEdgeTpuDevices } from '../../../native';
-import { GalleryError } from '../../core/gallery/gallery';
+import { GalleryError } from '../../core/gallery/format';
 import { ImageError } from '../../core/media/decode';
 import { type Args, parseArgs, USAGE, UsageError } from './args';
 import { demo } from './demo';
 import { runEval } from './eval';
-import { enrol, forget, identify, list, rename } from './gallery';
+import { enrol, forget, identify, list, rename, repair } from './gallery';
 import { print } from './output';
 
 async function devices(): Promise<number> {
@@ -25,7 +25,7 @@ async function devices(): Promise<number> {
 }
 
 const COMMANDS: Record<string, (args: Args) => Promise<number>> = {
-  enrol, enroll: enrol, identify, list, forget, rename, eval: runEval, devices, demo,
+  enrol, enroll: enrol, identify, list, forget, rename, repair, eval: runEval, devices, demo,
 };
 
 export async function main(argv: string[]): Promise<number> {
