@@ -57,6 +57,9 @@ export interface NativeAddon {
   resample(rgb: Uint8Array, width: number, x: ResampleTaps, y: ResampleTaps, scale: number, offset: number): Promise<Float32Array>;
   edgetpuProbe(library: string): EdgeTpuProbe;
   tfliteVersion(): string;
+  /** flock(fd, LOCK_EX | LOCK_NB): true when this open file now holds the lock. */
+  tryLockFile(fd: number): boolean;
+  unlockFile(fd: number): void;
 }
 
 /** The repository (or installed package) root, found from this file's place in build/. */

@@ -1,10 +1,10 @@
 /** What the config nodes offer the nodes that use them. */
 import type { Node } from 'node-red';
 import type { BackendInfo } from '../native';
-import type { TfliteEmbedder } from './core/embedder';
-import type { Gallery } from './core/gallery';
-import type { Recognizer } from './core/recognizer';
-import type { EmbedderSpec } from './core/resources';
+import type { TfliteEmbedder } from './core/embed/embedder';
+import type { Gallery } from './core/gallery/gallery';
+import type { Recognizer } from './core/identify/recognizer';
+import type { EmbedderSpec } from './core/flow/resources';
 
 export interface EdgeTpuDeviceNode extends Node {
   spec: EmbedderSpec;
@@ -14,6 +14,8 @@ export interface EdgeTpuDeviceNode extends Node {
 
 export interface FaceGalleryNode extends Node {
   directory: string;
+  /** The recognition threshold and margin set on this gallery (ConfigError for a bad value). */
+  settings(): { threshold: number; margin: number };
   gallery(): Promise<Gallery>;
   recognizer(): Promise<Recognizer>;
   deviceNode(): EdgeTpuDeviceNode;

@@ -71,8 +71,11 @@ function missingBuildTools() {
 
 function nodeGypCommand() {
   // npm hands its own node-gyp to lifecycle scripts; a global one is the fallback.
-  const bundled = process.env.npm_config_node_gyp;
-  if (bundled && existsSync(bundled)) return [process.execPath, bundled];
+  // Run by hand (node native/scripts/install.mjs): npm's own copy beside this node.
+  for (const bundled of [process.env.npm_config_node_gyp,
+    join(dirname(dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')]) {
+    if (bundled && existsSync(bundled)) return [process.execPath, bundled];
+  }
   const global = onPath('node-gyp');
   return global ? [global] : undefined;
 }

@@ -7,6 +7,10 @@
 // pool to file and DNS work. The main thread only validates and hands over.
 #include <napi.h>
 
+#include <sys/file.h>
+
+#include <cerrno>
+#include <cstring>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -480,6 +484,28 @@ Napi::Value EdgeTpuProbe(const Napi::CallbackInfo& info) {
 
 Napi::Value TfliteVersion(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), TfLiteVersion()); }
 
+// An advisory lock on an open file (flock, never blocking): the gallery
+// serialises writers across processes with it. The kernel drops the lock when
+// the holder dies, however it dies, so there is never a stale lock to guess
+// about. Returns false when another open file holds it.
+Napi::Value TryLockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "tryLockFile(fd) needs a file descriptor");
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return Napi::Boolean::New(env, true);
+  if (errno == EWOULDBLOCK || errno == EINTR) return Napi::Boolean::New(env, false);
+  Napi::Error error = Napi::Error::New(env, std::string("flock failed: ") + strerror(errno));
+  error.Set("errno", Napi::Number::New(env, errno));
+  throw error;
+}
+
+Napi::Value UnlockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "unlockFile(fd) needs a file descriptor");
+  flock(info[0].As<Napi::Number>().Int32Value(), LOCK_UN);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function interpreter = Interpreter::Define(env);
   env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(interpreter)));
@@ -488,6 +514,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("edgetpuProbe", Napi::Function::New(env, EdgeTpuProbe));
   exports.Set("tfliteVersion", Napi::Function::New(env, TfliteVersion));
   exports.Set("resample", Napi::Function::New(env, Resample));
+  exports.Set("tryLockFile", Napi::Function::New(env, TryLockFile));
+  exports.Set("unlockFile", Napi::Function::New(env, UnlockFile));
   return exports;
 }
 

@@ -4,15 +4,18 @@
  * reasons a face would be rejected. Detection runs on the CPU (BlazeFace).
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { alignFace, assessQuality, QualityThresholds } from '../core/align';
-import type { FaceDetector } from '../core/blazeface';
-import { decodeImage } from '../core/decode';
-import { faceBus } from '../core/face-bus';
-import type { RgbImage } from '../core/image';
-import type { FaceMessage, FaceRecord } from '../core/messages';
-import { isPixelRef, pixels } from '../core/pixel-store';
-import { acquireDetector, DetectorSpec, releaseDetector } from '../core/resources';
-import { errorMessage, LatestWins, setStatus } from '../shared';
+import { alignFace } from '../core/align/warp';
+import { assessQuality, QualityThresholds } from '../core/align/quality';
+import { CodedError } from '../core/common/errors';
+import type { FaceDetector } from '../core/detect/blazeface';
+import { decodeImage } from '../core/media/decode';
+import { faceBus } from '../core/flow/face-bus';
+import type { RgbImage } from '../core/media/image';
+import type { FaceMessage, FaceRecord } from '../core/flow/messages';
+import { isPixelRef, pixels } from '../core/media/pixel-store';
+import { acquireDetector, DetectorSpec, releaseDetector } from '../core/flow/resources';
+import { LatestWins } from '../core/flow/latest-wins';
+import { configNumber, errorMessage, fail, showStatus } from '../kit';
 
 interface AlignDef extends NodeDef {
   detector: 'short' | 'full';
@@ -34,18 +37,26 @@ export = function register(RED: NodeAPI): void {
   function Align(this: Node, config: AlignDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const num = (v: string, fallback: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : fallback);
-    const spec: DetectorSpec = { variant: config.detector === 'full' ? 'full' : 'short', minScore: num(config.minScore, 0.5), tiles: !!config.tiles };
-    const minFaceSize = num(config.minFaceSize, 0);
-    const maxFaces = num(config.maxFaces, 10);
-    const quality: Partial<QualityThresholds> = {};
-    if (config.minSharpness !== undefined && config.minSharpness !== '') quality.minSharpness = num(config.minSharpness, 40);
-    if (config.maxYaw !== undefined && config.maxYaw !== '') quality.maxAbsYawDeg = num(config.maxYaw, 50);
+    let spec: DetectorSpec, minFaceSize: number, maxFaces: number, quality: Partial<QualityThresholds>;
+    try {
+      spec = { variant: config.detector === 'full' ? 'full' : 'short', minScore: configNumber('align', 'minScore', config.minScore), tiles: !!config.tiles };
+      minFaceSize = configNumber('align', 'minFaceSize', config.minFaceSize);
+      maxFaces = configNumber('align', 'maxFaces', config.maxFaces);
+      quality = {
+        minSharpness: configNumber('align', 'minSharpness', config.minSharpness),
+        maxAbsYawDeg: configNumber('align', 'maxYaw', config.maxYaw),
+      };
+    } catch (error) {
+      showStatus(node, 'error', (error as Error).message);
+      node.error(errorMessage(error));
+      node.on('input', (_msg, _send, done) => done(error as Error));
+      return;
+    }
 
     const detectorReady: Promise<FaceDetector> = acquireDetector(spec);
     detectorReady.then(
-      () => setStatus(node, 'grey', RED._('align.status.ready', { detector: spec.variant })),
-      (error) => setStatus(node, 'red', errorMessage(error)));
+      () => showStatus(node, 'ready', RED._('align.status.ready', { detector: spec.variant })),
+      (error) => showStatus(node, 'error', errorMessage(error)));
     let lastStatus = 0;
 
     const worker = new LatestWins<Job>(async ({ msg, send, done }) => {
@@ -55,7 +66,7 @@ export = function register(RED: NodeAPI): void {
         let image: RgbImage;
         if (msg.frame && isPixelRef(msg.frame)) image = pixels.get(msg.frame);
         else if (Buffer.isBuffer(msg.payload) || typeof msg.payload === 'string') image = await decodeImage(msg.payload);
-        else throw Object.assign(new Error(RED._('align.errors.input')), { code: 'ERR_INPUT' });
+        else throw new CodedError('ERR_INPUT', RED._('align.errors.input'));
 
         const detections = (await detector.detect(image))
           .filter((d) => Math.max(d.box.width, d.box.height) >= minFaceSize)
@@ -82,12 +93,11 @@ export = function register(RED: NodeAPI): void {
         if (now - lastStatus > 1000) {
           lastStatus = now;
           const ms = Math.round(performance.now() - started);
-          setStatus(node, faces.length ? 'green' : 'grey',
+          showStatus(node, faces.length ? 'ok' : 'ready',
             RED._('align.status.faces', { count: faces.length, ms, dropped: worker.dropped }));
         }
       } catch (error) {
-        setStatus(node, 'red', errorMessage(error));
-        done(error as Error);
+        fail(node, error, done);
       }
     }, (job) => !!job.msg.frame, (job) => job.done());
 

@@ -8,12 +8,12 @@
  */
 import type { Request, Response } from 'express';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import sharp from '../core/vips';
-import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from '../core/camera';
-import { CameraIdentities, faceBus } from '../core/face-bus';
-import type { FrameRef } from '../core/messages';
-import { pixels } from '../core/pixel-store';
-import { setStatus } from '../shared';
+import sharp from '../core/media/vips';
+import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from '../core/camera/source';
+import { CameraIdentities, faceBus } from '../core/flow/face-bus';
+import type { FrameRef } from '../core/flow/messages';
+import { pixels } from '../core/media/pixel-store';
+import { configNumber, errorMessage, showStatus } from '../kit';
 
 interface CameraInDef extends NodeDef {
   url: string;
@@ -38,9 +38,8 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     node.camera = (config.name || node.id).trim();
-    const num = (v: string, fallback: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : fallback);
     if (!config.url) {
-      setStatus(node, 'red', RED._('camera-in.errors.url'));
+      showStatus(node, 'error', RED._('camera-in.errors.url'));
       return;
     }
     let source: CameraSource;
@@ -50,13 +49,13 @@ export = function register(RED: NodeAPI): void {
         user: node.credentials?.user || undefined,
         password: node.credentials?.password || undefined,
         rtspTransport: config.transport === 'udp' ? 'udp' : 'tcp',
-        fps: num(config.fps, 5),
-        maxWidth: num(config.maxWidth, 1280),
-        stallSeconds: num(config.stallSeconds, 10),
+        fps: configNumber('camera-in', 'fps', config.fps),
+        maxWidth: configNumber('camera-in', 'maxWidth', config.maxWidth),
+        stallSeconds: configNumber('camera-in', 'stallSeconds', config.stallSeconds),
       });
     } catch (error) {
-      setStatus(node, 'red', (error as Error).message);
-      node.error((error as Error).message);
+      showStatus(node, 'error', (error as Error).message);
+      node.error(errorMessage(error));
       return;
     }
     node.source = source;
@@ -66,14 +65,14 @@ export = function register(RED: NodeAPI): void {
       // Output 2: the stream's state, for Home Assistant's "stream online" entity and for flows.
       node.send([null, { topic: `${node.camera}/status`, payload: { camera: node.camera, online: state === 'online', state, message } }]);
       switch (state) {
-        case 'online': setStatus(node, 'green', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1), dropped: source.stats.dropped })); break;
-        case 'connecting': setStatus(node, 'yellow', RED._('camera-in.status.connecting'), 'ring'); break;
-        case 'reconnecting': setStatus(node, 'yellow', RED._('camera-in.status.reconnecting', { message }), 'ring'); break;
+        case 'online': showStatus(node, 'ok', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1) })); break;
+        case 'connecting': showStatus(node, 'pending', RED._('camera-in.status.connecting')); break;
+        case 'reconnecting': showStatus(node, 'warning', RED._('camera-in.status.reconnecting', { message })); break;
         case 'error':
-          setStatus(node, 'red', RED._('camera-in.status.error', { message }));
+          showStatus(node, 'error', RED._('camera-in.status.error', { message }));
           node.warn(`${node.camera}: ${message}`); // messages are masked by the camera module
           break;
-        case 'stopped': setStatus(node, 'grey', RED._('camera-in.status.stopped')); break;
+        case 'stopped': showStatus(node, 'stopped', RED._('camera-in.status.stopped')); break;
       }
     });
     source.on('log', (line: string) => node.debug(line));
@@ -84,12 +83,12 @@ export = function register(RED: NodeAPI): void {
       node.send([{ topic: node.camera, frame: message, payload: message }, null]);
       if (frame.timestamp - lastStatus > 2000) {
         lastStatus = frame.timestamp;
-        setStatus(node, 'green', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1), dropped: source.stats.dropped }));
+        showStatus(node, 'ok', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1) }));
       }
     });
     const onIdentities = (event: CameraIdentities) => { if (event.camera === node.camera) node.identities = event; };
     faceBus.on('identities', onIdentities);
-    setStatus(node, 'grey', RED._('camera-in.status.connecting'), 'ring');
+    showStatus(node, 'pending', RED._('camera-in.status.connecting'));
     source.start();
     node.log(`${source.describe()} (ffmpeg: ${source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : 'not found'})`);
 

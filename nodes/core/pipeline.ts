@@ -5,10 +5,11 @@
  * Node-RED nodes and the add-on all call this.
  */
 import { CpuRuntime, InferenceRuntime, RuntimeOptions, shippedModels } from '../../native';
-import { alignFace, assessQuality, FaceQuality, QualityThresholds } from './align';
-import { BlazeFaceVariant, Detection, FaceDetector, FaceDetectorOptions } from './blazeface';
-import { Embedder, TfliteEmbedder, TfliteEmbedderOptions } from './embedder';
-import type { Box, RgbImage } from './image';
+import { alignFace } from './align/warp';
+import { assessQuality, FaceQuality, QualityThresholds } from './align/quality';
+import { BlazeFaceVariant, Detection, FaceDetector, FaceDetectorOptions } from './detect/blazeface';
+import { Embedder, TfliteEmbedder, TfliteEmbedderOptions } from './embed/embedder';
+import type { Box, RgbImage } from './media/image';
 
 export interface DetectorConfig extends Partial<FaceDetectorOptions> {
   /** short: faces near the camera (a doorbell, a photo); full: far faces (a yard or street camera). */

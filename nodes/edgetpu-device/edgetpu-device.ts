@@ -6,9 +6,10 @@
 import * as os from 'os';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { BackendInfo, Performance } from '../../native';
-import type { TfliteEmbedder } from '../core/embedder';
-import { acquireEmbedder, releaseEmbedder } from '../core/resources';
+import type { TfliteEmbedder } from '../core/embed/embedder';
+import { acquireEmbedder, releaseEmbedder } from '../core/flow/resources';
 import { describeBackend, EdgeTpuDeviceNode } from '../config-types';
+import { configNumber } from '../kit';
 
 interface EdgeTpuDeviceDef extends NodeDef {
   device: string;
@@ -20,7 +21,7 @@ interface EdgeTpuDeviceDef extends NodeDef {
 export = function register(RED: NodeAPI): void {
   function EdgeTpuDevice(this: EdgeTpuDeviceNode, config: EdgeTpuDeviceDef): void {
     RED.nodes.createNode(this, config);
-    const threads = Number(config.threads);
+    const threads = configNumber('edgetpu-device', 'threads', config.threads);
     this.spec = {
       device: config.device || 'auto',
       performance: config.performance || 'high',
@@ -29,7 +30,7 @@ export = function register(RED: NodeAPI): void {
       // the embedder side by side; on two cores one XNNPACK thread processed
       // 23 of 25 fps with 0.8 cores where two threads managed 21 with 1.1
       // (bench:stream), the idle pool threads spinning against the rest.
-      threads: Number.isInteger(threads) && threads > 0 ? threads : Math.max(1, Math.floor(os.availableParallelism() / 2)),
+      threads: threads > 0 ? threads : Math.max(1, Math.floor(os.availableParallelism() / 2)),
     };
     let opened: Promise<TfliteEmbedder> | null = null;
     this.embedder = () => {

@@ -7,11 +7,12 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { BackendInfo } from '../../native';
 import { describeBackend, describeBackendShort, EdgeTpuDeviceNode } from '../config-types';
-import type { TfliteEmbedder } from '../core/embedder';
-import type { FaceMessage } from '../core/messages';
-import { EmbeddingReuse } from '../core/embedding-reuse';
-import { pixels } from '../core/pixel-store';
-import { errorMessage, LatestWins, setStatus } from '../shared';
+import type { TfliteEmbedder } from '../core/embed/embedder';
+import type { FaceMessage } from '../core/flow/messages';
+import { EmbeddingReuse } from '../core/embed/embedding-reuse';
+import { pixels } from '../core/media/pixel-store';
+import { LatestWins } from '../core/flow/latest-wins';
+import { ConfigError, configNumber, errorMessage, fail, showStatus } from '../kit';
 
 interface EmbedDef extends NodeDef {
   device: string;
@@ -31,31 +32,34 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     const device = RED.nodes.getNode(config.device) as EdgeTpuDeviceNode | null;
     let embedder: Promise<TfliteEmbedder>;
-    if (!device) {
-      embedder = Promise.reject(new Error(RED._('edgetpu-embed.errors.device')));
-      setStatus(node, 'red', RED._('edgetpu-embed.errors.device'));
-    } else {
+    let reuseMs = 0;
+    try {
+      if (!device) throw new ConfigError(RED._('edgetpu-embed.errors.device'));
+      reuseMs = configNumber('edgetpu-embed', 'reuseMs', config.reuseMs);
       embedder = device.embedder();
+    } catch (error) {
+      embedder = Promise.reject(error);
+      showStatus(node, 'error', (error as Error).message);
     }
     embedder.catch(() => undefined);
     let msPerFace = 0;
-    const showStatus = (backend: BackendInfo) => {
+    const showBackend = (backend: BackendInfo) => {
       const backendText = describeBackendShort(backend);
-      setStatus(node, backend.kind === 'edgetpu' ? 'green' : backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'yellow' : 'blue',
+      showStatus(node, backend.kind === 'edgetpu' ? 'ok' : backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'warning' : 'notice',
         msPerFace ? RED._('edgetpu-embed.status.speed', { backend: backendText, ms: msPerFace.toFixed(1) }) : backendText);
     };
     const onBackend = (backend: BackendInfo) => {
       node.warn(describeBackend(backend));
-      showStatus(backend);
+      showBackend(backend);
     };
     embedder.then((e) => {
       node.log(describeBackend(e.backend));
-      showStatus(e.backend);
+      showBackend(e.backend);
       e.inference.on('backend', onBackend);
-    }, (error) => setStatus(node, 'red', errorMessage(error)));
+    }, (error) => showStatus(node, 'error', errorMessage(error)));
 
     let lastStatus = 0;
-    const reuse = new EmbeddingReuse(config.reuseMs !== undefined && config.reuseMs !== '' && Number.isFinite(Number(config.reuseMs)) ? Number(config.reuseMs) : 200);
+    const reuse = new EmbeddingReuse(reuseMs);
     const worker = new LatestWins<Job>(async ({ msg, send, done }) => {
       try {
         const e = await embedder;
@@ -79,11 +83,10 @@ export = function register(RED: NodeAPI): void {
         done();
         if (Date.now() - lastStatus > 1000) {
           lastStatus = Date.now();
-          showStatus(e.backend);
+          showBackend(e.backend);
         }
       } catch (error) {
-        setStatus(node, 'red', errorMessage(error));
-        done(error as Error);
+        fail(node, error, done);
       }
     }, (job) => !!job.msg.frame, (job) => job.done());
 

@@ -6,14 +6,15 @@
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { FaceGalleryNode } from '../config-types';
-import type { EnrolCommand } from '../core/messages';
-import type { FaceQuality } from '../core/align';
-import { EnrolError, enrolCrops, enrolPerson, EnrolResult, PhotoReport } from '../core/enrol';
-import { CameraFaces, faceBus } from '../core/face-bus';
-import type { RgbImage } from '../core/image';
-import { pixels } from '../core/pixel-store';
+import type { EnrolCommand } from '../core/flow/messages';
+import { CropQuality, EnrolError, enrolCrops, EnrolOptions, enrolPerson, EnrolResult, PhotoReport } from '../core/gallery/enrol';
+import { SETTINGS } from '../core/flow/settings';
+import { CameraFaces, faceBus } from '../core/flow/face-bus';
+import type { RgbImage } from '../core/media/image';
+import { pixels } from '../core/media/pixel-store';
 import { FacePipeline, mainFace } from '../core/pipeline';
-import { errorMessage, setStatus } from '../shared';
+import { CodedError } from '../core/common/errors';
+import { configNumber, errorMessage, fail, numberSetting, showStatus } from '../kit';
 
 interface EnrolDef extends NodeDef {
   gallery: string;
@@ -36,28 +37,53 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const galleryNode = RED.nodes.getNode(config.gallery) as FaceGalleryNode | null;
-    const defaultMinPhotos = Number(config.minPhotos) > 0 ? Number(config.minPhotos) : 3;
-    const defaultSeconds = Number(config.walkupSeconds) > 0 ? Number(config.walkupSeconds) : 10;
+    let defaultMinPhotos = SETTINGS.enrol.minPhotos.default;
+    let defaultSeconds = SETTINGS.enrol.walkupSeconds.default;
+    let configError: unknown = null;
+    try {
+      defaultMinPhotos = configNumber('enrol', 'minPhotos', config.minPhotos);
+      defaultSeconds = configNumber('enrol', 'walkupSeconds', config.walkupSeconds);
+    } catch (error) {
+      configError = error;
+    }
     let pipeline: Promise<FacePipeline> | null = null;
-    const pipelineFor = () => (pipeline ??= (async () => {
+    const pipelineFor = () => {
+      if (pipeline) return pipeline;
       // Enrolment photos are near faces: the short-range detector; the
       // embedder is the gallery's own, so embeddings match the classifier's.
-      const embedder = await galleryNode!.deviceNode().embedder();
-      return FacePipeline.withEmbedder(embedder, { detector: { variant: 'short' } });
-    })());
+      const opening = galleryNode!.deviceNode().embedder().then((embedder) => FacePipeline.withEmbedder(embedder, { detector: { variant: 'short' } }));
+      pipeline = opening;
+      // A failure is not kept: the next command tries again.
+      opening.catch(() => { if (pipeline === opening) pipeline = null; });
+      return opening;
+    };
     const cancels = new Set<() => void>();
 
-    if (!galleryNode) setStatus(node, 'red', RED._('enrol.errors.gallery'));
-    else setStatus(node, 'grey', RED._('enrol.status.ready'));
+    if (configError) showStatus(node, 'error', (configError as Error).message);
+    else if (!galleryNode) showStatus(node, 'error', RED._('enrol.errors.gallery'));
+    else showStatus(node, 'ready', RED._('enrol.status.ready'));
+
+    /** The bar of the gallery this node enrols into: its threshold and margin, and the command's choices. */
+    function enrolOptions(command: { minPhotos?: unknown; mode?: unknown }): EnrolOptions {
+      if (command.mode !== undefined && command.mode !== 'add' && command.mode !== 'new' && command.mode !== 'auto') {
+        throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.mode'));
+      }
+      return {
+        minPhotos: numberSetting('minPhotos', command.minPhotos, defaultMinPhotos, SETTINGS.enrol.minPhotos),
+        mode: command.mode as EnrolOptions['mode'],
+        ...galleryNode!.settings(),
+      };
+    }
 
     async function walkup(command: Extract<EnrolCommand, { action: 'walkup' }>) {
-      const seconds = command.seconds ?? defaultSeconds;
-      const maxPhotos = command.maxPhotos ?? 10;
-      const accepted: { source: string; crop: RgbImage; quality: FaceQuality }[] = [];
+      const walkupRule = SETTINGS.enrol.walkupSeconds;
+      const seconds = numberSetting('seconds', command.seconds, defaultSeconds, walkupRule);
+      const maxPhotos = numberSetting('maxPhotos', command.maxPhotos, 10, { min: 1, max: 100, integer: true });
+      const accepted: { source: string; crop: RgbImage; quality: CropQuality }[] = [];
       const rejected: PhotoReport[] = [];
       let frames = 0;
       let lastTaken = 0;
-      setStatus(node, 'blue', RED._('enrol.status.walkup', { name: command.name, camera: command.camera, seconds }), 'ring');
+      showStatus(node, 'pending', RED._('enrol.status.walkup', { name: command.name, camera: command.camera, seconds }));
       await new Promise<void>((resolve) => {
         const onFaces = (event: CameraFaces) => {
           if (event.camera !== command.camera) return;
@@ -70,7 +96,7 @@ export = function register(RED: NodeAPI): void {
           if (event.timestamp - lastTaken < 500 || accepted.length >= maxPhotos) return;
           lastTaken = event.timestamp;
           const crop = pixels.get(face.crop);
-          accepted.push({ source, crop: { ...crop, data: crop.data.slice() }, quality: face.quality as unknown as FaceQuality });
+          accepted.push({ source, crop: { ...crop, data: crop.data.slice() }, quality: { sharpness: face.quality.sharpness, yawDeg: face.quality.yawDeg } });
         };
         const timer = setTimeout(finish, seconds * 1000);
         function finish() {
@@ -83,26 +109,27 @@ export = function register(RED: NodeAPI): void {
         cancels.add(finish);
       });
       if (frames === 0) {
-        throw Object.assign(new Error(RED._('enrol.errors.noFrames', { camera: command.camera, seconds })), { code: 'ERR_NO_FRAMES' });
+        throw new CodedError('ERR_NO_FRAMES', RED._('enrol.errors.noFrames', { camera: command.camera, seconds }));
       }
       const embedder = await galleryNode!.deviceNode().embedder();
       const result = await enrolCrops(embedder, await galleryNode!.gallery(), command.name, accepted, rejected,
-        { minPhotos: command.minPhotos ?? defaultMinPhotos });
+        enrolOptions(command));
       return { ...summary(result), frames };
     }
 
     async function run(command: EnrolCommand): Promise<Record<string, unknown>> {
+      if (configError) throw configError;
       if (!galleryNode) throw new Error(RED._('enrol.errors.gallery'));
       const gallery = await galleryNode.gallery();
       switch (command?.action) {
         case 'enrol': {
           const images = Array.isArray(command.images) ? command.images : [];
-          if (!command.name || images.length === 0) throw Object.assign(new Error(RED._('enrol.errors.enrolArgs')), { code: 'ERR_BAD_COMMAND' });
-          const result = await enrolPerson(await pipelineFor(), gallery, command.name, images, { minPhotos: command.minPhotos ?? defaultMinPhotos });
+          if (!command.name || images.length === 0) throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.enrolArgs'));
+          const result = await enrolPerson(await pipelineFor(), gallery, command.name, images, enrolOptions(command));
           return summary(result);
         }
         case 'walkup':
-          if (!command.name || !command.camera) throw Object.assign(new Error(RED._('enrol.errors.walkupArgs')), { code: 'ERR_BAD_COMMAND' });
+          if (!command.name || !command.camera) throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.walkupArgs'));
           return walkup(command);
         case 'forget': {
           const person = await gallery.forget(command.name);
@@ -115,7 +142,7 @@ export = function register(RED: NodeAPI): void {
         case 'list':
           return { people: gallery.listPeople().map((p) => ({ id: p.id, name: p.name, photos: p.crops.length, updatedAt: p.updatedAt })) };
         default:
-          throw Object.assign(new Error(RED._('enrol.errors.action')), { code: 'ERR_BAD_COMMAND' });
+          throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.action'));
       }
     }
 
@@ -125,16 +152,15 @@ export = function register(RED: NodeAPI): void {
       try {
         const result = await run(command);
         msg.payload = { action: command.action, ok: true, ...result } as never;
-        setStatus(node, 'green', RED._('enrol.status.done', { action: command.action, name: (command as { name?: string }).name ?? '' }));
+        showStatus(node, 'ok', RED._('enrol.status.done', { action: command.action, name: (command as { name?: string }).name ?? '' }));
         send(msg);
         done();
       } catch (error) {
         const report = error instanceof EnrolError ? summary(error.result) : {};
         const code = (error as { code?: string }).code ?? 'ERR_ENROL';
         msg.payload = { action: command?.action, ok: false, error: { code, message: (error as Error).message }, ...report } as never;
-        setStatus(node, 'red', errorMessage(error));
         send(msg);
-        done(error as Error);
+        fail(node, error, done);
       }
     });
 

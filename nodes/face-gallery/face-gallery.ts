@@ -1,14 +1,19 @@
 /**
  * Config node: one gallery folder and its recognizer, shared by
  * imprint-classify and enrol. An enrolment through one node is seen by every
- * classifier at once (the recognizer follows the gallery's change events).
+ * classifier at once (the recognizer follows the gallery's change events, and
+ * the gallery watches the folder for changes made by other processes).
+ *
+ * Opening can fail (a damaged index, a folder that is not there yet, the
+ * embedder not ready): a failure is never kept. The next node that asks tries
+ * again, at most every few seconds, so recognition comes back by itself once
+ * the cause is fixed, without a redeploy.
  */
 import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import type { Gallery } from '../core/gallery';
-import { DEFAULT_MARGIN, DEFAULT_THRESHOLD } from '../core/imprint';
-import { acquireGallery, Recognizer, releaseGallery } from '../core/resources';
-import { userDir } from '../shared';
+import type { Gallery } from '../core/gallery/gallery';
+import { acquireGallery, Recognizer, releaseGallery } from '../core/flow/resources';
+import { configNumber, errorMessage, userDir } from '../kit';
 import type { EdgeTpuDeviceNode, FaceGalleryNode } from '../config-types';
 
 interface FaceGalleryDef extends NodeDef {
@@ -18,41 +23,77 @@ interface FaceGalleryDef extends NodeDef {
   device: string;
 }
 
-function numberOr(value: string, fallback: number): number {
-  const n = Number(value);
-  return value !== '' && value !== undefined && Number.isFinite(n) ? n : fallback;
+/** A failed open is retried, but not more often than this: every frame asks. */
+const RETRY_AFTER_MS = 5000;
+
+/** A promise that is shared while it is pending or fulfilled, and forgotten RETRY_AFTER_MS after it fails. */
+function retrying<T>(open: () => Promise<T>, onFailure: (error: unknown) => void): () => Promise<T> {
+  let current: Promise<T> | null = null;
+  return () => {
+    if (current) return current;
+    const attempt = open();
+    current = attempt;
+    attempt.catch((error: unknown) => {
+      onFailure(error);
+      setTimeout(() => {
+        if (current === attempt) current = null;
+      }, RETRY_AFTER_MS).unref();
+    });
+    return attempt;
+  };
 }
 
 export = function register(RED: NodeAPI): void {
   function FaceGallery(this: FaceGalleryNode, config: FaceGalleryDef): void {
     RED.nodes.createNode(this, config);
+    const node = this;
     const base = userDir(RED);
     this.directory = path.resolve(base, config.path?.trim() || path.join('coral-face', 'gallery'));
-    const threshold = numberOr(config.threshold, DEFAULT_THRESHOLD);
-    const margin = numberOr(config.margin, DEFAULT_MARGIN);
-    let galleryOpened: Promise<Gallery> | null = null;
-    let recognizerOpened: Promise<Recognizer> | null = null;
+    // Parsed when first used, so a bad value fails the nodes that use the gallery, with the reason.
+    this.settings = () => ({
+      threshold: configNumber('face-gallery', 'threshold', config.threshold),
+      margin: configNumber('face-gallery', 'margin', config.margin),
+    });
+    let galleryHeld = false;
+    let closing = false;
+    const recognizers: Recognizer[] = [];
 
     this.deviceNode = () => {
       const device = RED.nodes.getNode(config.device) as EdgeTpuDeviceNode | null;
       if (!device) throw new Error(RED._('face-gallery.errors.device'));
       return device;
     };
-    this.gallery = () => (galleryOpened ??= acquireGallery(this.directory));
-    this.recognizer = () => (recognizerOpened ??= (async () => {
+    this.gallery = retrying(async () => {
+      const gallery = await acquireGallery(this.directory);
+      if (closing) {
+        await releaseGallery(this.directory);
+        throw new Error('the face-gallery node was closed');
+      }
+      galleryHeld = true;
+      if (gallery.recovery) node.warn(RED._('face-gallery.warn.recovered', { dir: this.directory, reason: gallery.recovery.reason, people: gallery.recovery.people, crops: gallery.recovery.crops }));
+      gallery.on('warning', onWarning);
+      return gallery;
+    }, (error) => node.error(`gallery ${this.directory}: ${errorMessage(error)}`));
+    this.recognizer = retrying(async () => {
       const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
-      const recognizer = await Recognizer.open(gallery, embedder, { threshold, margin });
-      recognizer.on('error', (error) => this.error(`gallery reload failed: ${(error as Error).message}`));
+      const recognizer = await Recognizer.open(gallery, embedder, this.settings());
+      recognizer.on('error', (error) => node.error(`gallery reload failed: ${errorMessage(error)}`));
+      recognizers.push(recognizer);
       return recognizer;
-    })());
+    }, () => undefined);
+
+    const onWarning = (warning: string) => node.warn(warning);
 
     this.on('close', (done: () => void) => {
-      const closing: Promise<unknown>[] = [];
-      if (recognizerOpened) closing.push(recognizerOpened.then((r) => r.close(), () => undefined));
-      if (galleryOpened) closing.push(releaseGallery(this.directory));
-      galleryOpened = null;
-      recognizerOpened = null;
-      Promise.allSettled(closing).finally(done);
+      closing = true;
+      for (const recognizer of recognizers) recognizer.close();
+      const held = galleryHeld;
+      galleryHeld = false;
+      const release = async (gallery: Gallery | undefined) => {
+        gallery?.off('warning', onWarning);
+        if (held) await releaseGallery(this.directory);
+      };
+      (held ? this.gallery().then(release, () => undefined) : Promise.resolve()).finally(done);
     });
   }
   RED.nodes.registerType('face-gallery', FaceGallery as unknown as (this: Node, def: NodeDef) => void);

@@ -25,14 +25,17 @@ import * as fs from 'node:fs';
 import { connect, IClientOptions, MqttClient } from 'mqtt';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { FaceGalleryNode } from '../config-types';
-import type { Gallery } from '../core/gallery';
+import type { Gallery } from '../core/gallery/gallery';
 import {
   buildDeviceDiscovery, componentPlatforms, deviceTopics, faceEventPayload, HaPerson, isOurDiscovery, isTopicId,
-  isVisitPayload, maskSecrets, packageVersion, PAYLOAD_OFF, PAYLOAD_ON, peopleFromDiscovery, PresenceTracker,
+  isVisitPayload, PAYLOAD_OFF, PAYLOAD_ON, peopleFromDiscovery,
   prettyName, removalStep, slugId, statusTopic, topicPrefixProblem, triggerSubtypes,
-} from '../core/ha-discovery';
-import type { EmbedderInfo, FaceMessage, VisitPayload } from '../core/messages';
-import { errorMessage, Fill, setStatus } from '../shared';
+} from '../core/ha/discovery';
+import type { EmbedderInfo, FaceMessage, VisitPayload } from '../core/flow/messages';
+import { maskSecrets } from '../core/common/secrets';
+import { packageVersion } from '../core/common/package';
+import { PresenceTracker } from '../core/ha/presence';
+import { errorMessage, NodeState, showStatus } from '../kit';
 
 interface HaDef extends NodeDef {
   broker: string;
@@ -120,7 +123,7 @@ export = function register(RED: NodeAPI): void {
     const mask = (text: string) => maskSecrets(text, secrets);
     const fail = (text: string) => {
       const masked = mask(text);
-      setStatus(node, 'red', masked, 'ring');
+      showStatus(node, 'error', masked);
       node.error(masked);
     };
 
@@ -218,7 +221,7 @@ export = function register(RED: NodeAPI): void {
     let lastSelfHeal = 0;
     let sync: { nonce: string; topic: string; done: () => void } | null = null;
 
-    const showConnected = (fill: Fill = 'green', text?: string) => setStatus(node, fill,
+    const showConnected = (state: NodeState = 'ok', text?: string) => showStatus(node, state,
       text ?? RED._('ha-face-entities.status.connected', { cameras: devices.size, people: people().length }));
 
     function publish(topic: string, payload: string | Buffer, retain: boolean): Promise<boolean> {
@@ -241,9 +244,9 @@ export = function register(RED: NodeAPI): void {
       const base = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** attempt);
       const delay = Math.round(base * (0.8 + Math.random() * 0.4));
       attempt++;
-      setStatus(node, 'red', RED._('ha-face-entities.status.disconnected', {
+      showStatus(node, 'error', RED._('ha-face-entities.status.disconnected', {
         error: lastError || RED._('ha-face-entities.status.noBroker'), seconds: Math.ceil(delay / 1000),
-      }), 'ring');
+      }));
       retryTimer = setTimeout(() => {
         retryTimer = null;
         if (!closing) client?.reconnect();
@@ -257,7 +260,7 @@ export = function register(RED: NodeAPI): void {
       connected = true;
       lastError = '';
       const myGate = gate;
-      setStatus(node, 'yellow', RED._('ha-face-entities.status.syncing', { broker: brokerLabel }), 'ring');
+      showStatus(node, 'pending', RED._('ha-face-entities.status.syncing', { broker: brokerLabel }));
       if (droppedWhileOffline) {
         node.warn(RED._('ha-face-entities.warn.dropped', { count: droppedWhileOffline }));
         droppedWhileOffline = 0;
@@ -339,7 +342,7 @@ export = function register(RED: NodeAPI): void {
     }
 
     function start(): void {
-      setStatus(node, 'yellow', RED._('ha-face-entities.status.connecting', { broker: brokerLabel }), 'ring');
+      showStatus(node, 'pending', RED._('ha-face-entities.status.connecting', { broker: brokerLabel }));
       try {
         client = connect(broker, clientOptions);
       } catch (error) {
@@ -517,7 +520,7 @@ export = function register(RED: NodeAPI): void {
         await publish(t.face, image, retainImage);
       }
       if (connected) {
-        showConnected(visit.event === 'recognized' ? 'green' : 'yellow',
+        showConnected(visit.event === 'recognized' ? 'ok' : 'notice',
           RED._(`ha-face-entities.status.${visit.event}`, { name: event.name, camera: device.camera }));
       }
     }

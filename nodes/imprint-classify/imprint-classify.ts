@@ -7,13 +7,15 @@
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { FaceGalleryNode } from '../config-types';
-import { encodeJpeg } from '../core/decode';
-import { faceBus } from '../core/face-bus';
-import type { FaceMessage, FaceRecord, VisitPayload } from '../core/messages';
-import { isPixelRef, PixelRef, pixels } from '../core/pixel-store';
-import type { Recognizer } from '../core/recognizer';
-import { TrackedFace, VisitEvent, VisitTracker } from '../core/tracker';
-import { errorMessage, setStatus } from '../shared';
+import { encodeJpeg } from '../core/media/decode';
+import { faceBus } from '../core/flow/face-bus';
+import type { FaceMessage, FaceRecord, VisitPayload } from '../core/flow/messages';
+import { isPixelRef, PixelRef, pixels } from '../core/media/pixel-store';
+import { UNKNOWN } from '../core/identify/imprint';
+import type { Recognizer } from '../core/identify/recognizer';
+import { TrackedFace, VisitEvent, VisitTracker } from '../core/identify/visits';
+import { CodedError } from '../core/common/errors';
+import { ConfigError, configNumber, errorMessage, fail, showStatus } from '../kit';
 
 interface ClassifyDef extends NodeDef {
   gallery: string;
@@ -28,16 +30,37 @@ export = function register(RED: NodeAPI): void {
   function ImprintClassify(this: Node, config: ClassifyDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const num = (v: string, fallback: number) => (v !== undefined && v !== '' && Number.isFinite(Number(v)) ? Number(v) : fallback);
     const galleryNode = RED.nodes.getNode(config.gallery) as FaceGalleryNode | null;
-    const recognizer: Promise<Recognizer> = galleryNode
-      ? galleryNode.recognizer()
-      : Promise.reject(new Error(RED._('imprint-classify.errors.gallery')));
-    recognizer.then(
-      (r) => setStatus(node, 'grey', RED._('imprint-classify.status.people', { count: r.people().length })),
-      (error) => setStatus(node, 'red', errorMessage(error)));
-    const onReload = (people: string[]) => setStatus(node, 'grey', RED._('imprint-classify.status.people', { count: people.length }));
-    recognizer.then((r) => r.on('reload', onReload), () => undefined);
+    let trackerOptions: { confirmFrames: number; unknownFrames: number; cooldownMs: number; maxMissedMs: number };
+    let configError: unknown = null;
+    try {
+      if (!galleryNode) throw new ConfigError(RED._('imprint-classify.errors.gallery'));
+      trackerOptions = {
+        confirmFrames: configNumber('imprint-classify', 'confirmFrames', config.confirmFrames),
+        unknownFrames: configNumber('imprint-classify', 'unknownFrames', config.unknownFrames),
+        cooldownMs: configNumber('imprint-classify', 'cooldown', config.cooldown) * 1000,
+        maxMissedMs: configNumber('imprint-classify', 'maxMissed', config.maxMissed) * 1000,
+      };
+    } catch (error) {
+      configError = error;
+      trackerOptions = { confirmFrames: 0, unknownFrames: 0, cooldownMs: 0, maxMissedMs: 0 };
+    }
+    const onReload = (people: string[]) => showStatus(node, 'ready', RED._('imprint-classify.status.people', { count: people.length }));
+    // Asked for every message, not kept: the gallery node retries a failed open (a damaged or missing gallery,
+    // a full disk), so recognition comes back once the cause is fixed.
+    let listening: Recognizer | null = null;
+    const recognizer = async (): Promise<Recognizer> => {
+      if (configError) throw configError;
+      const current = await galleryNode!.recognizer();
+      if (listening !== current) {
+        listening?.off('reload', onReload);
+        current.on('reload', onReload);
+        listening = current;
+        onReload(current.people());
+      }
+      return current;
+    };
+    recognizer().catch((error) => showStatus(node, 'error', errorMessage(error)));
 
     const trackers = new Map<string, VisitTracker<PixelRef>>();
     const trackerFor = (camera: string) => {
@@ -45,10 +68,7 @@ export = function register(RED: NodeAPI): void {
       if (!tracker) {
         tracker = new VisitTracker<PixelRef>({
           camera,
-          confirmFrames: num(config.confirmFrames, 3),
-          unknownFrames: num(config.unknownFrames, 5),
-          cooldownMs: num(config.cooldown, 60) * 1000,
-          maxMissedMs: num(config.maxMissed, 1.5) * 1000,
+          ...trackerOptions,
         });
         trackers.set(camera, tracker);
       }
@@ -58,7 +78,7 @@ export = function register(RED: NodeAPI): void {
     const emit = async (camera: string, events: VisitEvent<PixelRef>[]) => {
       for (const event of events) {
         const payload: VisitPayload = {
-          event: event.type, name: event.name ?? 'unknown', camera, trackId: event.trackId, time: new Date().toISOString(),
+          event: event.type, name: event.name ?? UNKNOWN, camera, trackId: event.trackId, time: new Date().toISOString(),
         };
         const out: FaceMessage = { topic: `${camera}/${event.type}`, payload };
         if (event.type === 'left') {
@@ -69,7 +89,7 @@ export = function register(RED: NodeAPI): void {
           payload.box = event.box;
           // The face as a JPEG: Home Assistant's image entity, a notification.
           if (event.crop && isPixelRef(event.crop) && pixels.has(event.crop)) out.image = await encodeJpeg(pixels.get(event.crop));
-          setStatus(node, event.type === 'recognized' ? 'green' : 'yellow', RED._(`imprint-classify.status.${event.type}`, { name: payload.name, camera }));
+          showStatus(node, event.type === 'recognized' ? 'ok' : 'notice', RED._(`imprint-classify.status.${event.type}`, { name: payload.name, camera }));
         }
         node.send([out, null]);
       }
@@ -82,9 +102,9 @@ export = function register(RED: NodeAPI): void {
     node.on('input', async (raw, send, done) => {
       const msg = raw as NodeMessageInFlow & FaceMessage;
       try {
-        const r = await recognizer;
+        const r = await recognizer();
         if (msg.embedder && msg.embedder.id !== r.embedder.id) {
-          throw Object.assign(new Error(RED._('imprint-classify.errors.embedder', { got: msg.embedder.id, want: r.embedder.id })), { code: 'ERR_EMBEDDER_MISMATCH' });
+          throw new CodedError('ERR_EMBEDDER_MISMATCH', RED._('imprint-classify.errors.embedder', { got: msg.embedder.id, want: r.embedder.id }));
         }
         const faces: FaceRecord[] = Array.isArray(msg.faces) ? msg.faces : [];
         const tracked: TrackedFace<PixelRef>[] = faces.map((face) => {
@@ -100,14 +120,13 @@ export = function register(RED: NodeAPI): void {
         if (config.perFrame) send([null, msg]);
         done();
       } catch (error) {
-        setStatus(node, 'red', errorMessage(error));
-        done(error as Error);
+        fail(node, error, done);
       }
     });
 
     node.on('close', () => {
       clearInterval(ticker);
-      recognizer.then((r) => r.off('reload', onReload), () => undefined);
+      listening?.off('reload', onReload);
     });
   }
   RED.nodes.registerType('imprint-classify', ImprintClassify as unknown as (this: Node, def: NodeDef) => void);

@@ -15,7 +15,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { decodeImage } from '../../nodes/core/decode';
+import { decodeImage } from '../../nodes/core/media/decode';
 import { FacePipeline } from '../../nodes/core/pipeline';
 import { FACES_DIR } from '../models';
 import { arm64NodeWrapper, missingForEmulation, Machine, ROOT, runNode } from './emulator';

@@ -11,9 +11,9 @@
  */
 import * as fs from 'fs';
 import { addonInfo, CpuRuntime, openRuntime, shippedModels } from '../../native';
-import { BlazeFaceVariant, prepareInput, prepareInputNative } from '../../nodes/core/blazeface';
-import { TfliteEmbedder } from '../../nodes/core/embedder';
-import type { RgbImage } from '../../nodes/core/image';
+import { BlazeFaceVariant, prepareInput, prepareInputNative } from '../../nodes/core/detect/blazeface';
+import { TfliteEmbedder } from '../../nodes/core/embed/embedder';
+import type { RgbImage } from '../../nodes/core/media/image';
 import { openDetector } from '../../nodes/core/pipeline';
 
 export interface ProbeImage {

@@ -9,8 +9,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { Detection, FaceDetector, intersectionOverUnion } from '../../nodes/core/blazeface';
-import type { Box, RgbImage } from '../../nodes/core/image';
+import { Detection, FaceDetector } from '../../nodes/core/detect/blazeface';
+import { intersectionOverUnion, type Box, type RgbImage } from '../../nodes/core/media/image';
 import { DEV_DIR, modelRunner } from '../helpers/real-models';
 
 async function main(): Promise<void> {

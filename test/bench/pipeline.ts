@@ -10,10 +10,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { decodeImage } from '../../nodes/core/decode';
-import type { RgbImage } from '../../nodes/core/image';
-import { ImprintedHead } from '../../nodes/core/imprint';
-import { openFaceApiPeer } from '../../nodes/core/peer-faceapi';
+import { decodeImage } from '../../nodes/core/media/decode';
+import type { RgbImage } from '../../nodes/core/media/image';
+import { ImprintedHead } from '../../nodes/core/identify/imprint';
+import { openFaceApiPeer } from './peers/faceapi';
 import { FacePipeline, mainFace } from '../../nodes/core/pipeline';
 import { groupFrame } from '../helpers/frames';
 import { FACES_DIR } from '../models';

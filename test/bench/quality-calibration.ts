@@ -8,9 +8,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { alignFace, assessQuality, DEFAULT_QUALITY_THRESHOLDS, FaceQuality } from '../../nodes/core/align';
-import { Detection, FaceDetector } from '../../nodes/core/blazeface';
-import type { Point, RgbImage } from '../../nodes/core/image';
+import { alignFace } from '../../nodes/core/align/warp';
+import { assessQuality, DEFAULT_QUALITY_THRESHOLDS, FaceQuality } from '../../nodes/core/align/quality';
+import { Detection, FaceDetector } from '../../nodes/core/detect/blazeface';
+import type { Point, RgbImage } from '../../nodes/core/media/image';
 import { decodeRaw, DEV_DIR, loadPhoto, modelRunner } from '../helpers/real-models';
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { makeDemoClip } from '../../nodes/core/camera';
+import { makeDemoClip } from '../../nodes/core/camera/demo-clip';
 import helper, { nodeModule, NODES, onTab } from '../helpers/node-red';
 import { startRtspServer } from '../helpers/rtsp-server';
 import { FACES_DIR } from '../models';

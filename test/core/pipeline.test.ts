@@ -3,12 +3,12 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { decodeImage } from '../../nodes/core/decode';
-import { TfliteEmbedder } from '../../nodes/core/embedder';
-import { EnrolError, enrolPerson } from '../../nodes/core/enrol';
-import { Gallery } from '../../nodes/core/gallery';
+import { decodeImage } from '../../nodes/core/media/decode';
+import { TfliteEmbedder } from '../../nodes/core/embed/embedder';
+import { EnrolError, enrolPerson } from '../../nodes/core/gallery/enrol';
+import { Gallery } from '../../nodes/core/gallery/gallery';
 import { FacePipeline, mainFace, openDetector } from '../../nodes/core/pipeline';
-import { Recognizer } from '../../nodes/core/recognizer';
+import { Recognizer } from '../../nodes/core/identify/recognizer';
 import { groupFrame } from '../helpers/frames';
 import { FACES_DIR } from '../models';
 

@@ -1,7 +1,7 @@
 /** Camera-like frames made from the dev set's group photos at test time. */
 import * as path from 'path';
 import sharp from 'sharp';
-import type { RgbImage } from '../../nodes/core/image';
+import type { RgbImage } from '../../nodes/core/media/image';
 import { FACES_DIR } from '../models';
 
 /** A group photo scaled to fill a width x height frame (aspect kept, centre crop), as a camera would frame it. */

@@ -1,7 +1,7 @@
 /** Real models and dev photos for tests and benchmark commands. */
 import sharp from 'sharp';
-import type { RunModel, BlazeFaceVariant } from '../../nodes/core/blazeface';
-import type { RgbImage } from '../../nodes/core/image';
+import type { RunModel, BlazeFaceVariant } from '../../nodes/core/detect/blazeface';
+import type { RgbImage } from '../../nodes/core/media/image';
 import { blazeFaceModel } from '../../nodes/core/pipeline';
 import { CpuRuntime } from '../../native';
 import { FACES_DIR } from '../models';

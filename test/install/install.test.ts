@@ -21,7 +21,7 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
-import { makeDemoClip } from '../../nodes/core/camera';
+import { makeDemoClip } from '../../nodes/core/camera/demo-clip';
 import { findRepoRoot } from '../helpers/fake-edgetpu';
 import { freePort } from '../helpers/rtsp-server';
 import { FACES_DIR } from '../models';

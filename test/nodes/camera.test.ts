@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { monitorEventLoopDelay } from 'perf_hooks';
 import sharp from 'sharp';
-import { makeDemoClip } from '../../nodes/core/camera';
+import { makeDemoClip } from '../../nodes/core/camera/demo-clip';
 import helper, { nodeModule, NODES, onTab } from '../helpers/node-red';
 import { RtspServer, startRtspServer } from '../helpers/rtsp-server';
 import { FACES_DIR } from '../models';

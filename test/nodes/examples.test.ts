@@ -7,7 +7,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { demoFlow, exampleFlows, FlowNode } from '../../nodes/core/flows';
+import { demoFlow, exampleFlows, FlowNode } from '../../nodes/tools/flows';
 import helper, { nodeModule, NODES } from '../helpers/node-red';
 
 const EXAMPLES = path.resolve(__dirname, '..', '..', '..', 'examples');

@@ -13,9 +13,10 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { connectAsync, MqttClient } from 'mqtt';
-import { Gallery } from '../../nodes/core/gallery';
-import { maskSecrets, slugId } from '../../nodes/core/ha-discovery';
-import type { VisitPayload } from '../../nodes/core/messages';
+import { Gallery } from '../../nodes/core/gallery/gallery';
+import { maskSecrets } from '../../nodes/core/common/secrets';
+import { slugId } from '../../nodes/core/ha/discovery';
+import type { VisitPayload } from '../../nodes/core/flow/messages';
 import helper from '../helpers/node-red';
 import { freePort } from '../helpers/rtsp-server';
 

@@ -10,9 +10,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { monitorEventLoopDelay } from 'perf_hooks';
 import * as v8 from 'v8';
-import { decodeImage } from '../../nodes/core/decode';
-import type { FrameRef, VisitPayload } from '../../nodes/core/messages';
-import { pixels } from '../../nodes/core/pixel-store';
+import { decodeImage } from '../../nodes/core/media/decode';
+import type { FrameRef, VisitPayload } from '../../nodes/core/flow/messages';
+import { pixels } from '../../nodes/core/media/pixel-store';
 import helper, { NODES, onTab } from '../helpers/node-red';
 import { FACES_DIR } from '../models';
 

@@ -1,0 +1,158 @@
+/**
+ * Flows the package ships: the examples (Node-RED: Import > Examples) and the
+ * demo that `coral-face demo` starts. Built here, once, so the demo and the
+ * example files cannot drift apart (test/nodes/examples.test.ts checks that
+ * examples/*.json are what these functions build, and that they deploy).
+ */
+
+import * as fs from 'fs';
+import * as path from 'path';
+import { dialogDefault, SETTINGS } from '../core/flow/settings';
+
+export type FlowNode = Record<string, unknown> & { id: string; type: string };
+
+export interface RecogniseFlowOptions {
+  /** Tab label. */
+  label: string;
+  comment: string;
+  camera: { name: string; url: string; fps?: number };
+  detector: 'short' | 'full';
+  device: string;
+  galleryPath?: string;
+  /** Add an inject + enrol pair for walk-up enrolment from this camera. */
+  walkup?: boolean;
+}
+
+/** Stable ids per flow, readable in the JSON: "<prefix>-<role>". */
+function ids(prefix: string) {
+  return (role: string) => `${prefix}-${role}`;
+}
+
+function positioned(tab: string, nodes: FlowNode[]): FlowNode[] {
+  return nodes.map((n, i) => (n.type === 'edgetpu-device' || n.type === 'face-gallery' ? n : { x: 160 + (i % 5) * 210, y: 80 + Math.floor(i / 5) * 100, z: tab, ...n }));
+}
+
+export function recogniseFlow(prefix: string, options: RecogniseFlowOptions): FlowNode[] {
+  const id = ids(prefix);
+  const nodes: FlowNode[] = [
+    { id: id('comment'), type: 'comment', name: options.label, info: options.comment, wires: [] },
+    {
+      id: id('camera'), type: 'camera-in', name: options.camera.name, url: options.camera.url, transport: 'tcp',
+      fps: String(options.camera.fps ?? SETTINGS['camera-in'].fps.default), maxWidth: dialogDefault('camera-in', 'maxWidth'),
+      stallSeconds: dialogDefault('camera-in', 'stallSeconds'), wires: [[id('align')], []],
+    },
+    { id: id('align'), type: 'align', name: '', detector: options.detector, minFaceSize: '40', minScore: dialogDefault('align', 'minScore'),
+      maxFaces: dialogDefault('align', 'maxFaces'), tiles: false, wires: [[id('embed')]] },
+    { id: id('embed'), type: 'edgetpu-embed', name: '', device: id('device'), embedAll: false, reuseMs: dialogDefault('edgetpu-embed', 'reuseMs'), wires: [[id('classify')]] },
+    {
+      id: id('classify'), type: 'imprint-classify', name: '', gallery: id('gallery'), confirmFrames: dialogDefault('imprint-classify', 'confirmFrames'),
+      unknownFrames: dialogDefault('imprint-classify', 'unknownFrames'), cooldown: dialogDefault('imprint-classify', 'cooldown'),
+      maxMissed: dialogDefault('imprint-classify', 'maxMissed'), perFrame: true, wires: [[id('visits')], [id('frames')]],
+    },
+    { id: id('visits'), type: 'debug', name: 'visits: recognized / unknown / left', active: true, tosidebar: true, complete: 'payload', wires: [] },
+    { id: id('frames'), type: 'debug', name: 'every frame', active: false, tosidebar: true, complete: 'faces', wires: [] },
+  ];
+  if (options.walkup) {
+    nodes.push(
+      {
+        id: id('walkup'), type: 'inject', name: `walk-up: enrol Alice at ${options.camera.name} for 10 s`, props: [{ p: 'payload' }], repeat: '', once: false,
+        payload: JSON.stringify({ action: 'walkup', name: 'Alice', camera: options.camera.name, seconds: 10 }), payloadType: 'json', wires: [[id('enrol')]],
+      },
+      { id: id('enrol'), type: 'enrol', name: '', gallery: id('gallery'), minPhotos: dialogDefault('enrol', 'minPhotos'), walkupSeconds: dialogDefault('enrol', 'walkupSeconds'), wires: [[id('report')]] },
+      { id: id('report'), type: 'debug', name: 'enrolment report', active: true, tosidebar: true, complete: 'payload', wires: [] },
+    );
+  }
+  return [
+    { id: prefix, type: 'tab', label: options.label, disabled: false, info: options.comment },
+    ...positioned(prefix, nodes),
+    { id: id('device'), type: 'edgetpu-device', name: options.device === 'cpu' ? 'CPU' : 'Coral (auto)', device: options.device, performance: 'high', model: '', threads: '' },
+    { id: id('gallery'), type: 'face-gallery', name: 'people', path: options.galleryPath ?? '', threshold: '', margin: '', device: id('device') },
+  ];
+}
+
+export function enrolFromFolderFlow(prefix: string): FlowNode[] {
+  const id = ids(prefix);
+  const command = (payload: unknown) => JSON.stringify(payload);
+  const nodes: FlowNode[] = [
+    {
+      id: id('comment'), type: 'comment', name: 'Enrol people from photos', wires: [],
+      info: 'Teach a person from 5-10 photos: edit the inject node (name and image paths, or send Buffers), then click it. ' +
+        'The enrol node reports per photo what was accepted and why anything was rejected. Forget, rename and list work the same way.',
+    },
+    {
+      id: id('enrol-alice'), type: 'inject', name: 'enrol Alice from photos', props: [{ p: 'payload' }],
+      payload: command({ action: 'enrol', name: 'Alice', images: ['/photos/alice/1.jpg', '/photos/alice/2.jpg', '/photos/alice/3.jpg', '/photos/alice/4.jpg', '/photos/alice/5.jpg'] }),
+      payloadType: 'json', repeat: '', once: false, wires: [[id('enrol')]],
+    },
+    { id: id('list'), type: 'inject', name: 'list people', props: [{ p: 'payload' }], payload: command({ action: 'list' }), payloadType: 'json', repeat: '', once: false, wires: [[id('enrol')]] },
+    { id: id('rename'), type: 'inject', name: 'rename Alice to Alice Smith', props: [{ p: 'payload' }], payload: command({ action: 'rename', name: 'Alice', newName: 'Alice Smith' }), payloadType: 'json', repeat: '', once: false, wires: [[id('enrol')]] },
+    { id: id('forget'), type: 'inject', name: 'forget Alice', props: [{ p: 'payload' }], payload: command({ action: 'forget', name: 'Alice' }), payloadType: 'json', repeat: '', once: false, wires: [[id('enrol')]] },
+    { id: id('enrol'), type: 'enrol', name: '', gallery: id('gallery'), minPhotos: dialogDefault('enrol', 'minPhotos'), walkupSeconds: dialogDefault('enrol', 'walkupSeconds'), wires: [[id('report')]] },
+    { id: id('report'), type: 'debug', name: 'report', active: true, tosidebar: true, complete: 'payload', wires: [] },
+  ];
+  return [
+    { id: prefix, type: 'tab', label: 'Enrol from photos', disabled: false, info: '' },
+    ...positioned(prefix, nodes),
+    { id: id('device'), type: 'edgetpu-device', name: 'Coral (auto)', device: 'auto', performance: 'high', model: '', threads: '' },
+    { id: id('gallery'), type: 'face-gallery', name: 'people', path: '', threshold: '', margin: '', device: id('device') },
+  ];
+}
+
+/** The files in examples/, by name. */
+export function exampleFlows(): Record<string, FlowNode[]> {
+  return {
+    'recognise-rtsp-camera': recogniseFlow('ex-rtsp', {
+      label: 'Recognise faces from an RTSP camera',
+      comment: 'Set the camera URL (and user/password, kept in Node-RED credentials) in camera-in. Output 1 of imprint-classify ' +
+        'sends one message per visit: recognized, unknown, left. Use the near detector for a doorbell, far for a yard camera.',
+      camera: { name: 'front_door', url: 'rtsp://192.0.2.10:554/stream1' },
+      detector: 'short',
+      device: 'auto',
+    }),
+    'enrol-from-folder': enrolFromFolderFlow('ex-folder'),
+    'walk-up-enrolment': recogniseFlow('ex-walkup', {
+      label: 'Walk-up enrolment',
+      comment: 'Click the inject node, then walk past the camera for 10 s: every face that passes the quality gate is ' +
+        'taken (two a second at most) and Alice is enrolled. The report says which frames were accepted and why others were not.',
+      camera: { name: 'hall', url: 'rtsp://192.0.2.11:554/stream1' },
+      detector: 'short',
+      device: 'auto',
+      walkup: true,
+    }),
+    'cpu-only': recogniseFlow('ex-cpu', {
+      label: 'Recognise without a Coral (CPU only)',
+      comment: 'The same flow on the CPU: device "cpu" in the edgetpu-device config. MobileFaceNet with XNNPACK takes about ' +
+        '6 ms per face on two cores, so a few cameras at 5 fps need no Coral.',
+      camera: { name: 'garden', url: 'rtsp://192.0.2.12:554/stream1' },
+      detector: 'full',
+      device: 'cpu',
+    }),
+  };
+}
+
+/** The demo: a looping clip as the camera, recognition, walk-up enrolment. */
+export function demoFlow(clip: string, galleryPath: string): FlowNode[] {
+  return recogniseFlow('demo', {
+    label: 'coral-face demo',
+    comment: 'A looping clip made from photos stands in for a camera. Open camera-in to see the live view. Everyone is ' +
+      '"unknown" until enrolled: click the walk-up inject while a face is on screen to enrol it as Alice.',
+    camera: { name: 'demo', url: clip, fps: 5 },
+    detector: 'full',
+    device: 'auto',
+    galleryPath,
+    walkup: true,
+  });
+}
+
+/** Rewrites examples/*.json from the builders above (`npm run examples`). */
+export function writeExamples(dir: string): string[] {
+  return Object.entries(exampleFlows()).map(([name, flow]) => {
+    const file = path.join(dir, `${name}.json`);
+    fs.writeFileSync(file, `${JSON.stringify(flow, null, 2)}\n`);
+    return file;
+  });
+}
+
+if (require.main === module) {
+  for (const file of writeExamples(process.argv[2] ?? 'examples')) process.stdout.write(`wrote ${file}\n`);
+}
