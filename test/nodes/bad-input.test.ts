@@ -129,6 +129,20 @@ describe('nodes: bad messages get a clear error', function () {
     assert.match(watch.statuses.at(-1)!, new RegExp(`${refused.length} refused`));
   });
 
+  it('enrol: a named pipe among the photos is refused at once (ERR_IMAGE_NOT_A_FILE), the real photos enrol', async () => {
+    await helper.load(NODES, flow(path.join(tmp, 'gallery-enrol')));
+    const enrolled = new Watch(helper.getNode('enrol'), helper.getNode('enrolled'));
+    const fifo = path.join(tmp, 'enrol-pipe.jpg');
+    execFileSync('mkfifo', [fifo]);
+    helper.getNode('enrol').receive({ payload: { action: 'enrol', name: 'Tony Blair', images: [fifo, ...photos('Tony_Blair').slice(0, 4)] } });
+    await enrolled.until(() => enrolled.outputs.length === 1, 60000, 'the enrolment reply');
+    const reply = enrolled.outputs[0].payload;
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    assert.equal(reply.photos[0].accepted, false);
+    assert.equal(reply.photos[0].reasons[0].code, 'ERR_IMAGE_NOT_A_FILE');
+    assert.ok(reply.accepted >= 3);
+  });
+
   it('embed: faces that are not faces, without a crop or with an expired crop get a coded error each; the good face is embedded', async () => {
     await helper.load(NODES, flow(path.join(tmp, 'gallery-embed')));
     const aligned = new Watch(helper.getNode('align'), helper.getNode('aligned'));
