@@ -216,7 +216,7 @@ export = function register(RED: NodeAPI): void {
       state: node.source?.state ?? 'stopped',
       stats: node.source?.stats ?? null,
       faces: recent.map((f) => ({ box: f.box, name: f.name })),
-      live: node.live?.stats ?? null,
+      live: node.live ? { ...node.live.stats, maxViewers: node.live.maxViewers } : null,
     });
   });
 };
