@@ -178,7 +178,12 @@ export class LiveView {
     } finally {
       this.encoding = false;
     }
-    for (const viewer of this.viewers) {
+    for (const viewer of [...this.viewers]) {
+      // Gone while the frame was encoded ('close' may come a tick later): never write after the end.
+      if (viewer.res.destroyed || viewer.res.writableEnded) {
+        this.remove(viewer);
+        continue;
+      }
       if (viewer.waiting) {
         this.counters.skipped++;
         continue;
