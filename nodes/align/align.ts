@@ -33,6 +33,16 @@ interface Job {
   done: (error?: Error) => void;
 }
 
+/** What a wrong msg.payload is, for the error. */
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (Buffer.isBuffer(value)) return 'an empty Buffer';
+  if (typeof value === 'string') return 'an empty string';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Uint8Array) return 'a Uint8Array (use a Buffer)';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
 export = function register(RED: NodeAPI): void {
   function Align(this: Node, config: AlignDef): void {
     RED.nodes.createNode(this, config);
@@ -64,9 +74,8 @@ export = function register(RED: NodeAPI): void {
         const detector = await detectorReady;
         const started = performance.now();
         let image: RgbImage;
-        if (msg.frame && isPixelRef(msg.frame)) image = pixels.get(msg.frame);
-        else if (Buffer.isBuffer(msg.payload) || typeof msg.payload === 'string') image = await decodeImage(msg.payload);
-        else throw new CodedError('ERR_INPUT', RED._('align.errors.input'));
+        if (msg.frame) image = pixels.get(msg.frame); // checked on input; throws ERR_PIXELS_EXPIRED when evicted since
+        else image = await decodeImage(msg.payload as Buffer | string);
 
         const detections = (await detector.detect(image))
           .filter((d) => Math.max(d.box.width, d.box.height) >= minFaceSize)
@@ -93,15 +102,34 @@ export = function register(RED: NodeAPI): void {
         if (now - lastStatus > 1000) {
           lastStatus = now;
           const ms = Math.round(performance.now() - started);
-          showStatus(node, faces.length ? 'ok' : 'ready',
-            RED._('align.status.faces', { count: faces.length, ms, dropped: worker.dropped }));
+          // Photos refused since the start stay in view: frames drop by design, photos should not be lost unseen.
+          showStatus(node, faces.length ? 'ok' : 'ready', RED._(worker.refused ? 'align.status.facesRefused' : 'align.status.faces',
+            { count: faces.length, ms, dropped: worker.dropped, refused: worker.refused }));
         }
       } catch (error) {
         fail(node, error, done);
       }
     }, (job) => !!job.msg.frame, (job) => job.done());
 
-    node.on('input', (msg, send, done) => worker.push({ msg: msg as Job['msg'], send, done }));
+    node.on('input', (raw, send, done) => {
+      const msg = raw as Job['msg'];
+      // Checked before queueing, so a message that cannot be read fails at once, not after a queue.
+      const problem = inputProblem(msg);
+      if (problem) return fail(node, new CodedError('ERR_INPUT', problem), done);
+      // A full queue refuses the photo with an error rather than dropping it unseen.
+      if (!worker.push({ msg, send, done })) {
+        showStatus(node, 'error', RED._('align.status.refused', { count: worker.refused }));
+        done(new CodedError('ERR_QUEUE_FULL', RED._('align.errors.queueFull', { max: worker.maxQueue })));
+      }
+    });
+    const inputProblem = (msg: Job['msg']): string | null => {
+      if (msg.frame !== undefined && msg.frame !== null) {
+        return isPixelRef(msg.frame) ? null : RED._('align.errors.frame');
+      }
+      const payload = msg.payload;
+      if (Buffer.isBuffer(payload) ? payload.length > 0 : typeof payload === 'string' && payload.trim() !== '') return null;
+      return RED._('align.errors.input', { got: describeValue(payload) });
+    };
     node.on('close', (done: () => void) => { releaseDetector(spec).finally(done); });
   }
   RED.nodes.registerType('align', Align as unknown as (this: Node, def: NodeDef) => void);

@@ -8,12 +8,18 @@
  */
 import type { Request, Response } from 'express';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import sharp from '../core/media/vips';
+import * as fs from 'fs';
+import { LiveView } from '../core/camera/live-view';
+import { expandUrlPlaceholders, findUrlSecrets, usesCredentialPlaceholders } from '../core/camera/url-secrets';
+import { RepeatedWarning } from '../core/common/repeated-warning';
 import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from '../core/camera/source';
 import { CameraIdentities, faceBus } from '../core/flow/face-bus';
 import type { FrameRef } from '../core/flow/messages';
 import { pixels } from '../core/media/pixel-store';
 import { configNumber, errorMessage, showStatus } from '../kit';
+
+/** A camera failing the same way again is logged at most this often. */
+const FAILURE_LOG_INTERVAL_MS = 10 * 60_000;
 
 interface CameraInDef extends NodeDef {
   url: string;
@@ -28,10 +34,9 @@ interface CameraInNode extends Node<{ user?: string; password?: string }> {
   camera: string;
   latest?: CameraFrame;
   identities?: CameraIdentities;
+  /** The edit dialog's live view of this camera (one per node, whatever the number of viewers). */
+  live?: LiveView;
 }
-
-const LIVE_FPS = 5;
-const LIVE_WIDTH = 640;
 
 export = function register(RED: NodeAPI): void {
   function CameraIn(this: CameraInNode, config: CameraInDef): void {
@@ -42,12 +47,16 @@ export = function register(RED: NodeAPI): void {
       showStatus(node, 'error', RED._('camera-in.errors.url'));
       return;
     }
+    // Passwords must not sit in the URL: node properties are saved in plain text in flows.json.
+    const url = cameraUrl(node, config.url.trim());
+    if (!url) return;
     let source: CameraSource;
     try {
       source = createCameraSource({
-        url: config.url.trim(),
-        user: node.credentials?.user || undefined,
-        password: node.credentials?.password || undefined,
+        url: url.url,
+        user: url.user,
+        password: url.password,
+        secrets: url.secrets,
         rtspTransport: config.transport === 'udp' ? 'udp' : 'tcp',
         fps: configNumber('camera-in', 'fps', config.fps),
         maxWidth: configNumber('camera-in', 'maxWidth', config.maxWidth),
@@ -59,19 +68,41 @@ export = function register(RED: NodeAPI): void {
       return;
     }
     node.source = source;
+    node.live = new LiveView(() => node.latest);
     let lastStatus = 0;
 
-    source.on('state', ({ state, message }: CameraStateEvent) => {
+    // A camera that keeps failing the same way (a wrong password) is logged once, then every 10 minutes.
+    const failureLog = new RepeatedWarning(FAILURE_LOG_INTERVAL_MS);
+    let failing = false;
+    source.on('state', ({ state, message, cause, failures, auth, retryMs }: CameraStateEvent) => {
       // Output 2: the stream's state, for Home Assistant's "stream online" entity and for flows.
       node.send([null, { topic: `${node.camera}/status`, payload: { camera: node.camera, online: state === 'online', state, message } }]);
       switch (state) {
-        case 'online': showStatus(node, 'ok', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1) })); break;
-        case 'connecting': showStatus(node, 'pending', RED._('camera-in.status.connecting')); break;
-        case 'reconnecting': showStatus(node, 'warning', RED._('camera-in.status.reconnecting', { message })); break;
-        case 'error':
-          showStatus(node, 'error', RED._('camera-in.status.error', { message }));
-          node.warn(`${node.camera}: ${message}`); // messages are masked by the camera module
+        case 'online':
+          if (failing) node.log(RED._('camera-in.log.recovered', { camera: node.camera }));
+          failing = false;
+          failureLog.reset();
+          showStatus(node, 'ok', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1) }));
           break;
+        case 'connecting':
+          // A retry after an error keeps the error in view: it still holds until a frame comes.
+          if (!failing) showStatus(node, 'pending', RED._('camera-in.status.connecting'));
+          break;
+        case 'reconnecting': showStatus(node, 'warning', RED._('camera-in.status.reconnecting', { message })); break;
+        case 'error': {
+          failing = true;
+          const seconds = Math.round((retryMs ?? 0) / 1000);
+          showStatus(node, 'error', auth && cause === 'wrong user or password'
+            ? RED._('camera-in.status.wrongPassword', { seconds })
+            : RED._('camera-in.status.error', { message }));
+          const logged = failureLog.next(cause || message, Date.now());
+          if (logged) {
+            // messages are masked by the camera module
+            const repeats = logged.repeats ? ` ${RED._('camera-in.log.repeats', { count: logged.repeats, failures })}` : '';
+            node.warn(`${node.camera}: ${message}${repeats}`);
+          }
+          break;
+        }
         case 'stopped': showStatus(node, 'stopped', RED._('camera-in.status.stopped')); break;
       }
     });
@@ -94,13 +125,59 @@ export = function register(RED: NodeAPI): void {
 
     node.on('close', (done: () => void) => {
       faceBus.off('identities', onIdentities);
+      node.live?.close();
       node.latest = undefined;
       source.stop().finally(done);
     });
   }
 
+  /**
+   * The URL ffmpeg gets, with placeholders filled in and the credentials to add as user:password@,
+   * or undefined (after saying why in the status and the log) when the URL cannot be used.
+   */
+  function cameraUrl(node: CameraInNode, raw: string): { url: string; user?: string; password?: string; secrets: string[] } | undefined {
+    const credentials = node.credentials ?? {};
+    // A URL that is, whole, the value of an environment variable (Node-RED's `${CAM_URL}` form) is not in flows.json.
+    const fromEnvironment = Object.values(process.env).includes(raw);
+    const written = fromEnvironment ? [] : findUrlSecrets(raw);
+    if (written.length) {
+      showStatus(node, 'error', RED._('camera-in.status.urlSecret'));
+      node.error(RED._('camera-in.errors.urlSecret', { names: written.map((w) => (w.where === 'userinfo' ? 'user:password@' : `${w.name}=`)).join(', ') }));
+      return undefined;
+    }
+    const getSetting = (RED.util as unknown as { getSetting(node: Node, name: string): unknown }).getSetting;
+    const expanded = expandUrlPlaceholders(raw, (name) => {
+      if (name === 'user') return credentials.user || undefined;
+      if (name === 'password') return credentials.password || undefined;
+      const value = getSetting(node, name);
+      return typeof value === 'string' ? value : value === undefined || value === null ? undefined : String(value);
+    });
+    if (expanded.missing.length) {
+      showStatus(node, 'error', RED._('camera-in.status.placeholder', { name: expanded.missing[0] }));
+      node.error(RED._('camera-in.errors.placeholder', { names: expanded.missing.map((n) => `\${${n}}`).join(', ') }));
+      return undefined;
+    }
+    // The URL says itself where the credentials go: do not add them as user:password@ too.
+    const placed = usesCredentialPlaceholders(raw);
+    return {
+      url: expanded.url,
+      user: placed ? undefined : credentials.user || undefined,
+      password: placed ? undefined : credentials.password || undefined,
+      secrets: [...expanded.values, ...(placed && credentials.password ? [credentials.password] : [])],
+    };
+  }
+
   RED.nodes.registerType('camera-in', CameraIn as unknown as (this: Node, def: NodeDef) => void, {
     credentials: { user: { type: 'text' }, password: { type: 'password' } },
+  });
+
+  // The editor moves passwords out of a URL with the very code the runtime checks it with (a module
+  // without imports): served as a plain script, which Node-RED loads before camera-in.html's own.
+  let urlSecretsScript: string | undefined;
+  RED.httpAdmin.get('/camera-in/url-secrets.js', (_req: Request, res: Response) => {
+    urlSecretsScript ??= `(function (exports) {\n${fs.readFileSync(require.resolve('../core/camera/url-secrets'), 'utf8')
+      .replace(/^\/\/# sourceMappingURL=.*$/m, '')}\n})(window.coralFaceUrlSecrets = {});\n`;
+    res.type('application/javascript').set('Cache-Control', 'no-cache').send(urlSecretsScript);
   });
 
   const liveNode = (req: Request, res: Response): CameraInNode | undefined => {
@@ -117,36 +194,15 @@ export = function register(RED: NodeAPI): void {
   RED.httpAdmin.get('/camera-in/:id/live.mjpeg', RED.auth.needsPermission('camera-in.read'), (req: Request, res: Response) => {
     const node = liveNode(req, res);
     if (!node) return;
-    const boundary = 'coralface';
-    res.writeHead(200, {
-      'Content-Type': `multipart/x-mixed-replace; boundary=${boundary}`,
-      'Cache-Control': 'no-cache, no-store',
-      Connection: 'close',
-    });
-    let lastSeq = -1;
-    let writing = false;
-    const timer = setInterval(async () => {
-      const frame = node.latest;
-      if (!frame || frame.seq === lastSeq || writing) return;
-      lastSeq = frame.seq;
-      writing = true;
-      try {
-        const { image } = frame;
-        const jpeg = await sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), {
-          raw: { width: image.width, height: image.height, channels: 3 },
-        }).resize({ width: Math.min(LIVE_WIDTH, image.width) }).jpeg({ quality: 70 }).toBuffer();
-        res.write(`--${boundary}\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
-        res.write(jpeg);
-        res.write('\r\n');
-      } catch {
-        // a frame that fails to encode is skipped
-      } finally {
-        writing = false;
-      }
-    }, 1000 / LIVE_FPS);
-    const stop = () => clearInterval(timer);
-    req.on('close', stop);
-    node.once('close', () => { stop(); res.end(); });
+    if (!node.live) {
+      res.status(503).json({ error: 'this camera-in node is not running (see its status)' });
+      return;
+    }
+    if (!node.live.add(req, res)) {
+      res.status(503).set('Retry-After', '10').json({
+        error: `live view full: ${node.live.maxViewers} viewers are already watching this camera (close another editor tab or window)`,
+      });
+    }
   });
 
   RED.httpAdmin.get('/camera-in/:id/faces', RED.auth.needsPermission('camera-in.read'), (req: Request, res: Response) => {
@@ -160,6 +216,7 @@ export = function register(RED: NodeAPI): void {
       state: node.source?.state ?? 'stopped',
       stats: node.source?.stats ?? null,
       faces: recent.map((f) => ({ box: f.box, name: f.name })),
+      live: node.live ? { ...node.live.stats, maxViewers: node.live.maxViewers } : null,
     });
   });
 };

@@ -8,10 +8,13 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { BackendInfo } from '../../native';
 import { describeBackend, describeBackendShort, EdgeTpuDeviceNode } from '../config-types';
 import type { TfliteEmbedder } from '../core/embed/embedder';
-import type { FaceMessage } from '../core/flow/messages';
+import type { FaceMessage, FaceRecord } from '../core/flow/messages';
 import { EmbeddingReuse } from '../core/embed/embedding-reuse';
 import { pixels } from '../core/media/pixel-store';
 import { LatestWins } from '../core/flow/latest-wins';
+import { BadFacesError, cropProblem, faceProblem, type FaceProblem } from '../core/flow/face-checks';
+import { isPixelRef } from '../core/media/pixel-store';
+import { CodedError } from '../core/common/errors';
 import { ConfigError, configNumber, errorMessage, fail, showStatus } from '../kit';
 
 interface EmbedDef extends NodeDef {
@@ -63,8 +66,18 @@ export = function register(RED: NodeAPI): void {
     const worker = new LatestWins<Job>(async ({ msg, send, done }) => {
       try {
         const e = await embedder;
-        const faces = Array.isArray(msg.faces) ? msg.faces : [];
-        const chosen = faces.filter((f) => config.embedAll || f.quality?.ok !== false);
+        // Each face that cannot be embedded (not a face, no crop, an expired crop) is marked and
+        // reported; the others are embedded all the same.
+        const faces: unknown[] = msg.faces ?? [];
+        const problems: FaceProblem[] = [];
+        const usable: FaceRecord[] = [];
+        faces.forEach((face, index) => {
+          const problem = faceProblem(face, index) ?? cropProblem(face as FaceRecord, index, pixels, e.inputSize);
+          if (!problem) return void usable.push(face as FaceRecord);
+          problems.push(problem);
+          if (face && typeof face === 'object') (face as FaceRecord).error = { code: problem.code, message: problem.message };
+        });
+        const chosen = usable.filter((f) => config.embedAll || f.quality?.ok !== false);
         // Frames of a camera: a face that was embedded a moment ago at the same place keeps that embedding.
         const camera = msg.frame?.camera;
         const now = msg.frame?.timestamp ?? Date.now();
@@ -80,6 +93,7 @@ export = function register(RED: NodeAPI): void {
         if (fresh.length) msPerFace = (performance.now() - started) / fresh.length;
         msg.embedder = { id: e.id, backend: describeBackend(e.backend), msPerFace: Math.round(msPerFace * 100) / 100 };
         send(msg);
+        if (problems.length) return fail(node, new BadFacesError(problems, faces.length), done);
         done();
         if (Date.now() - lastStatus > 1000) {
           lastStatus = Date.now();
@@ -88,9 +102,17 @@ export = function register(RED: NodeAPI): void {
       } catch (error) {
         fail(node, error, done);
       }
-    }, (job) => !!job.msg.frame, (job) => job.done());
+    }, (job) => isPixelRef(job.msg.frame), (job) => job.done());
 
-    node.on('input', (msg, send, done) => worker.push({ msg: msg as Job['msg'], send, done }));
+    node.on('input', (raw, send, done) => {
+      const msg = raw as Job['msg'];
+      if (!Array.isArray(msg.faces)) return fail(node, new CodedError('ERR_INPUT', RED._('edgetpu-embed.errors.input')), done);
+      // A full queue refuses the message with an error rather than dropping it unseen.
+      if (!worker.push({ msg, send, done })) {
+        showStatus(node, 'error', RED._('edgetpu-embed.status.refused', { count: worker.refused }));
+        done(new CodedError('ERR_QUEUE_FULL', RED._('edgetpu-embed.errors.queueFull', { max: worker.maxQueue })));
+      }
+    });
     node.on('close', () => {
       embedder.then((e) => e.inference.off('backend', onBackend), () => undefined);
     });

@@ -15,6 +15,9 @@ import { UNKNOWN } from '../core/identify/imprint';
 import type { Recognizer } from '../core/identify/recognizer';
 import { TrackedFace, VisitEvent, VisitTracker } from '../core/identify/visits';
 import { CodedError } from '../core/common/errors';
+import { RepeatedWarning } from '../core/common/repeated-warning';
+import { BadFacesError, embeddingProblem, faceProblem, type FaceProblem } from '../core/flow/face-checks';
+import { TrackerRegistry } from '../core/identify/tracker-registry';
 import { ConfigError, configNumber, errorMessage, fail, showStatus } from '../kit';
 
 interface ClassifyDef extends NodeDef {
@@ -62,17 +65,21 @@ export = function register(RED: NodeAPI): void {
     };
     recognizer().catch((error) => showStatus(node, 'error', errorMessage(error)));
 
-    const trackers = new Map<string, VisitTracker<PixelRef>>();
-    const trackerFor = (camera: string) => {
-      let tracker = trackers.get(camera);
-      if (!tracker) {
-        tracker = new VisitTracker<PixelRef>({
-          camera,
-          ...trackerOptions,
-        });
-        trackers.set(camera, tracker);
+    // One tracker per camera, bounded and dropped when idle (see tracker-registry.ts).
+    const trackers = new TrackerRegistry<VisitEvent<PixelRef>, VisitTracker<PixelRef>>(
+      (camera) => new VisitTracker<PixelRef>({ camera, ...trackerOptions }));
+    const boundWarning = new RepeatedWarning(60_000);
+    const trackerFor = (camera: string): VisitTracker<PixelRef> | undefined => {
+      const tracker = trackers.get(camera, Date.now());
+      if (tracker) return tracker;
+      // Every tracker holds an open visit: this camera's faces are named, not tracked.
+      const warning = boundWarning.next('bound', Date.now());
+      if (warning) {
+        const repeats = warning.repeats ? ` (${RED._('imprint-classify.warn.repeats', { count: warning.repeats })})` : '';
+        node.warn(RED._('imprint-classify.warn.tooManyCameras', { max: trackers.maxTrackers, camera }) + repeats);
+        showStatus(node, 'warning', RED._('imprint-classify.status.tooManyCameras', { max: trackers.maxTrackers }));
       }
-      return tracker;
+      return undefined;
     };
 
     const emit = async (camera: string, events: VisitEvent<PixelRef>[]) => {
@@ -96,7 +103,7 @@ export = function register(RED: NodeAPI): void {
     };
 
     const ticker = setInterval(() => {
-      for (const [camera, tracker] of trackers) void emit(camera, tracker.tick(Date.now())).catch((e) => node.error(errorMessage(e)));
+      for (const { key, events } of trackers.tick(Date.now())) void emit(key, events).catch((e) => node.error(errorMessage(e)));
     }, 250);
 
     node.on('input', async (raw, send, done) => {
@@ -106,18 +113,35 @@ export = function register(RED: NodeAPI): void {
         if (msg.embedder && msg.embedder.id !== r.embedder.id) {
           throw new CodedError('ERR_EMBEDDER_MISMATCH', RED._('imprint-classify.errors.embedder', { got: msg.embedder.id, want: r.embedder.id }));
         }
-        const faces: FaceRecord[] = Array.isArray(msg.faces) ? msg.faces : [];
+        if (!Array.isArray(msg.faces)) throw new CodedError('ERR_INPUT', RED._('imprint-classify.errors.input'));
+        // Faces that cannot be tracked (not objects, no box) are left out; a face whose embedding is
+        // unusable (NaN, wrong length) is tracked as seen but not named. Both are reported below.
+        const problems: FaceProblem[] = [];
+        const faces: FaceRecord[] = [];
+        (msg.faces as unknown[]).forEach((face, index) => {
+          const invalid = faceProblem(face, index);
+          if (invalid) return void problems.push(invalid);
+          const record = face as FaceRecord;
+          const bad = record.embedding === undefined ? null : embeddingProblem(record.embedding, index, r.embedder.dimension);
+          if (bad) {
+            problems.push(bad);
+            record.error = { code: bad.code, message: bad.message };
+          }
+          faces.push(record);
+        });
         const tracked: TrackedFace<PixelRef>[] = faces.map((face) => {
-          if (!face.embedding) return { box: face.box, identity: null, crop: face.crop };
+          if (!face.embedding || face.error) return { box: face.box, identity: null, crop: face.crop };
           const id = r.identify(Float32Array.from(face.embedding));
           face.identity = { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence, unknownReason: id.unknownReason };
           return { box: face.box, identity: { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence }, crop: face.crop };
         });
-        const camera = msg.frame?.camera ?? (typeof msg.topic === 'string' && msg.topic ? msg.topic : 'default');
+        const camera = typeof msg.frame?.camera === 'string' ? msg.frame.camera : typeof msg.topic === 'string' && msg.topic ? msg.topic : 'default';
         faceBus.publishIdentities({ camera, timestamp: Date.now(), faces: faces.map((f) => ({ box: f.box, name: f.identity?.name ?? null })) });
-        const timestamp = msg.frame?.timestamp ?? Date.now();
-        await emit(camera, trackerFor(camera).update(timestamp, tracked));
+        const timestamp = typeof msg.frame?.timestamp === 'number' && Number.isFinite(msg.frame.timestamp) ? msg.frame.timestamp : Date.now();
+        const tracker = trackerFor(camera);
+        if (tracker) await emit(camera, tracker.update(timestamp, tracked));
         if (config.perFrame) send([null, msg]);
+        if (problems.length) return fail(node, new BadFacesError(problems, msg.faces.length), done);
         done();
       } catch (error) {
         fail(node, error, done);

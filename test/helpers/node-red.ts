@@ -33,7 +33,12 @@ export function translate(key: string, vars: Record<string, unknown> = {}): stri
   const type = key.split('.')[0];
   const file = path.join(__dirname, '..', '..', 'nodes', type, 'locales', 'en-US', `${type}.json`);
   let text: unknown = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : undefined;
-  for (const part of key.split('.')) text = (text as Record<string, unknown> | undefined)?.[part];
+  const parts = key.split('.');
+  for (const part of parts.slice(0, -1)) text = (text as Record<string, unknown> | undefined)?.[part];
+  // i18next plurals: key_one / key_other chosen by vars.count.
+  const last = parts[parts.length - 1];
+  const table = text as Record<string, unknown> | undefined;
+  text = table?.[last] ?? (typeof vars.count === 'number' ? table?.[`${last}_${vars.count === 1 ? 'one' : 'other'}`] : undefined);
   if (typeof text !== 'string') return key;
   return text.replace(/__([a-zA-Z0-9_]+)__/g, (_all, name: string) => (name in vars ? String(vars[name]) : `__${name}__`));
 }

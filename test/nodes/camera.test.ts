@@ -129,7 +129,7 @@ describe('nodes: camera-in from a real RTSP server', function () {
     await new Promise<void>((resolve) => textServer.listen(0, '127.0.0.1', resolve));
     const textUrl = `http://127.0.0.1:${(textServer.address() as { port: number }).port}/stream`;
     const cases: [string, string, Record<string, string> | undefined, RegExp][] = [
-      ['wrong password', server.url, { user: 'viewer', password: 'WRONG-pass-123' }, /wrong user or password/i],
+      ['wrong password', server.url, { user: 'viewer', password: 'WRONG-pass-123' }, /wrong password · retrying every 30 s/],
       ['unreachable', 'rtsp://127.0.0.1:9/none', undefined, /unreachable/i],
       ['not video', textUrl, undefined, /not a video/i],
     ];

@@ -69,6 +69,8 @@ export interface CameraOptions {
   /** Credentials, kept out of the URL so they can be masked everywhere but in ffmpeg's argv. */
   user?: string;
   password?: string;
+  /** Secrets already inside the URL (a query password filled in from the credentials): masked like the password. */
+  secrets?: readonly string[];
   /** RTSP only. TCP (default) survives NAT and lossy Wi-Fi; UDP has less latency on a clean LAN. */
   rtspTransport?: 'tcp' | 'udp';
   /** Frames per second delivered (ffmpeg `fps` filter); also the snapshot polling rate. Default 5. */
@@ -83,8 +85,11 @@ export interface CameraOptions {
   v4l2?: { inputFormat?: string; videoSize?: string; framerate?: number };
   /** Explicit ffmpeg binary; see resolveFfmpeg for the fallbacks. */
   ffmpegPath?: string;
-  /** Reconnect timing. Defaults: 1 s doubling to 30 s, back to 1 s after a minute online. */
-  backoff?: { initialMs?: number; maxMs?: number; stableMs?: number };
+  /**
+   * Reconnect timing. Defaults: 1 s doubling to 30 s, back to 1 s after a minute online; a refused
+   * login (wrong password, no rights) every 30 s from the first failure.
+   */
+  backoff?: { initialMs?: number; maxMs?: number; stableMs?: number; authMs?: number };
 }
 
 export interface CameraFrame {
@@ -106,6 +111,14 @@ export interface CameraStats {
 export interface CameraStateEvent {
   state: CameraState;
   message: string;
+  /** Why the last attempt failed ('wrong user or password'), without the retry timing; '' when none did. */
+  cause: string;
+  /** Attempts in a row that failed with this cause (1 the first time); 0 once frames flow. */
+  failures: number;
+  /** The camera refused the login: retried at a fixed, slow rate (`retryMs`). */
+  auth: boolean;
+  /** For 'error' and 'reconnecting': the wait before the next attempt, ms. */
+  retryMs?: number;
 }
 
 const KILL_GRACE_MS = 2000;
@@ -163,6 +176,9 @@ export class CameraSource extends EventEmitter {
   private readonly backoffInitial: number;
   private readonly backoffMax: number;
   private readonly backoffStable: number;
+  private readonly backoffAuth: number;
+  /** The cause of the failures in a row, and how many (reset by the first frame). */
+  private failure = { cause: '', count: 0, auth: false };
 
   private active = false;
   private current: Run | null = null;
@@ -194,6 +210,7 @@ export class CameraSource extends EventEmitter {
     this.backoffInitial = options.backoff?.initialMs ?? 1000;
     this.backoffMax = options.backoff?.maxMs ?? 30_000;
     this.backoffStable = options.backoff?.stableMs ?? 60_000;
+    this.backoffAuth = options.backoff?.authMs ?? 30_000;
     this.id = `coral-face-camera-${randomUUID()}`;
   }
 
@@ -228,6 +245,7 @@ export class CameraSource extends EventEmitter {
     this.attempt = 0;
     this.onlineSince = 0;
     this.launches = 0;
+    this.failure = { cause: '', count: 0, auth: false };
     this.watchdog = setInterval(() => this.checkStall(), 500);
     // The watchdog only supervises ffmpeg, whose pipes keep the process alive anyway.
     this.watchdog.unref();
@@ -260,15 +278,16 @@ export class CameraSource extends EventEmitter {
   // -------------------------------------------------------------------------
 
   private mask(text: string): string {
-    return maskSecrets(text, [this.options.password]);
+    return maskSecrets(text, [this.options.password, ...(this.options.secrets ?? [])]);
   }
 
-  private setState(state: CameraState, message: string): void {
+  private setState(state: CameraState, message: string, retryMs?: number): void {
     const masked = this.mask(message);
     if (state === this.stateNow && masked === this.lastMessage) return;
     this.stateNow = state;
     this.lastMessage = masked;
-    this.emit('state', { state, message: masked } satisfies CameraStateEvent);
+    const { cause, count: failures, auth } = this.failure;
+    this.emit('state', { state, message: masked, cause: this.mask(cause), failures, auth, ...(retryMs !== undefined ? { retryMs } : {}) } satisfies CameraStateEvent);
   }
 
   private measuredFps(): number {
@@ -514,11 +533,16 @@ export class CameraSource extends EventEmitter {
           : { message: `ffmpeg ${signal ? `killed by ${signal}` : `exited with code ${code}`}${last ? `: ${last.trim()}` : ''}`, config: false });
     }
 
-    const delay = Math.min(this.backoffInitial * 2 ** this.attempt, this.backoffMax);
+    if (cause.message === this.failure.cause) this.failure.count++;
+    else this.failure = { cause: cause.message, count: 1, auth: !!cause.auth };
+    // A refused login does not fix itself, and cameras lock an account after a few failed logins in a
+    // row: retry at a fixed slow rate from the first failure, not at the usual 1, 2, 4... s.
+    const delay = cause.auth ? this.backoffAuth : Math.min(this.backoffInitial * 2 ** this.attempt, this.backoffMax);
     this.attempt++;
     const seconds = delay >= 1000 ? `${Math.round(delay / 1000)} s` : `${delay} ms`;
-    if (cause.config) this.setState('error', `${cause.message}; retrying in ${seconds}`);
-    else this.setState('reconnecting', `reconnecting in ${seconds}: ${cause.message}`);
+    if (cause.auth) this.setState('error', `${cause.message}; retrying every ${seconds}`, delay);
+    else if (cause.config) this.setState('error', `${cause.message}; retrying in ${seconds}`, delay);
+    else this.setState('reconnecting', `reconnecting in ${seconds}: ${cause.message}`, delay);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.launch();
@@ -615,6 +639,7 @@ export class CameraSource extends EventEmitter {
     const frame: CameraFrame = { image: { width: run.width, height: run.height, data }, timestamp: now, seq: ++this.seq };
     if (run.frames === 1) {
       this.onlineSince = now;
+      this.failure = { cause: '', count: 0, auth: false };
       const from = run.inputDesc ? ` from ${run.inputDesc}` : '';
       this.setState('online', `online: ${run.width}x${run.height} at ${this.fps} fps${from}`);
     }

@@ -45,6 +45,8 @@ export interface FaceRecord {
   embedding?: number[];
   /** Set by imprint-classify. */
   identity?: FaceIdentity;
+  /** Set by a node that could not use this face (a missing or expired crop, a bad embedding): why. */
+  error?: { code: string; message: string };
 }
 
 export interface EmbedderInfo {

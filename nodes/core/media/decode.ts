@@ -10,7 +10,13 @@ import type { RgbImage } from './image';
 /** 8K is 33 MP; a bigger "photo" is an attack or a mistake. */
 export const MAX_INPUT_PIXELS = 40_000_000;
 
-export type ImageErrorCode = 'ERR_IMAGE_NOT_FOUND' | 'ERR_IMAGE_UNSUPPORTED' | 'ERR_IMAGE_CORRUPT' | 'ERR_IMAGE_TOO_LARGE';
+export type ImageErrorCode =
+  | 'ERR_IMAGE_NOT_FOUND'
+  | 'ERR_IMAGE_NOT_A_FILE'
+  | 'ERR_IMAGE_UNREADABLE'
+  | 'ERR_IMAGE_UNSUPPORTED'
+  | 'ERR_IMAGE_CORRUPT'
+  | 'ERR_IMAGE_TOO_LARGE';
 
 export class ImageError extends Error {
   constructor(readonly code: ImageErrorCode, message: string) {
@@ -23,10 +29,33 @@ function label(input: Buffer | string): string {
   return typeof input === 'string' ? input : `image buffer (${input.length} bytes)`;
 }
 
-export async function decodeImage(input: Buffer | string): Promise<RgbImage> {
-  if (typeof input === 'string' && !fs.existsSync(input)) {
-    throw new ImageError('ERR_IMAGE_NOT_FOUND', `image not found: ${input}`);
+/**
+ * A path must name a regular file (symlinks followed). Anything else is
+ * refused before libvips opens it: a named pipe (FIFO) would block the open
+ * until a writer comes, possibly forever, and hold one of libuv's few pool
+ * threads meanwhile; a character device (/dev/zero, a camera) never ends; a
+ * folder is a mistake.
+ */
+async function checkImagePath(file: string): Promise<void> {
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new ImageError('ERR_IMAGE_UNREADABLE', `image not readable: ${file} (permission denied)`);
+    }
+    throw new ImageError('ERR_IMAGE_NOT_FOUND', `image not found: ${file}`);
   }
+  if (!stat.isFile()) {
+    const what = stat.isDirectory() ? 'a folder' : stat.isFIFO() ? 'a named pipe' : stat.isSocket() ? 'a socket'
+      : stat.isCharacterDevice() || stat.isBlockDevice() ? 'a device' : 'a special file';
+    throw new ImageError('ERR_IMAGE_NOT_A_FILE', `${file} is ${what}, not an image file: give the path of a JPEG, PNG or WebP file`);
+  }
+}
+
+export async function decodeImage(input: Buffer | string): Promise<RgbImage> {
+  if (typeof input === 'string') await checkImagePath(input);
   try {
     const { data, info } = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
       .rotate() // apply EXIF orientation: phones store portraits sideways

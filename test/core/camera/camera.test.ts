@@ -378,6 +378,34 @@ describe('camera: sources through ffmpeg', function () {
         }
       }
     });
+
+    it('a refused login is retried at a fixed slow rate, counted in a row, and the count ends with the first frame', async () => {
+      server = await startRtspServer({ file: clip, user: 'alice', password: 'right-pass' });
+      const wrong = track({ url: server.url, user: 'alice', password: 'wrong-pass', fps: 5, backoff: { initialMs: 100, authMs: 2000 } });
+      const errorsAt: number[] = [];
+      wrong.source.on('state', (e) => { if (e.state === 'error') errorsAt.push(Date.now()); });
+      wrong.source.start();
+      await wrong.waitState((e) => e.state === 'error' && e.failures === 3, 30_000);
+      const errors = wrong.states.filter((e) => e.state === 'error');
+      assert.deepEqual(errors.map((e) => e.failures), [1, 2, 3]);
+      for (const e of errors) {
+        assert.equal(e.cause, 'wrong user or password');
+        assert.equal(e.auth, true);
+        assert.equal(e.retryMs, 2000);
+        assert.match(e.message, /^wrong user or password; retrying every 2 s$/);
+      }
+      // Not 100, 200, 400 ms: every 2 s from the first failure.
+      for (let i = 1; i < errorsAt.length; i++) assert.ok(errorsAt[i] - errorsAt[i - 1] >= 1900, `attempts ${errorsAt[i] - errorsAt[i - 1]} ms apart`);
+      // Between the attempts, 'connecting' says how many failed so far.
+      assert.ok(wrong.states.some((e) => e.state === 'connecting' && e.failures === 2));
+
+      // The camera's password is changed to the one the source has: its next attempt gets in.
+      const port = server.port;
+      await server.stop();
+      server = await startRtspServer({ file: clip, port, user: 'alice', password: 'wrong-pass' });
+      const online = await wrong.waitState(isState('online'), 20_000);
+      assert.deepEqual([online.failures, online.cause, online.auth], [0, '', false]);
+    });
   });
 
   it('closed port: "camera unreachable"', async () => {
