@@ -13,7 +13,7 @@
  *   Catch node sees it.
  */
 import type { Node, NodeAPI } from 'node-red';
-import { CodedError, errorCodeOf } from './core/common/errors';
+import { CodedError, errorMessage } from './core/common/errors';
 import { SETTINGS, type NodeType, type NumericSetting } from './core/flow/settings';
 
 /** What a node is doing; each state has one look, the same on every node. */
@@ -54,12 +54,8 @@ export function clearStatus(node: Node): void {
   node.status({});
 }
 
-/** An error as one line: its message and, when it has one, its code. */
-export function errorMessage(error: unknown): string {
-  const message = (error as { message?: unknown } | null)?.message;
-  const code = errorCodeOf(error);
-  return `${typeof message === 'string' ? message : String(error)}${code ? ` [${code}]` : ''}`;
-}
+/** An error as one line: its message and, when it has one, its code (one definition, in the engine). */
+export { errorMessage };
 
 /**
  * The one failure path of a message: the status says what went wrong (the
