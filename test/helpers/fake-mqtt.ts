@@ -89,7 +89,11 @@ export class FakeClient implements SessionClient {
   /** Make the next publish callbacks fail with this error. */
   failPublishes: Error | null = null;
 
-  constructor(private readonly broker: FakeBroker, readonly options: SessionClientOptions, readonly name: string) {
+  constructor(
+    private readonly broker: FakeBroker,
+    readonly options: SessionClientOptions,
+    readonly name: string,
+  ) {
     this.attempt();
   }
 
@@ -104,10 +108,15 @@ export class FakeClient implements SessionClient {
 
   /** Queues a step on the delivery chain, after `delayMs`. */
   private later(step: () => void, delayMs = 0): Promise<void> {
-    const run = this.chain.then(() => new Promise<void>((resolve) => setTimeout(() => {
-      step();
-      resolve();
-    }, delayMs)));
+    const run = this.chain.then(
+      () =>
+        new Promise<void>((resolve) =>
+          setTimeout(() => {
+            step();
+            resolve();
+          }, delayMs),
+        ),
+    );
     this.chain = run;
     return run;
   }
@@ -140,7 +149,12 @@ export class FakeClient implements SessionClient {
     });
   }
 
-  publish(topic: string, payload: string | Buffer, options: { qos: 1; retain: boolean }, callback: (error?: Error) => void): this {
+  publish(
+    topic: string,
+    payload: string | Buffer,
+    options: { qos: 1; retain: boolean },
+    callback: (error?: Error) => void,
+  ): this {
     const body = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
     const failure = this.failPublishes;
     if (!this.connected) {

@@ -23,7 +23,11 @@ function assertTableDefaults(nodes: FlowNode[]): number {
       const value = String(node[field]);
       const choice = FLOW_CHOICES[`${node.type}.${field}`];
       if (choice !== undefined) assert.equal(value, choice, `${node.id}.${field}`);
-      else if (!(node.type === 'camera-in' && field === 'fps')) assert.ok(value === '' || Number(value) === rule.default, `${node.id}.${field} = ${value}, table ${rule.default}`);
+      else if (!(node.type === 'camera-in' && field === 'fps'))
+        assert.ok(
+          value === '' || Number(value) === rule.default,
+          `${node.id}.${field} = ${value}, table ${rule.default}`,
+        );
       checked++;
     }
   }
@@ -33,18 +37,32 @@ function assertTableDefaults(nodes: FlowNode[]): number {
 describe('tools/flows: builders take the settings table', () => {
   it("homeAssistantChain: one node per role, wired camera -> ... -> HA with the camera's status, table defaults", () => {
     const chain = homeAssistantChain({
-      id: (role) => `x-${role}`, camera: { name: 'front_door', url: 'rtsp://192.0.2.1/s' }, detector: 'full', device: 'dev', gallery: 'gal', broker: 'mqtt://h:1883',
+      id: (role) => `x-${role}`,
+      camera: { name: 'front_door', url: 'rtsp://192.0.2.1/s' },
+      detector: 'full',
+      device: 'dev',
+      gallery: 'gal',
+      broker: 'mqtt://h:1883',
     });
-    assert.deepEqual(chain.map((n) => n.type), [...HA_CHAIN_ROLES]);
-    assert.deepEqual(chain.map((n) => n.id), HA_CHAIN_ROLES.map((r) => `x-${r}`));
+    assert.deepEqual(
+      chain.map((n) => n.type),
+      [...HA_CHAIN_ROLES],
+    );
+    assert.deepEqual(
+      chain.map((n) => n.id),
+      HA_CHAIN_ROLES.map((r) => `x-${r}`),
+    );
     const [camera, align, embed, classify, ha] = chain;
     assert.deepEqual(camera.wires, [['x-align'], ['x-ha-face-entities']]);
     assert.deepEqual(align.wires, [['x-edgetpu-embed']]);
     assert.deepEqual(embed.wires, [['x-imprint-classify']]);
     assert.deepEqual(classify.wires, [['x-ha-face-entities'], []]);
-    assert.deepEqual({ camera: ha.camera, gallery: ha.gallery, broker: ha.broker }, { camera: 'front_door', gallery: 'gal', broker: 'mqtt://h:1883' });
+    assert.deepEqual(
+      { camera: ha.camera, gallery: ha.gallery, broker: ha.broker },
+      { camera: 'front_door', gallery: 'gal', broker: 'mqtt://h:1883' },
+    );
     assert.equal(String(camera.fps), String(SETTINGS['camera-in'].fps.default));
-    assert.ok(assertTableDefaults(chain) >= 10, 'the chain sets the table\'s fields');
+    assert.ok(assertTableDefaults(chain) >= 10, "the chain sets the table's fields");
   });
 
   it('the example flows use the table defaults too', () => {

@@ -26,15 +26,35 @@ import { randomBytes } from 'node:crypto';
 import { errorMessage } from '../common/errors';
 import type { EmbedderInfo, FaceMessage, VisitPayload } from '../flow/messages';
 import {
-  buildDeviceDiscovery, componentPlatforms, deviceTopics, faceEventPayload, HA_VISITS, HaPerson, HaVisitEvent,
-  isOurDiscovery, isTopicId, isVisitPayload, PAYLOAD_OFF, PAYLOAD_ON, peopleFromDiscovery, prettyName, removalStep,
-  slugId, statusTopic, triggerSubtypes,
+  buildDeviceDiscovery,
+  componentPlatforms,
+  deviceTopics,
+  faceEventPayload,
+  HA_VISITS,
+  HaPerson,
+  HaVisitEvent,
+  isOurDiscovery,
+  isTopicId,
+  isVisitPayload,
+  PAYLOAD_OFF,
+  PAYLOAD_ON,
+  peopleFromDiscovery,
+  prettyName,
+  removalStep,
+  slugId,
+  statusTopic,
+  triggerSubtypes,
 } from './discovery';
 import { PresenceTracker } from './presence';
 
 /** What the session needs of an MQTT client (mqtt.js's MqttClient has it all). */
 export interface SessionClient {
-  publish(topic: string, payload: string | Buffer, options: { qos: 1; retain: boolean }, callback: (error?: Error) => void): unknown;
+  publish(
+    topic: string,
+    payload: string | Buffer,
+    options: { qos: 1; retain: boolean },
+    callback: (error?: Error) => void,
+  ): unknown;
   subscribeAsync(topics: string[], options: { qos: 1 }): Promise<unknown>;
   unsubscribeAsync(topics: string[]): Promise<unknown>;
   /** Connects again after a close (the session decides when: reconnectPeriod is 0). */
@@ -139,7 +159,10 @@ export interface HaSessionOptions {
 }
 
 /** The message properties the session reads. */
-export type SessionMessage = Pick<FaceMessage, 'topic' | 'payload' | 'embedder' | 'frame'> & { image?: unknown; republish?: unknown };
+export type SessionMessage = Pick<FaceMessage, 'topic' | 'payload' | 'embedder' | 'frame'> & {
+  image?: unknown;
+  republish?: unknown;
+};
 
 /** One camera's HA device: what was announced and the last states, to republish after a restart. */
 interface Device {
@@ -239,7 +262,8 @@ export class HaSession {
     this.discoveryWildcard = `${this.prefix}/device/+/config`;
     this.mask = options.mask ?? ((text) => text);
     this.presence = new PresenceTracker(options.offDelaySeconds * 1000, (deviceId, personId, on) => {
-      if (this.devices.has(deviceId)) void this.publish(this.topics(deviceId).presence(personId), on ? PAYLOAD_ON : PAYLOAD_OFF, true);
+      if (this.devices.has(deviceId))
+        void this.publish(this.topics(deviceId).presence(personId), on ? PAYLOAD_ON : PAYLOAD_OFF, true);
     });
     options.gallery?.on('change', this.onGalleryChange);
   }
@@ -341,7 +365,11 @@ export class HaSession {
     const base = Math.min(this.timing.backoffMaxMs, this.timing.backoffInitialMs * 2 ** this.attempt);
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
     this.attempt++;
-    this.options.onStatus({ state: 'disconnected', error: this.lastError || null, retryInSeconds: Math.ceil(delay / 1000) });
+    this.options.onStatus({
+      state: 'disconnected',
+      error: this.lastError || null,
+      retryInSeconds: Math.ceil(delay / 1000),
+    });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       if (!this.closing) this.client?.reconnect();
@@ -405,14 +433,21 @@ export class HaSession {
       // A fresh birth: HA (re)started and has forgotten everything not retained.
       if (this.birthTimer) return;
       const [min, max] = this.timing.birthJitterMs;
-      this.birthTimer = setTimeout(() => {
-        this.birthTimer = null;
-        this.whenConnected(() => this.publishAll(true));
-      }, min + Math.random() * (max - min));
+      this.birthTimer = setTimeout(
+        () => {
+          this.birthTimer = null;
+          this.whenConnected(() => this.publishAll(true));
+        },
+        min + Math.random() * (max - min),
+      );
       return;
     }
-    if (topic === this.status && payload.toString() === 'offline' && this.connected
-      && Date.now() - this.lastSelfHeal > this.timing.selfHealMs) {
+    if (
+      topic === this.status &&
+      payload.toString() === 'offline' &&
+      this.connected &&
+      Date.now() - this.lastSelfHeal > this.timing.selfHealMs
+    ) {
       // A stale will (e.g. from the client this one replaced) must not leave HA thinking we are gone.
       this.lastSelfHeal = Date.now();
       void this.publish(this.status, 'online', true);
@@ -481,8 +516,16 @@ export class HaSession {
     let device = this.devices.get(deviceId);
     if (!device) {
       device = {
-        id: deviceId, name, camera: camera ?? name, announced: new Map(), subtypes: new Map(), lastJson: null, readyAt: 0,
-        inferencePublishedAt: 0, backend: this.sharedDiagnostics.backend, inferenceMs: this.sharedDiagnostics.inferenceMs,
+        id: deviceId,
+        name,
+        camera: camera ?? name,
+        announced: new Map(),
+        subtypes: new Map(),
+        lastJson: null,
+        readyAt: 0,
+        inferencePublishedAt: 0,
+        backend: this.sharedDiagnostics.backend,
+        inferenceMs: this.sharedDiagnostics.inferenceMs,
       };
       this.devices.set(deviceId, device);
     } else if (camera !== undefined) {
@@ -525,14 +568,20 @@ export class HaSession {
     device.announced = componentPlatforms(parsed);
     device.subtypes = triggerSubtypes(parsed);
     if (!this.options.gallery) {
-      for (const person of peopleFromDiscovery(parsed)) if (!this.seenPeople.has(person.id)) this.seenPeople.set(person.id, person);
+      for (const person of peopleFromDiscovery(parsed))
+        if (!this.seenPeople.has(person.id)) this.seenPeople.set(person.id, person);
     }
   }
 
   private async publishDiscovery(device: Device, force: boolean): Promise<void> {
     const { topic, payload } = buildDeviceDiscovery({
-      discoveryPrefix: this.prefix, baseTopic: this.base, deviceId: device.id, deviceName: device.name,
-      people: this.people(), offDelaySeconds: this.options.offDelaySeconds, swVersion: this.options.swVersion,
+      discoveryPrefix: this.prefix,
+      baseTopic: this.base,
+      deviceId: device.id,
+      deviceName: device.name,
+      people: this.people(),
+      offDelaySeconds: this.options.offDelaySeconds,
+      swVersion: this.options.swVersion,
       triggerSubtypes: device.subtypes,
     });
     const json = JSON.stringify(payload);
@@ -562,7 +611,11 @@ export class HaSession {
   private async publishPresence(device: Device): Promise<void> {
     const t = this.topics(device.id);
     for (const person of this.people()) {
-      await this.publish(t.presence(person.id), this.presence.isOn(device.id, person.id) ? PAYLOAD_ON : PAYLOAD_OFF, true);
+      await this.publish(
+        t.presence(person.id),
+        this.presence.isOn(device.id, person.id) ? PAYLOAD_ON : PAYLOAD_OFF,
+        true,
+      );
     }
   }
 
@@ -615,8 +668,13 @@ export class HaSession {
       await this.onVisit(payload, msg.image, msg.topic);
       return;
     }
-    if (typeof msg.topic === 'string' && /\/status$/.test(msg.topic) && payload && typeof payload === 'object'
-      && (typeof payload.online === 'boolean' || typeof payload.state === 'string')) {
+    if (
+      typeof msg.topic === 'string' &&
+      /\/status$/.test(msg.topic) &&
+      payload &&
+      typeof payload === 'object' &&
+      (typeof payload.online === 'boolean' || typeof payload.state === 'string')
+    ) {
       const online = typeof payload.online === 'boolean' ? payload.online : payload.state === 'online';
       const camera = typeof payload.camera === 'string' && payload.camera ? payload.camera : cameraFromTopic(msg.topic);
       await this.onStream(online, camera);
@@ -661,7 +719,8 @@ export class HaSession {
       const json = JSON.stringify(payload);
       await this.publish(t.event, json, false);
       if (rule.trigger === 'unknown') await this.publish(t.unknownTrigger, json, false);
-      else if (rule.trigger === 'person' && personId !== null) await this.publish(t.personTrigger(personId), json, false);
+      else if (rule.trigger === 'person' && personId !== null)
+        await this.publish(t.personTrigger(personId), json, false);
     } else {
       // Stale by the time the broker is back: an event is never replayed.
       this.droppedWhileOffline++;
@@ -683,7 +742,8 @@ export class HaSession {
     // The backend is per process, not per camera: without a camera it applies to every device.
     if (!camera && !pinned) {
       if (typeof info.backend === 'string') this.sharedDiagnostics.backend = info.backend;
-      if (typeof info.msPerFace === 'number') this.sharedDiagnostics.inferenceMs = Math.round(info.msPerFace * 100) / 100;
+      if (typeof info.msPerFace === 'number')
+        this.sharedDiagnostics.inferenceMs = Math.round(info.msPerFace * 100) / 100;
     }
     const targets = camera || pinned ? [await this.ensureDevice(camera)] : [...this.devices.values()];
     for (const device of targets) {
@@ -694,8 +754,11 @@ export class HaSession {
       }
       if (typeof info.msPerFace === 'number' && Number.isFinite(info.msPerFace) && info.msPerFace > 0) {
         device.inferenceMs = Math.round(info.msPerFace * 100) / 100;
-        if (Date.now() - device.inferencePublishedAt >= this.timing.inferenceIntervalMs
-          && (await this.publish(t.inferenceTime, String(device.inferenceMs), true))) device.inferencePublishedAt = Date.now();
+        if (
+          Date.now() - device.inferencePublishedAt >= this.timing.inferenceIntervalMs &&
+          (await this.publish(t.inferenceTime, String(device.inferenceMs), true))
+        )
+          device.inferencePublishedAt = Date.now();
       }
     }
   }

@@ -14,17 +14,36 @@ import { maskSecrets } from '../../../nodes/core/common/secrets';
 import type { VisitPayload } from '../../../nodes/core/flow/messages';
 import { Gallery } from '../../../nodes/core/gallery/gallery';
 import {
-  buildDeviceDiscovery, deviceTopics, eventTypes, faceEventPayload, HA_VISITS, isVisitPayload,
+  buildDeviceDiscovery,
+  deviceTopics,
+  eventTypes,
+  faceEventPayload,
+  HA_VISITS,
+  isVisitPayload,
 } from '../../../nodes/core/ha/discovery';
-import { HaSession, HaSessionOptions, SessionStatus, SessionTiming, SessionWarning } from '../../../nodes/core/ha/session';
+import {
+  HaSession,
+  HaSessionOptions,
+  SessionStatus,
+  SessionTiming,
+  SessionWarning,
+} from '../../../nodes/core/ha/session';
 import { FakeBroker, FakeClient, Published } from '../../helpers/fake-mqtt';
 
 const PREFIX = 'homeassistant';
 const BASE = 'coral-face';
 const STATUS = `${BASE}/status`;
 const FAST: Partial<SessionTiming> = {
-  backoffInitialMs: 50, backoffMaxMs: 200, syncTimeoutMs: 300, settleMs: 0, inferenceIntervalMs: 300,
-  birthJitterMs: [5, 15], offlineGraceMs: 150, galleryQuietMs: 30, selfHealMs: 100, closeTimeoutMs: 300,
+  backoffInitialMs: 50,
+  backoffMaxMs: 200,
+  syncTimeoutMs: 300,
+  settleMs: 0,
+  inferenceIntervalMs: 300,
+  birthJitterMs: [5, 15],
+  offlineGraceMs: 150,
+  galleryQuietMs: 30,
+  selfHealMs: 100,
+  closeTimeoutMs: 300,
 };
 const t = deviceTopics(PREFIX, BASE, 'front_door');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -40,10 +59,18 @@ async function waitFor<T>(what: string, probe: () => T | undefined | false | nul
 }
 
 let seq = 0;
-function visit(event: VisitPayload['event'], name: string, trackId = `track-${++seq}`): { payload: VisitPayload; image?: Buffer; topic: string } {
+function visit(
+  event: VisitPayload['event'],
+  name: string,
+  trackId = `track-${++seq}`,
+): { payload: VisitPayload; image?: Buffer; topic: string } {
   const payload: VisitPayload = { event, name, camera: 'front_door', trackId, time: new Date().toISOString() };
   if (event === 'left') return { payload, topic: `front_door/${event}` };
-  return { payload: { ...payload, cosine: 0.7, confidence: 0.9 }, image: Buffer.from([0xff, 0xd8, seq & 0xff, 0xff, 0xd9]), topic: `front_door/${event}` };
+  return {
+    payload: { ...payload, cosine: 0.7, confidence: 0.9 },
+    image: Buffer.from([0xff, 0xd8, seq & 0xff, 0xff, 0xd9]),
+    topic: `front_door/${event}`,
+  };
 }
 
 const crop = () => ({ image: { width: 4, height: 4, data: new Uint8Array(48).fill(128) } });
@@ -82,15 +109,22 @@ describe('core/ha/session (in-memory broker)', function () {
     const warnings: SessionWarning[] = [];
     let client: FakeClient | undefined;
     const session = new HaSession({
-      discoveryPrefix: PREFIX, baseTopic: BASE, camera: 'front_door', offDelaySeconds: 30, retainImage: true, swVersion: '9.9.9',
-      gallery, timing: FAST,
+      discoveryPrefix: PREFIX,
+      baseTopic: BASE,
+      camera: 'front_door',
+      offDelaySeconds: 30,
+      retainImage: true,
+      swVersion: '9.9.9',
+      gallery,
+      timing: FAST,
       connect: (protocol) => (client = broker.client(protocol, 'session')),
       onStatus: (s) => statuses.push(s),
       onWarning: (w) => warnings.push(w),
       ...options,
     });
     sessions.push(session);
-    const connected = (since = 0) => waitFor('connected', () => statuses.slice(since).find((s) => s.state === 'connected'));
+    const connected = (since = 0) =>
+      waitFor('connected', () => statuses.slice(since).find((s) => s.state === 'connected'));
     return { broker, session, client: () => client!, statuses, warnings, connected };
   }
 
@@ -100,16 +134,30 @@ describe('core/ha/session (in-memory broker)', function () {
     await connected();
     assert.deepEqual(client().options.will, { topic: STATUS, payload: Buffer.from('offline'), qos: 1, retain: true });
     assert.equal(client().options.reconnectPeriod, 0, 'the session backs off itself');
-    assert.deepEqual(statuses.slice(0, 2).map((s) => s.state), ['connecting', 'syncing']);
+    assert.deepEqual(
+      statuses.slice(0, 2).map((s) => s.state),
+      ['connecting', 'syncing'],
+    );
     assert.equal(broker.text(STATUS), 'online');
     const expected = buildDeviceDiscovery({
-      discoveryPrefix: PREFIX, baseTopic: BASE, deviceId: 'front_door', deviceName: 'Front door',
-      people: [{ id: 'alice', name: 'Alice' }, { id: 'bob', name: 'Bob' }], offDelaySeconds: 30, swVersion: '9.9.9',
+      discoveryPrefix: PREFIX,
+      baseTopic: BASE,
+      deviceId: 'front_door',
+      deviceName: 'Front door',
+      people: [
+        { id: 'alice', name: 'Alice' },
+        { id: 'bob', name: 'Bob' },
+      ],
+      offDelaySeconds: 30,
+      swVersion: '9.9.9',
     });
     assert.equal(broker.text(t.discovery), JSON.stringify(expected.payload));
     assert.equal(broker.text(t.presence('alice')), 'OFF');
     assert.equal(broker.text(t.presence('bob')), 'OFF');
-    assert.deepEqual(statuses.find((s) => s.state === 'connected'), { state: 'connected', cameras: 1, people: 2 });
+    assert.deepEqual(
+      statuses.find((s) => s.state === 'connected'),
+      { state: 'connected', cameras: 1, people: 2 },
+    );
     // The sync marker went out unretained and the discovery wildcard was given up again.
     const marker = broker.log.find((m) => m.topic.startsWith(`${BASE}/_sync/`));
     assert.ok(marker && !marker.retain);
@@ -127,9 +175,21 @@ describe('core/ha/session (in-memory broker)', function () {
     assert.equal(broker.since(since, t.personTrigger('alice')).length, 1);
     const event = json(broker.since(since, t.event)[0]);
     assert.deepEqual(
-      { event_type: event.event_type, event: event.event, name: event.name, person_id: event.person_id, track_id: event.track_id },
-      { event_type: 'Alice', event: 'recognized', name: 'Alice', person_id: 'alice', track_id: alice.payload.trackId });
-    assert.ok(broker.since(since).filter((m) => m.topic === t.event || m.topic.includes('/trigger/')).every((m) => !m.retain));
+      {
+        event_type: event.event_type,
+        event: event.event,
+        name: event.name,
+        person_id: event.person_id,
+        track_id: event.track_id,
+      },
+      { event_type: 'Alice', event: 'recognized', name: 'Alice', person_id: 'alice', track_id: alice.payload.trackId },
+    );
+    assert.ok(
+      broker
+        .since(since)
+        .filter((m) => m.topic === t.event || m.topic.includes('/trigger/'))
+        .every((m) => !m.retain),
+    );
     assert.equal(broker.retained.has(t.event), false);
     assert.equal(broker.text(t.presence('alice')), 'ON');
     assert.equal(broker.text(t.lastPerson), 'Alice');
@@ -161,8 +221,17 @@ describe('core/ha/session (in-memory broker)', function () {
     const broker = new FakeBroker();
     broker.replayDelayMs = 100; // the session waits for its sync marker, not for the subscribe's acknowledgement
     const earlier = buildDeviceDiscovery({
-      discoveryPrefix: PREFIX, baseTopic: BASE, deviceId: 'front_door', deviceName: 'Front door', swVersion: '0.0.1', offDelaySeconds: 30,
-      people: [{ id: 'alice', name: 'Alice' }, { id: 'bob', name: 'Bob' }, { id: 'carol', name: 'Carol' }],
+      discoveryPrefix: PREFIX,
+      baseTopic: BASE,
+      deviceId: 'front_door',
+      deviceName: 'Front door',
+      swVersion: '0.0.1',
+      offDelaySeconds: 30,
+      people: [
+        { id: 'alice', name: 'Alice' },
+        { id: 'bob', name: 'Bob' },
+        { id: 'carol', name: 'Carol' },
+      ],
     });
     broker.retained.set(t.discovery, Buffer.from(JSON.stringify(earlier.payload)));
     broker.retained.set(t.presence('carol'), Buffer.from('ON'));
@@ -183,7 +252,11 @@ describe('core/ha/session (in-memory broker)', function () {
     assert.ok(!('person_carol_presence' in final.cmps) && !('person_carol_trigger' in final.cmps));
     assert.equal(broker.retained.has(t.presence('carol')), false, 'no retained ghost state');
     assert.equal(final.cmps.person_alice_presence.name, 'Alicia');
-    assert.equal(final.cmps.person_alice_trigger.subtype, 'Alice', 'automations on "Alice recognized" keep firing after the rename');
+    assert.equal(
+      final.cmps.person_alice_trigger.subtype,
+      'Alice',
+      'automations on "Alice recognized" keep firing after the rename',
+    );
     assert.equal(broker.log.filter((m) => m.topic === foreign).length, 0);
   });
 
@@ -191,10 +264,16 @@ describe('core/ha/session (in-memory broker)', function () {
     const { broker, session, connected } = rig();
     session.start();
     await connected();
-    const ha = broker.client({ ...session.clientOptions(), will: { topic: 'ha/will', payload: Buffer.from('x'), qos: 1, retain: true } }, 'ha');
+    const ha = broker.client(
+      { ...session.clientOptions(), will: { topic: 'ha/will', payload: Buffer.from('x'), qos: 1, retain: true } },
+      'ha',
+    );
     await waitFor('ha connected', () => ha.connected);
     const since = broker.log.length;
-    const birth = () => new Promise<void>((resolve) => ha.publish(`${PREFIX}/status`, 'online', { qos: 1, retain: false }, () => resolve()));
+    const birth = () =>
+      new Promise<void>((resolve) =>
+        ha.publish(`${PREFIX}/status`, 'online', { qos: 1, retain: false }, () => resolve()),
+      );
     await birth();
     await birth();
     await waitFor('republished', () => broker.since(since, t.presence('bob')).length > 0);
@@ -219,14 +298,19 @@ describe('core/ha/session (in-memory broker)', function () {
     const calls = client().reconnectCalls;
     const gaps = calls.slice(1).map((c, i) => c - calls[i]);
     // Timers never fire early: each gap is at least 0.8 x its step (50, 100, 200, 200...); the cap keeps the 5th far below 50 x 2^5.
-    gaps.forEach((gap, i) => assert.ok(gap >= Math.min(200, 50 * 2 ** (i + 1)) * 0.8 - 2, `gap ${i}: ${gap} ms in ${gaps}`));
+    gaps.forEach((gap, i) =>
+      assert.ok(gap >= Math.min(200, 50 * 2 ** (i + 1)) * 0.8 - 2, `gap ${i}: ${gap} ms in ${gaps}`),
+    );
     assert.ok(gaps[4] < 1000, `capped: ${gaps}`);
 
     const since = broker.log.length;
     broker.start();
     await connected(statuses.length);
     assert.equal(broker.since(since, t.event).length, 0, 'an event is never replayed late');
-    assert.deepEqual(warnings.find((w) => w.kind === 'dropped'), { kind: 'dropped', count: 1 });
+    assert.deepEqual(
+      warnings.find((w) => w.kind === 'dropped'),
+      { kind: 'dropped', count: 1 },
+    );
     assert.equal(broker.text(STATUS), 'online');
     assert.ok(broker.text(t.discovery), 'announced again');
     assert.equal(broker.text(t.lastPerson), 'Alice', 'the state of the dropped visit is published');
@@ -285,7 +369,8 @@ describe('core/ha/session (in-memory broker)', function () {
     session.start();
     await connected();
     const since = broker.log.length;
-    const embedder = (msPerFace: number) => session.receive({ embedder: { id: 'm', backend: 'CPU', msPerFace }, frame: { camera: 'front_door' } as never });
+    const embedder = (msPerFace: number) =>
+      session.receive({ embedder: { id: 'm', backend: 'CPU', msPerFace }, frame: { camera: 'front_door' } as never });
     await embedder(6.123);
     await embedder(6.5);
     assert.equal(broker.since(since, t.backend).length, 1);
@@ -330,14 +415,24 @@ describe('core/ha/discovery: HA_VISITS, the one map from visit events to HA', ()
   it('every kind of visit has a fixed event type in event_types or the person name, and is accepted as input', () => {
     const types = eventTypes([{ id: 'alice', name: 'Alice' }]);
     for (const [event, rule] of Object.entries(HA_VISITS)) {
-      const input: VisitPayload = { event: event as keyof typeof HA_VISITS, name: 'Alice', camera: 'c', trackId: '1', time: '' };
+      const input: VisitPayload = {
+        event: event as keyof typeof HA_VISITS,
+        name: 'Alice',
+        camera: 'c',
+        trackId: '1',
+        time: '',
+      };
       assert.ok(isVisitPayload(input), event);
-      const payload = faceEventPayload({ ...input, event: event as keyof typeof HA_VISITS }, rule.person ? 'alice' : null, 'c');
+      const payload = faceEventPayload(
+        { ...input, event: event as keyof typeof HA_VISITS },
+        rule.person ? 'alice' : null,
+        'c',
+      );
       assert.ok(types.includes(payload.event_type), `${event}: ${payload.event_type} in ${types}`);
       assert.equal(payload.person_id, rule.person ? 'alice' : null);
     }
     assert.ok(isVisitPayload({ event: 'left', name: 'Alice', trackId: '1' }));
     assert.ok(!isVisitPayload({ event: 'waved', name: 'Alice', trackId: '1' }));
-    assert.ok(!isVisitPayload({ event: 'toString', name: 'Alice', trackId: '1' }), 'only the table\'s own rows');
+    assert.ok(!isVisitPayload({ event: 'toString', name: 'Alice', trackId: '1' }), "only the table's own rows");
   });
 });
