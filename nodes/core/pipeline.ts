@@ -5,7 +5,7 @@
  * Node-RED nodes and the add-on all call this.
  */
 import * as path from 'path';
-import { CpuRuntime, InferenceRuntime, RuntimeOptions } from '../../native';
+import { CpuRuntime, InferenceRuntime } from '../../native';
 import { alignFace } from './align/warp';
 import { assessQuality, FaceQuality, QualityThresholds } from './align/quality';
 import { BlazeFaceVariant, Detection, FaceDetector, FaceDetectorOptions } from './detect/blazeface';
@@ -47,7 +47,7 @@ export function blazeFaceModel(variant: BlazeFaceVariant): string {
 export async function openDetector(config: DetectorConfig = {}): Promise<{ detector: FaceDetector; runtime: InferenceRuntime }> {
   const variant = config.variant ?? 'short';
   // BlazeFace is float with fp16 weights: a CPU model, never compiled for the Edge TPU.
-  // One thread by default: it takes 1-3 ms anyway, and a second XNNPACK pool
+  // One thread by default: the detector is quick on one, and a second XNNPACK pool
   // spinning beside the embedder's steals the cores the embedder needs.
   const runtime = await CpuRuntime.open(blazeFaceModel(variant), { threads: config.threads ?? 1 });
   // minScore 0.5 for both models (MediaPipe uses 0.6 for full-range): far
