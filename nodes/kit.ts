@@ -106,6 +106,18 @@ function rangeText(rule: NumberRule): string {
   return '';
 }
 
+/**
+ * Finishes a node's close once the promise settles, whatever the outcome: a
+ * close that never calls done stalls every redeploy, and a failed release is
+ * only worth a log line.
+ */
+export function closeWhen(node: Node, promise: Promise<unknown>, done: () => void): void {
+  promise.then(() => done(), (error) => {
+    node.warn(errorMessage(error));
+    done();
+  });
+}
+
 /** Node-RED's userDir, where galleries live by default. */
 export function userDir(RED: NodeAPI): string {
   return (RED.settings as unknown as { userDir?: string }).userDir ?? process.cwd();

@@ -84,7 +84,7 @@ export function buildFakeEdgeTpu(): string {
   } catch (err) {
     fs.rmSync(temp, { force: true });
     const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
-    throw new Error(`building fake libedgetpu failed: cc ${args.join(' ')}\n${stderr}`);
+    throw new Error(`building fake libedgetpu failed: cc ${args.join(' ')}\n${stderr}`, { cause: err });
   }
   fs.renameSync(temp, output);
   return output;

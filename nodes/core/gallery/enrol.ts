@@ -110,7 +110,7 @@ export async function enrolCrops(embedder: Embedder, gallery: Gallery, name: str
   const candidates = crops.map((c, i) => ({
     crop: c.crop,
     embedding: embeddings[i],
-    report: { source: c.source, accepted: true, faces: 1, reasons: [], quality: c.quality } as PhotoReport,
+    report: { source: c.source, accepted: true, faces: 1, reasons: [], quality: c.quality },
   }));
   return commitCandidates(embedder, gallery, name, candidates, [...candidates.map((c) => c.report), ...rejected], options);
 }

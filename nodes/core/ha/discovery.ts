@@ -111,7 +111,7 @@ export function slugId(name: string): string {
   const nfc = name.normalize('NFC').trim();
   const folded = nfc.normalize('NFKD').replace(/\p{M}+/gu, '');
   const base = folded.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
-  const lossy = /[^A-Za-z0-9 _.\-]/.test(folded) || base.length > MAX_SLUG || base.length === 0;
+  const lossy = /[^A-Za-z0-9 _.-]/.test(folded) || base.length > MAX_SLUG || base.length === 0;
   const cut = base.slice(0, MAX_SLUG).replace(/_+$/, '');
   return lossy ? `${cut || 'id'}_${shortHash(nfc)}` : cut;
 }

@@ -63,7 +63,6 @@ function loadFlowBuilders() {
   const dir = path.resolve(process.env.CORAL_FACE_PACKAGE || DEFAULT_PACKAGE);
   const file = path.join(dir, 'build', 'nodes', 'tools', 'flows.js');
   try {
-    // eslint-disable-next-line global-require
     return require(file);
   } catch (error) {
     fail(`cannot load the flow builders of node-red-contrib-coral-face from ${file} (${String(error.message).split('\n')[0]})`);
@@ -378,7 +377,7 @@ function loadCredentials(file, secret, secretIsNew) {
   if (typeof stored.$ !== 'string') return stored; // unencrypted: Node-RED will encrypt it on the next deploy
   try {
     return decryptCredentials(secret, stored);
-  } catch (error) {
+  } catch {
     const aside = `${file}.undecryptable-${Date.now()}`;
     fs.renameSync(file, aside);
     log('warning', `${file} could not be decrypted with ${secretIsNew ? 'a new' : 'the stored'} credential secret; moved to ${aside}. `
