@@ -13,7 +13,7 @@ import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from 
 import { CameraIdentities, faceBus } from '../core/flow/face-bus';
 import type { FrameRef } from '../core/flow/messages';
 import { pixels } from '../core/media/pixel-store';
-import { configNumber, errorMessage, showStatus } from '../kit';
+import { closeWhen, configNumber, errorMessage, showStatus } from '../kit';
 
 interface CameraInDef extends NodeDef {
   url: string;
@@ -90,12 +90,13 @@ export = function register(RED: NodeAPI): void {
     faceBus.on('identities', onIdentities);
     showStatus(node, 'pending', RED._('camera-in.status.connecting'));
     source.start();
-    node.log(`${source.describe()} (ffmpeg: ${source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : 'not found'})`);
+    const ffmpeg = source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : RED._('camera-in.log.noFfmpeg');
+    node.log(RED._('camera-in.log.started', { source: source.describe(), ffmpeg }));
 
     node.on('close', (done: () => void) => {
       faceBus.off('identities', onIdentities);
       node.latest = undefined;
-      source.stop().finally(done);
+      closeWhen(node, source.stop(), done);
     });
   }
 
@@ -106,7 +107,7 @@ export = function register(RED: NodeAPI): void {
   const liveNode = (req: Request, res: Response): CameraInNode | undefined => {
     const node = RED.nodes.getNode(String(req.params.id)) as CameraInNode | null;
     if (!node || node.type !== 'camera-in') {
-      res.status(404).json({ error: 'no deployed camera-in node with that id (deploy first)' });
+      res.status(404).json({ error: RED._('camera-in.live.notDeployed') });
       return undefined;
     }
     return node;

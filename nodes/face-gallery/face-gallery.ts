@@ -7,7 +7,7 @@ import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { Gallery } from '../core/gallery/gallery';
 import { acquireGallery, Recognizer, releaseGallery } from '../core/flow/resources';
-import { configNumber, userDir } from '../kit';
+import { closeWhen, configNumber, errorMessage, userDir } from '../kit';
 import type { EdgeTpuDeviceNode, FaceGalleryNode } from '../config-types';
 
 interface FaceGalleryDef extends NodeDef {
@@ -39,7 +39,7 @@ export = function register(RED: NodeAPI): void {
     this.recognizer = () => (recognizerOpened ??= (async () => {
       const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
       const recognizer = await Recognizer.open(gallery, embedder, settings());
-      recognizer.on('error', (error) => this.error(`gallery reload failed: ${(error as Error).message}`));
+      recognizer.on('error', (error) => this.error(RED._('face-gallery.errors.reload', { error: errorMessage(error) })));
       return recognizer;
     })());
 
@@ -49,7 +49,7 @@ export = function register(RED: NodeAPI): void {
       if (galleryOpened) closing.push(releaseGallery(this.directory));
       galleryOpened = null;
       recognizerOpened = null;
-      Promise.allSettled(closing).finally(done);
+      closeWhen(this, Promise.allSettled(closing), done);
     });
   }
   RED.nodes.registerType('face-gallery', FaceGallery as unknown as (this: Node, def: NodeDef) => void);

@@ -16,7 +16,7 @@ import type { FaceMessage } from '../core/flow/messages';
 import type { Gallery } from '../core/gallery/gallery';
 import { isTopicId, topicPrefixProblem } from '../core/ha/discovery';
 import { HaSession, SessionStatus, SessionWarning } from '../core/ha/session';
-import { configNumber, errorMessage, fail, showStatus } from '../kit';
+import { closeWhen, configNumber, errorMessage, fail, showStatus } from '../kit';
 
 interface HaDef extends NodeDef {
   broker: string;
@@ -57,6 +57,8 @@ export = function register(RED: NodeAPI): void {
     }
     const mask = (text: string) => maskSecrets(text, secrets);
     const brokerLabel = mask(broker);
+    // The status has room for the host only; the log lines name the whole (masked) URL.
+    const brokerHost = URL.canParse(broker) ? new URL(broker).host : brokerLabel;
     const report = (text: string) => {
       const masked = mask(text);
       showStatus(node, 'error', masked);
@@ -69,9 +71,11 @@ export = function register(RED: NodeAPI): void {
     const problems: string[] = [];
     if (!/^(mqtts?|wss?):\/\/[^/\s]+/i.test(broker)) problems.push(RED._('ha-face-entities.errors.broker'));
     const prefixProblem = topicPrefixProblem(discoveryPrefix);
-    if (prefixProblem) problems.push(RED._('ha-face-entities.errors.topic', { what: 'discovery prefix', problem: prefixProblem }));
+    if (prefixProblem)
+      problems.push(RED._('ha-face-entities.errors.topic', { what: 'discovery prefix', problem: prefixProblem }));
     const baseProblem = topicPrefixProblem(baseTopic);
-    if (baseProblem) problems.push(RED._('ha-face-entities.errors.topic', { what: 'base topic', problem: baseProblem }));
+    if (baseProblem)
+      problems.push(RED._('ha-face-entities.errors.topic', { what: 'base topic', problem: baseProblem }));
     if (deviceId && !isTopicId(deviceId)) problems.push(RED._('ha-face-entities.errors.deviceId'));
     let offDelaySeconds = 0;
     try {
@@ -92,32 +96,53 @@ export = function register(RED: NodeAPI): void {
       return;
     }
 
+    let lastConnectError: string | null = null;
     const onStatus = (status: SessionStatus) => {
       switch (status.state) {
         case 'connecting':
-          return showStatus(node, 'pending', RED._('ha-face-entities.status.connecting', { broker: brokerLabel }));
+          return showStatus(node, 'pending', RED._('ha-face-entities.status.connecting', { broker: brokerHost }));
         case 'syncing':
           return showStatus(node, 'pending', RED._('ha-face-entities.status.syncing'));
         case 'connected':
-          return showStatus(node, 'ok', RED._('ha-face-entities.status.connected', { cameras: status.cameras, people: status.people }));
-        case 'disconnected':
-          return showStatus(node, 'error', RED._('ha-face-entities.status.disconnected', {
-            error: status.error ?? RED._('ha-face-entities.status.noBroker'), seconds: status.retryInSeconds,
-          }));
+          lastConnectError = null;
+          return showStatus(
+            node,
+            'ok',
+            RED._('ha-face-entities.status.connected', { cameras: status.cameras, people: status.people }),
+          );
+        case 'disconnected': {
+          // The reason goes to the log, once per reason: a wrong password retried all night is one line.
+          const error = status.error ?? RED._('ha-face-entities.status.noBroker');
+          if (error !== lastConnectError) node.warn(RED._('ha-face-entities.warn.connect', { broker: brokerLabel, error }));
+          lastConnectError = error;
+          return showStatus(
+            node,
+            'error',
+            RED._('ha-face-entities.status.disconnected', { seconds: status.retryInSeconds }),
+          );
+        }
         case 'visit':
-          return showStatus(node, status.event === 'recognized' ? 'ok' : 'notice',
-            RED._(`ha-face-entities.status.${status.event}`, { name: status.name, camera: status.camera }));
+          return showStatus(
+            node,
+            status.event === 'recognized' ? 'ok' : 'notice',
+            RED._(`ha-face-entities.status.${status.event}`, { name: status.name, camera: status.camera }),
+          );
         case 'failed':
           return report(status.error);
       }
     };
     const onWarning = (warning: SessionWarning) => {
       switch (warning.kind) {
-        case 'dropped': return node.warn(RED._('ha-face-entities.warn.dropped', { count: warning.count }));
-        case 'sync': return node.warn(RED._('ha-face-entities.warn.sync', { error: warning.error }));
-        case 'lost': return node.warn(RED._('ha-face-entities.warn.lost', { broker: brokerLabel, error: warning.error ?? '-' }));
-        case 'notEnrolled': return node.warn(RED._('ha-face-entities.warn.notEnrolled', { name: warning.name }));
-        case 'failed': return node.warn(warning.error);
+        case 'dropped':
+          return node.warn(RED._('ha-face-entities.warn.dropped', { count: warning.count }));
+        case 'sync':
+          return node.warn(RED._('ha-face-entities.warn.sync', { error: warning.error }));
+        case 'lost':
+          return node.warn(RED._('ha-face-entities.warn.lost', { broker: brokerLabel, error: warning.error ?? '-' }));
+        case 'notEnrolled':
+          return node.warn(RED._('ha-face-entities.warn.notEnrolled', { name: warning.name }));
+        case 'failed':
+          return node.warn(warning.error);
       }
     };
 
@@ -126,22 +151,32 @@ export = function register(RED: NodeAPI): void {
     const open = (gallery: Gallery | null) => {
       if (closing) return;
       session = new HaSession({
-        discoveryPrefix, baseTopic, camera: (config.camera ?? '').trim(), deviceId, offDelaySeconds,
-        retainImage: bool(config.retainImage, true), swVersion: packageVersion(), gallery, mask, onStatus, onWarning,
-        connect: (protocol) => connect(broker, {
-          ...protocol,
-          clientId: `coral-face-${node.id.replace(/[^a-zA-Z0-9]/g, '').slice(0, 12)}-${randomBytes(3).toString('hex')}`,
-          rejectUnauthorized: bool(config.rejectUnauthorized, true),
-          ...(ca ? { ca } : {}),
-          ...(credentials.user ? { username: credentials.user } : {}),
-          ...(credentials.password ? { password: credentials.password } : {}),
-        }),
+        discoveryPrefix,
+        baseTopic,
+        camera: (config.camera ?? '').trim(),
+        deviceId,
+        offDelaySeconds,
+        retainImage: bool(config.retainImage, true),
+        swVersion: packageVersion(),
+        gallery,
+        mask,
+        onStatus,
+        onWarning,
+        connect: (protocol) =>
+          connect(broker, {
+            ...protocol,
+            clientId: `coral-face-${node.id.replace(/[^a-zA-Z0-9]/g, '').slice(0, 12)}-${randomBytes(3).toString('hex')}`,
+            rejectUnauthorized: bool(config.rejectUnauthorized, true),
+            ...(ca ? { ca } : {}),
+            ...(credentials.user ? { username: credentials.user } : {}),
+            ...(credentials.password ? { password: credentials.password } : {}),
+          }),
       });
       session.start();
     };
 
     // The gallery names the people before the first discovery goes out.
-    const galleryNode = config.gallery ? RED.nodes.getNode(config.gallery) as FaceGalleryNode | null : null;
+    const galleryNode = config.gallery ? (RED.nodes.getNode(config.gallery) as FaceGalleryNode | null) : null;
     if (config.gallery && !galleryNode) report(RED._('ha-face-entities.errors.gallery'));
     const ready = galleryNode ? galleryNode.gallery() : Promise.resolve(null);
     ready.then(open, (error) => {
@@ -152,14 +187,20 @@ export = function register(RED: NodeAPI): void {
     node.on('input', (raw, _send, done) => {
       const msg = raw as NodeMessageInFlow & FaceMessage;
       // Before the gallery is open there is no session yet: wait for it (after close there is none).
-      ready.catch(() => null).then(() => session?.receive(msg)).then(() => done(), (error) => fail(node, new Error(mask(errorMessage(error))), done));
+      ready
+        .catch(() => null)
+        .then(() => session?.receive(msg))
+        .then(
+          () => done(),
+          (error) => fail(node, new Error(mask(errorMessage(error))), done),
+        );
     });
 
     node.on('close', (_removed: boolean, done: () => void) => {
       closing = true;
       const current = session;
       session = null;
-      (current ? current.close() : Promise.resolve()).then(done, done);
+      closeWhen(node, current ? current.close() : Promise.resolve(), done);
     });
   }
 
