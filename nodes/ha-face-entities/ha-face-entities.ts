@@ -113,7 +113,8 @@ export = function register(RED: NodeAPI): void {
         case 'disconnected': {
           // The reason goes to the log, once per reason: a wrong password retried all night is one line.
           const error = status.error ?? RED._('ha-face-entities.status.noBroker');
-          if (error !== lastConnectError) node.warn(RED._('ha-face-entities.warn.connect', { broker: brokerLabel, error }));
+          if (error !== lastConnectError)
+            node.warn(RED._('ha-face-entities.warn.connect', { broker: brokerLabel, error }));
           lastConnectError = error;
           return showStatus(
             node,

@@ -14,9 +14,22 @@ const TYPES = fs.readdirSync(NODES_DIR).filter((t) => fs.existsSync(path.join(NO
 
 /** Typical values for each placeholder a status text uses; free text (an error message) counts as empty, the status cuts it. */
 const SAMPLES: Record<string, string> = {
-  name: 'Alice Smith', camera: 'front_door', count: '12', ms: '35', dropped: '0', fps: '5.0', backend: 'Edge TPU usb:0',
-  device: 'usb:0', cameras: '3', people: '12', seconds: '30', broker: 'homeassistant.local:1883', action: 'rename',
-  detector: 'short', message: '', error: '',
+  name: 'Alice Smith',
+  camera: 'front_door',
+  count: '12',
+  ms: '35',
+  dropped: '0',
+  fps: '5.0',
+  backend: 'Edge TPU usb:0',
+  device: 'usb:0',
+  cameras: '3',
+  people: '12',
+  seconds: '30',
+  broker: 'homeassistant.local:1883',
+  action: 'rename',
+  detector: 'short',
+  message: '',
+  error: '',
 };
 
 function statusTexts(type: string): [string, string][] {
@@ -57,7 +70,13 @@ describe('nodes: what users read', () => {
   }
 
   it('the check for English bites', () => {
-    const re = new RegExp(String.raw`\b(?:node|this)\.(?:warn|error|log)\(\s*(?:'[^']*[a-z]{2}[^']*'|` + '`' + String.raw`[^$` + '`' + String.raw`]*[a-z]{2})`);
+    const re = new RegExp(
+      String.raw`\b(?:node|this)\.(?:warn|error|log)\(\s*(?:'[^']*[a-z]{2}[^']*'|` +
+        '`' +
+        String.raw`[^$` +
+        '`' +
+        String.raw`]*[a-z]{2})`,
+    );
     assert.ok(re.test("node.warn('backend changed')"));
     assert.ok(re.test('this.log(`embedder ${id}`)'));
     assert.ok(!re.test("node.warn(RED._('x.warn.backend'))"));
