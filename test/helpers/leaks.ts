@@ -51,6 +51,26 @@ function describeHandles(): string[] {
   });
 }
 
+/**
+ * why-is-node-running's report, kept to the kinds of resource still open: it
+ * also lists file handles, DNS channels and closed sockets, which hold nothing.
+ */
+function creationStacks(report: WhyIsNodeRunning, open: string[]): string {
+  // The two APIs name the same resources differently: PipeWrap / PIPEWRAP, TCPSocketWrap / TCPWRAP.
+  const kind = (name: string) => name.toUpperCase().replace(/(SOCKET)?WRAP$/, '');
+  const active = new Set(open.map(kind));
+  const lines: string[] = [];
+  report({ error: (...args: unknown[]) => lines.push(args.join(' ')) });
+  const blocks = lines
+    .join('\n')
+    .split(/\n(?=# )/)
+    .slice(1);
+  const holding = blocks.filter(
+    (block) => active.has(kind(/^# (\S+)/.exec(block)?.[1] ?? '')) && !block.includes('(unknown stack trace)'),
+  );
+  return holding.length ? `Created at:\n${holding.join('\n')}\n` : '';
+}
+
 export const mochaHooks = {
   afterAll(): void {
     const timer = setTimeout(() => {
@@ -62,8 +82,12 @@ export const mochaHooks = {
             .join('') +
           (why ? '' : 'Run with CORAL_LEAKS=why to see where each was created.\n'),
       );
-      why?.({ error: (...args: unknown[]) => process.stderr.write(`${args.join(' ')}\n`) });
-      process.exit(process.exitCode || 1);
+      if (why) process.stderr.write(creationStacks(why, resources));
+      // Mocha sets the exit code from the failures in its own 'exit' listener; this one runs after it.
+      process.on('exit', () => {
+        process.exitCode = Math.max(Number(process.exitCode) || 0, 1);
+      });
+      process.exit(1);
     }, GRACE_MS);
     timer.unref();
   },
