@@ -9,7 +9,7 @@
 import { ChildProcess, fork } from 'child_process';
 import { EventEmitter } from 'events';
 import * as path from 'path';
-import { chooseDevice, deviceName, EdgeTpuDevice, ModelPair, parseDeviceSpec } from './devices';
+import { deviceName, EdgeTpuDevice, ModelPair } from './devices';
 import type { HostReply, HostRequest, InvokeReply, OpenReply, ProbeReply } from './edgetpu-protocol';
 import { RuntimeError, RuntimeErrorCode } from './errors';
 import { SerialQueue } from './queue';

@@ -49,7 +49,7 @@ export interface InferenceRuntime extends EventEmitter {
 export interface CpuOptions {
   /** Threads for XNNPACK and TFLite (default: 2, or 1 on a single core). */
   threads?: number;
-  /** Apply the XNNPACK delegate (default true: about 16x faster here). */
+  /** Apply the XNNPACK delegate (default true: many times faster than TFLite's own kernels; bench:runtime). */
   xnnpack?: boolean;
   /**
    * Apply the result-preserving rewrites of model-rewrite.ts (default true):

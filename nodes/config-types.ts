@@ -26,9 +26,3 @@ export function describeBackend(backend: BackendInfo): string {
   if (backend.kind === 'edgetpu') return `Edge TPU ${backend.device}`;
   return backend.reasonCode === undefined ? 'CPU' : `CPU (${backend.reason})`;
 }
-
-/** Short enough for a node status under the node: the reason goes to the log and msg.embedder. */
-export function describeBackendShort(backend: BackendInfo): string {
-  if (backend.kind === 'edgetpu') return `Edge TPU ${backend.device}`;
-  return backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'CPU fallback (Edge TPU restarting)' : 'CPU';
-}

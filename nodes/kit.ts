@@ -13,7 +13,7 @@
  *   Catch node sees it.
  */
 import type { Node, NodeAPI } from 'node-red';
-import { errorCodeOf } from './core/common/errors';
+import { errorMessage } from './core/common/errors';
 import { ConfigError, numberSetting, SETTINGS, type NodeType, type NumberRule, type NumericSetting } from './core/flow/settings';
 
 export { ConfigError, numberSetting, type NumberRule };
@@ -56,12 +56,8 @@ export function clearStatus(node: Node): void {
   node.status({});
 }
 
-/** An error as one line: its message and, when it has one, its code. */
-export function errorMessage(error: unknown): string {
-  const message = (error as { message?: unknown } | null)?.message;
-  const code = errorCodeOf(error);
-  return `${typeof message === 'string' ? message : String(error)}${code ? ` [${code}]` : ''}`;
-}
+/** An error as one line: its message and, when it has one, its code (one definition, in the engine). */
+export { errorMessage };
 
 /**
  * The one failure path of a message: the status says what went wrong (the
@@ -72,6 +68,18 @@ export function fail(node: Node, error: unknown, done: (error?: Error) => void):
   const message = (error as { message?: unknown } | null)?.message;
   showStatus(node, 'error', typeof message === 'string' ? message : String(error));
   done(error instanceof Error ? error : new Error(String(error)));
+}
+
+/**
+ * Finishes a node's close once the promise settles, whatever the outcome: a
+ * close that never calls done stalls every redeploy, and a failed release is
+ * only worth a log line.
+ */
+export function closeWhen(node: Node, promise: Promise<unknown>, done: () => void): void {
+  promise.then(() => done(), (error) => {
+    node.warn(errorMessage(error));
+    done();
+  });
 }
 
 /** Node-RED's userDir, where galleries live by default. */

@@ -2,8 +2,9 @@
 // the main thread and settles a Promise: opening a model on the libuv thread
 // pool (once), resizing and invoking on the interpreter's own thread. One
 // thread per interpreter, rather than whichever pool thread is free, keeps
-// the interpreter's working set warm in that thread's cache (BlazeFace at one
-// thread: 1.19 ms against 1.47 ms hopping pool threads) and leaves the
+// the interpreter's working set warm in that thread's cache (BlazeFace runs
+// faster than hopping pool threads; the figures are in the README's design
+// notes) and leaves the
 // pool to file and DNS work. The main thread only validates and hands over.
 #include <napi.h>
 

@@ -15,7 +15,7 @@ import type { FaceMessage, FaceRecord } from '../core/flow/messages';
 import { isPixelRef, pixels } from '../core/media/pixel-store';
 import { acquireDetector, DetectorSpec, releaseDetector } from '../core/flow/resources';
 import { LatestWins } from '../core/flow/latest-wins';
-import { configNumber, errorMessage, fail, showStatus } from '../kit';
+import { closeWhen, configNumber, errorMessage, fail, showStatus } from '../kit';
 
 interface AlignDef extends NodeDef {
   detector: 'short' | 'full';
@@ -130,7 +130,7 @@ export = function register(RED: NodeAPI): void {
       if (Buffer.isBuffer(payload) ? payload.length > 0 : typeof payload === 'string' && payload.trim() !== '') return null;
       return RED._('align.errors.input', { got: describeValue(payload) });
     };
-    node.on('close', (done: () => void) => { releaseDetector(spec).finally(done); });
+    node.on('close', (done: () => void) => closeWhen(node, releaseDetector(spec), done));
   }
   RED.nodes.registerType('align', Align as unknown as (this: Node, def: NodeDef) => void);
 };

@@ -16,7 +16,7 @@ import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from 
 import { CameraIdentities, faceBus } from '../core/flow/face-bus';
 import type { FrameRef } from '../core/flow/messages';
 import { pixels } from '../core/media/pixel-store';
-import { configNumber, errorMessage, showStatus } from '../kit';
+import { closeWhen, configNumber, errorMessage, showStatus } from '../kit';
 
 /** A camera failing the same way again is logged at most this often. */
 const FAILURE_LOG_INTERVAL_MS = 10 * 60_000;
@@ -121,13 +121,14 @@ export = function register(RED: NodeAPI): void {
     faceBus.on('identities', onIdentities);
     showStatus(node, 'pending', RED._('camera-in.status.connecting'));
     source.start();
-    node.log(`${source.describe()} (ffmpeg: ${source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : 'not found'})`);
+    const ffmpeg = source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : RED._('camera-in.log.noFfmpeg');
+    node.log(RED._('camera-in.log.started', { source: source.describe(), ffmpeg }));
 
     node.on('close', (done: () => void) => {
       faceBus.off('identities', onIdentities);
       node.live?.close();
       node.latest = undefined;
-      source.stop().finally(done);
+      closeWhen(node, source.stop(), done);
     });
   }
 
@@ -183,7 +184,7 @@ export = function register(RED: NodeAPI): void {
   const liveNode = (req: Request, res: Response): CameraInNode | undefined => {
     const node = RED.nodes.getNode(String(req.params.id)) as CameraInNode | null;
     if (!node || node.type !== 'camera-in') {
-      res.status(404).json({ error: 'no deployed camera-in node with that id (deploy first)' });
+      res.status(404).json({ error: RED._('camera-in.live.notDeployed') });
       return undefined;
     }
     return node;

@@ -46,7 +46,7 @@ export function blazeFaceModel(variant: BlazeFaceVariant): string {
 export async function openDetector(config: DetectorConfig = {}): Promise<{ detector: FaceDetector; runtime: InferenceRuntime }> {
   const variant = config.variant ?? 'short';
   // BlazeFace is float with fp16 weights: a CPU model, never compiled for the Edge TPU.
-  // One thread by default: it takes 1-3 ms anyway, and a second XNNPACK pool
+  // One thread by default: the detector is quick on one, and a second XNNPACK pool
   // spinning beside the embedder's steals the cores the embedder needs.
   const runtime = await CpuRuntime.open(blazeFaceModel(variant), { threads: config.threads ?? 1 });
   // minScore 0.5 for both models (MediaPipe uses 0.6 for full-range): far

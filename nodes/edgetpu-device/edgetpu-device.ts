@@ -9,7 +9,7 @@ import type { BackendInfo, Performance } from '../../native';
 import type { TfliteEmbedder } from '../core/embed/embedder';
 import { acquireEmbedder, releaseEmbedder } from '../core/flow/resources';
 import { describeBackend, EdgeTpuDeviceNode } from '../config-types';
-import { configNumber } from '../kit';
+import { closeWhen, configNumber } from '../kit';
 
 interface EdgeTpuDeviceDef extends NodeDef {
   device: string;
@@ -27,16 +27,16 @@ export = function register(RED: NodeAPI): void {
       performance: config.performance || 'high',
       model: config.model?.trim() || undefined,
       // Blank: half the cores. A camera flow runs the detector, ffmpeg and
-      // the embedder side by side; on two cores one XNNPACK thread processed
-      // 23 of 25 fps with 0.8 cores where two threads managed 21 with 1.1
-      // (bench:stream), the idle pool threads spinning against the rest.
+      // the embedder side by side; on two cores one XNNPACK thread kept up
+      // with more frames, on less CPU, than two, whose idle pool threads spin
+      // against the rest (bench:stream; the figures are in the README's design notes).
       threads: threads > 0 ? threads : Math.max(1, Math.floor(os.availableParallelism() / 2)),
     };
     let opened: Promise<TfliteEmbedder> | null = null;
     this.embedder = () => {
       opened ??= acquireEmbedder(this.spec).then((embedder) => {
-        this.log(`embedder ${embedder.id} on ${describeBackend(embedder.backend)}`);
-        embedder.inference.on('backend', (b: BackendInfo) => this.warn(`backend changed: ${describeBackend(b)}`));
+        this.log(RED._('edgetpu-device.log.opened', { id: embedder.id, backend: describeBackend(embedder.backend) }));
+        embedder.inference.on('backend', (b: BackendInfo) => this.warn(RED._('edgetpu-device.warn.backend', { backend: describeBackend(b) })));
         return embedder;
       });
       return opened;
@@ -44,7 +44,7 @@ export = function register(RED: NodeAPI): void {
     this.on('close', (done: () => void) => {
       const wasOpen = opened !== null;
       opened = null;
-      (wasOpen ? releaseEmbedder(this.spec) : Promise.resolve()).finally(done);
+      closeWhen(this, wasOpen ? releaseEmbedder(this.spec) : Promise.resolve(), done);
     });
   }
   RED.nodes.registerType('edgetpu-device', EdgeTpuDevice as unknown as (this: Node, def: NodeDef) => void);

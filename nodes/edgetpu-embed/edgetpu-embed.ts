@@ -6,7 +6,7 @@
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { BackendInfo } from '../../native';
-import { describeBackend, describeBackendShort, EdgeTpuDeviceNode } from '../config-types';
+import { describeBackend, EdgeTpuDeviceNode } from '../config-types';
 import type { TfliteEmbedder } from '../core/embed/embedder';
 import type { FaceMessage, FaceRecord } from '../core/flow/messages';
 import { EmbeddingReuse } from '../core/embed/embedding-reuse';
@@ -47,7 +47,10 @@ export = function register(RED: NodeAPI): void {
     embedder.catch(() => undefined);
     let msPerFace = 0;
     const showBackend = (backend: BackendInfo) => {
-      const backendText = describeBackendShort(backend);
+      // Short enough for the status: the reason goes to the log and msg.embedder.
+      const backendText = backend.kind === 'edgetpu'
+        ? RED._('edgetpu-embed.status.edgetpu', { device: backend.device ?? '' })
+        : RED._(backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'edgetpu-embed.status.cpuFallback' : 'edgetpu-embed.status.cpu');
       showStatus(node, backend.kind === 'edgetpu' ? 'ok' : backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'warning' : 'notice',
         msPerFace ? RED._('edgetpu-embed.status.speed', { backend: backendText, ms: msPerFace.toFixed(1) }) : backendText);
     };

@@ -13,7 +13,7 @@ import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { Gallery } from '../core/gallery/gallery';
 import { acquireGallery, Recognizer, releaseGallery } from '../core/flow/resources';
-import { configNumber, errorMessage, userDir } from '../kit';
+import { closeWhen, configNumber, errorMessage, userDir } from '../kit';
 import type { EdgeTpuDeviceNode, FaceGalleryNode } from '../config-types';
 
 interface FaceGalleryDef extends NodeDef {
@@ -77,7 +77,7 @@ export = function register(RED: NodeAPI): void {
     this.recognizer = retrying(async () => {
       const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
       const recognizer = await Recognizer.open(gallery, embedder, this.settings());
-      recognizer.on('error', (error) => node.error(`gallery reload failed: ${errorMessage(error)}`));
+      recognizer.on('error', (error) => node.error(RED._('face-gallery.errors.reload', { error: errorMessage(error) })));
       recognizers.push(recognizer);
       return recognizer;
     }, () => undefined);
@@ -93,7 +93,7 @@ export = function register(RED: NodeAPI): void {
         gallery?.off('warning', onWarning);
         if (held) await releaseGallery(this.directory);
       };
-      (held ? this.gallery().then(release, () => undefined) : Promise.resolve()).finally(done);
+      closeWhen(this, held ? this.gallery().then(release, () => undefined) : Promise.resolve(), done);
     });
   }
   RED.nodes.registerType('face-gallery', FaceGallery as unknown as (this: Node, def: NodeDef) => void);

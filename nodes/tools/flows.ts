@@ -7,6 +7,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { DEFAULT_QUALITY_THRESHOLDS } from '../core/align/quality';
 import { dialogDefault, SETTINGS } from '../core/flow/settings';
 
 export type FlowNode = Record<string, unknown> & { id: string; type: string };
@@ -22,6 +23,9 @@ export interface RecogniseFlowOptions {
   /** Add an inject + enrol pair for walk-up enrolment from this camera. */
   walkup?: boolean;
 }
+
+/** Camera flows do not align faces the quality gate would refuse as too small anyway. */
+const FLOW_MIN_FACE_SIZE = String(DEFAULT_QUALITY_THRESHOLDS.minBoxPx);
 
 /** Stable ids per flow, readable in the JSON: "<prefix>-<role>". */
 function ids(prefix: string) {
@@ -142,6 +146,57 @@ export function demoFlow(clip: string, galleryPath: string): FlowNode[] {
     galleryPath,
     walkup: true,
   });
+}
+
+/** The nodes of one camera's chain into Home Assistant, in wiring order (the add-on keys its node ids on them). */
+export const HA_CHAIN_ROLES = ['camera-in', 'align', 'edgetpu-embed', 'imprint-classify', 'ha-face-entities'] as const;
+export type HaChainRole = (typeof HA_CHAIN_ROLES)[number];
+
+export interface HaChainOptions {
+  /** The id of each node of the chain. */
+  id: (role: HaChainRole) => string;
+  camera: { name: string; url: string };
+  detector: 'short' | 'full';
+  /** Ids of the edgetpu-device and face-gallery config nodes the chain uses. */
+  device: string;
+  gallery: string;
+  /** The MQTT broker URL ('' until one is known). */
+  broker: string;
+}
+
+/**
+ * One camera into Home Assistant, as the add-on generates it for each camera
+ * (addon/rootfs/usr/lib/coral-face/generate.js): camera-in -> align ->
+ * edgetpu-embed -> imprint-classify -> ha-face-entities, and camera-in's
+ * stream status to ha-face-entities too. Defaults come from the settings
+ * table; the add-on adds positions and decides which properties it manages.
+ */
+export function homeAssistantChain(options: HaChainOptions): FlowNode[] {
+  const { id } = options;
+  return [
+    {
+      id: id('camera-in'), type: 'camera-in', name: options.camera.name, url: options.camera.url, transport: 'tcp',
+      fps: dialogDefault('camera-in', 'fps'), maxWidth: dialogDefault('camera-in', 'maxWidth'),
+      stallSeconds: dialogDefault('camera-in', 'stallSeconds'), wires: [[id('align')], [id('ha-face-entities')]],
+    },
+    {
+      id: id('align'), type: 'align', name: '', detector: options.detector, minScore: dialogDefault('align', 'minScore'),
+      maxFaces: dialogDefault('align', 'maxFaces'), minFaceSize: FLOW_MIN_FACE_SIZE, tiles: false, minSharpness: '', maxYaw: '',
+      wires: [[id('edgetpu-embed')]],
+    },
+    { id: id('edgetpu-embed'), type: 'edgetpu-embed', name: '', device: options.device, embedAll: false, wires: [[id('imprint-classify')]] },
+    {
+      id: id('imprint-classify'), type: 'imprint-classify', name: '', gallery: options.gallery,
+      confirmFrames: dialogDefault('imprint-classify', 'confirmFrames'), unknownFrames: dialogDefault('imprint-classify', 'unknownFrames'),
+      cooldown: dialogDefault('imprint-classify', 'cooldown'), maxMissed: dialogDefault('imprint-classify', 'maxMissed'), perFrame: false,
+      wires: [[id('ha-face-entities')], []],
+    },
+    {
+      id: id('ha-face-entities'), type: 'ha-face-entities', name: '', broker: options.broker, caFile: '', rejectUnauthorized: true,
+      discoveryPrefix: 'homeassistant', baseTopic: 'coral-face', camera: options.camera.name, deviceId: '', gallery: options.gallery,
+      offDelay: dialogDefault('ha-face-entities', 'offDelay'), retainImage: true, wires: [],
+    },
+  ];
 }
 
 /** Rewrites examples/*.json from the builders above (`npm run examples`). */

@@ -13,7 +13,6 @@ import { strict as assert } from 'assert';
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { parse } from 'yaml';
@@ -186,7 +185,6 @@ describe('Home Assistant app: scripts, AppArmor and image recipe', () => {
     }
     const parser = spawnSync('apparmor_parser', ['--version'], { encoding: 'utf8' });
     if (parser.error) {
-      // eslint-disable-next-line no-console
       console.log('      (apparmor_parser not installed: apt-get install -y apparmor to parse the profile too)');
       return;
     }
@@ -274,10 +272,10 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     const run = await sandbox.run(env());
     assert.equal(run.status, 0, run.stderr);
     assert.ok(run.record, `node-red was exec'd\n${run.stderr}`);
-    assert.deepEqual(run.record!.argv, ['--userDir', sandbox.userDir, '--settings', sandbox.settingsFile]);
-    assert.equal(run.record!.env.CORAL_FACE_MQTT, undefined, 'the MQTT password does not reach Node-RED\'s environment');
-    assert.equal(run.record!.env.CORAL_EDGETPU_LIBRARY, undefined);
-    assert.equal(run.record!.env.NODE_RED_DISABLE_TELEMETRY, '1');
+    assert.deepEqual(run.record.argv, ['--userDir', sandbox.userDir, '--settings', sandbox.settingsFile]);
+    assert.equal(run.record.env.CORAL_FACE_MQTT, undefined, 'the MQTT password does not reach Node-RED\'s environment');
+    assert.equal(run.record.env.CORAL_EDGETPU_LIBRARY, undefined);
+    assert.equal(run.record.env.NODE_RED_DISABLE_TELEMETRY, '1');
     // It asked the Supervisor with its token.
     assert.deepEqual(supervisor.requests, [{ method: 'GET', path: '/services/mqtt', authorization: `Bearer ${TOKEN}`, status: 200 }]);
 
@@ -330,12 +328,13 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     const standIns: string[] = [];
     const modules = [...new Set(flows.map((n) => n.type).filter((t) => t !== 'tab'))].map((type) => {
       const file = path.join(ROOT, 'build', 'nodes', type, `${type}.js`);
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
       if (fs.existsSync(file)) return require(file);
       standIns.push(type);
       return (RED: any) => RED.nodes.registerType(type, function (this: any, config: any) { RED.nodes.createNode(this, config); this.config = config; },
         { credentials: { user: { type: 'text' }, password: { type: 'password' } } });
     });
-    if (standIns.length) console.log(`      (stand-ins for node types not built yet: ${standIns.join(', ')})`); // eslint-disable-line no-console
+    if (standIns.length) console.log(`      (stand-ins for node types not built yet: ${standIns.join(', ')})`);
 
     // Node-RED decrypts flows_cred.json with settings.credentialSecret: give it the secret the app generated.
     const secret = sandbox.secret();
@@ -372,6 +371,7 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     assert.equal(run.status, 0, run.stderr);
 
     delete require.cache[sandbox.settingsFile];
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const settings = require(sandbox.settingsFile);
     assert.equal(settings.uiPort, port);
     assert.equal(settings.uiHost, '0.0.0.0');

@@ -195,6 +195,9 @@ export function validateConfig(config: unknown): Problems {
 const TRUE = new Set([true, 'true', 'yes', 'on', 'enable', '1', 1]);
 const FALSE = new Set([false, 'false', 'no', 'off', 'disable', '0', 0]);
 
+/** A value as a check reads it: strings as they are, anything else as JSON. */
+const asText = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value) ?? 'undefined');
+
 /** One option value against its type string, the way options.py _single_validate does. */
 function validateValue(type: string, value: unknown, at: string, p: Problems): void {
   const m = RE_SCHEMA_ELEMENT.exec(type);
@@ -214,19 +217,19 @@ function validateValue(type: string, value: unknown, at: string, p: Problems): v
   } else if (type.startsWith('bool')) {
     if (!TRUE.has(value as never) && !FALSE.has(value as never)) p.push(`${at}: ${JSON.stringify(value)} is not a boolean`);
   } else if (type.startsWith('email')) {
-    if (!/^[^@\s]+@[^@\s]+$/.test(String(value))) p.push(`${at}: not an email`);
+    if (!/^[^@\s]+@[^@\s]+$/.test(asText(value))) p.push(`${at}: not an email`);
   } else if (type.startsWith('url')) {
-    if (!/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+/i.test(String(value))) p.push(`${at}: not a URL`);
+    if (!/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+/i.test(asText(value))) p.push(`${at}: not a URL`);
   } else if (type.startsWith('port')) {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 1 || n > 65535) p.push(`${at}: not a port`);
   } else if (type.startsWith('match')) {
     // re.match: anchored at the start only
-    if (!new RegExp(`^(?:${g.match})`).test(String(value))) p.push(`${at}: ${JSON.stringify(value)} does not match ${g.match}`);
+    if (!new RegExp(`^(?:${g.match})`).test(asText(value))) p.push(`${at}: ${JSON.stringify(value)} does not match ${g.match}`);
   } else if (type.startsWith('list')) {
-    if (!g.list.split('|').includes(String(value))) p.push(`${at}: ${JSON.stringify(value)} is not one of ${g.list}`);
+    if (!g.list.split('|').includes(asText(value))) p.push(`${at}: ${JSON.stringify(value)} is not one of ${g.list}`);
   } else if (type.startsWith('device')) {
-    if (!String(value).startsWith('/dev/')) p.push(`${at}: not a device path`);
+    if (!asText(value).startsWith('/dev/')) p.push(`${at}: not a device path`);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * Runs the app's start script (addon/rootfs/usr/bin/coral-face-start) for
  * real in a temporary root: /data, the Supervisor URL, the generate.js folder,
- * the port and the libedgetpu1-max folder come from env overrides, and a fake
+ * the package folder (this checkout), the port and the libedgetpu1-max folder
+ * come from env overrides, and a fake
  * `node-red` first on PATH records the argv and environment it was exec'd
  * with, then exits.
  */
@@ -64,6 +65,8 @@ export class Sandbox {
     const all = {
       CORAL_FACE_DATA: this.data,
       CORAL_FACE_LIB: LIB_DIR,
+      // The package generate.js takes the camera chain from: this checkout, built.
+      CORAL_FACE_PACKAGE: ROOT,
       CORAL_FACE_PORT: '1880',
       CORAL_FACE_EDGETPU_MAX_DIR: this.maxDir,
       ...env,

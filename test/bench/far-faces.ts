@@ -9,21 +9,21 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { Detection, FaceDetector } from '../../nodes/core/detect/blazeface';
-import { intersectionOverUnion, type Box, type RgbImage } from '../../nodes/core/media/image';
+import { FaceDetector } from '../../nodes/core/detect/blazeface';
+import { intersectionOverUnion, type RgbImage } from '../../nodes/core/media/image';
 import { DEV_DIR, modelRunner } from '../helpers/real-models';
 
 async function main(): Promise<void> {
     const fullModel = modelRunner('full');
     const shortModel = modelRunner('short');
     const groupDir = path.join(DEV_DIR, '_group');
-    const reference = new FaceDetector(fullModel!, 'full', { tiles: true, tileFraction: 0.5 });
+    const reference = new FaceDetector(fullModel, 'full', { tiles: true, tileFraction: 0.5 });
     const candidates: Record<string, FaceDetector> = {
-      'full, whole frame': new FaceDetector(fullModel!, 'full'),
-      'full, tiles 1.0': new FaceDetector(fullModel!, 'full', { tiles: true }),
-      'full, tiles 0.6': new FaceDetector(fullModel!, 'full', { tiles: true, tileFraction: 0.6 }),
-      'short, whole frame': new FaceDetector(shortModel!, 'short'),
-      'short, tiles 0.5': new FaceDetector(shortModel!, 'short', { tiles: true, tileFraction: 0.5 }),
+      'full, whole frame': new FaceDetector(fullModel, 'full'),
+      'full, tiles 1.0': new FaceDetector(fullModel, 'full', { tiles: true }),
+      'full, tiles 0.6': new FaceDetector(fullModel, 'full', { tiles: true, tileFraction: 0.6 }),
+      'short, whole frame': new FaceDetector(shortModel, 'short'),
+      'short, tiles 0.5': new FaceDetector(shortModel, 'short', { tiles: true, tileFraction: 0.5 }),
     };
     const bins = [0, 30, 40, 50, 70, 90, 120, 1e9];
     const tally = Object.fromEntries(

@@ -85,8 +85,8 @@ async function main(): Promise<void> {
   if (!json) console.log(`bench:pipeline on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores)\n`);
 
   // Ours first, both cases, then the peer: face-api's tfjs heap and WASM
-  // memory in the same process slowed our stages by 10-30 % (garbage
-  // collection and cache pressure) when it was loaded first.
+  // memory in the same process slowed our stages (garbage collection and
+  // cache pressure) when it was loaded first.
   const files = devPhotos(photoCount);
   const frame = await groupFrame('five-people.jpg');
 

@@ -16,7 +16,7 @@ import { decodeRaw, DEV_DIR, loadPhoto, modelRunner } from '../helpers/real-mode
 
 async function main(): Promise<void> {
     const runModel = modelRunner('short');
-    const detector = new FaceDetector(runModel!, 'short');
+    const detector = new FaceDetector(runModel, 'short');
     const central = (faces: Detection[], image: RgbImage): Detection | undefined => {
       const offCentre = (d: Detection): number =>
         Math.hypot(d.box.x + d.box.width / 2 - image.width / 2, d.box.y + d.box.height / 2 - image.height / 2);

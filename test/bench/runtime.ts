@@ -64,7 +64,7 @@ function benchPeer(model: string, threads: number, xnnpack: boolean, inputs: Flo
 
 async function main(): Promise<void> {
   if (!json) console.log(`bench:runtime on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores), ${iterations} invokes per case\n`);
-  const rows: Record<string, unknown>[] = [];
+  const rows: Record<string, string | number | boolean>[] = [];
   for (const name of Object.keys(MODELS) as ModelName[]) {
     const probe = await CpuRuntime.open(MODELS[name], { threads: 1 });
     const info = probe.inputs[0];
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     const rewritable = rewriteForCpu(fs.readFileSync(MODELS[name])).applied.length > 0;
     for (const [threads, rewrite] of [[1, false], [2, false], ...(rewritable ? [[1, true], [2, true]] : [])] as [number, boolean][]) {
       const ours = await benchOurs(MODELS[name], threads, rewrite, inputs);
-      // The peer without XNNPACK is ~16x slower: fewer runs keep the benchmark short.
+      // The peer without XNNPACK is many times slower: fewer runs keep the benchmark short.
       const peerDefault = benchPeer(MODELS[name], threads, false, inputs, Math.max(10, Math.round(iterations / 10)));
       const peerXnnpack = benchPeer(MODELS[name], threads, true, inputs, iterations);
       const medianMs = median(ours.times);

@@ -105,8 +105,8 @@ async function main(): Promise<void> {
   helper.getNode('visits').on('input', () => { visits++; });
 
   // Warm up 30 s, then measure. RSS climbs for about that long while the
-  // frame store and the allocator settle (324 MB at 10 s, 347 MB at 30 s in
-  // one run), then stays flat or falls: leaks show as growth after that.
+  // frame store and the allocator settle, then stays flat or falls: leaks
+  // show as growth after that.
   const warmUp = Math.min(30, Math.max(10, seconds / 10));
   await new Promise((r) => setTimeout(r, warmUp * 1000));
   const cam = helper.getNode('cam');

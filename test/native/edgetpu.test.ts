@@ -35,7 +35,7 @@ function seededInput(length: number, seed: number): Float32Array {
   return data;
 }
 
-function waitFor<T>(emitter: InferenceRuntime, predicate: (b: BackendInfo) => boolean, timeoutMs: number): Promise<BackendInfo> {
+function waitFor(emitter: InferenceRuntime, predicate: (b: BackendInfo) => boolean, timeoutMs: number): Promise<BackendInfo> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no matching backend event within ${timeoutMs} ms`)), timeoutMs);
     const listener = (backend: BackendInfo) => {
@@ -66,7 +66,7 @@ describe('Edge TPU: device strings', function () {
   const pick = (text: string) => {
     const spec = parseDeviceSpec(text);
     assert.equal(spec.kind, 'edgetpu');
-    return chooseDevice(devices, spec as Extract<typeof spec, { kind: 'edgetpu' }>);
+    return chooseDevice(devices, spec);
   };
 
   it('accepts the strings Frigate and pycoral users know', () => {

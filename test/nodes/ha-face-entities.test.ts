@@ -74,7 +74,7 @@ interface Received {
 function validateDevice(topic: string, payload: any, uniqueIds: Set<string>): Set<string> {
   const m = /^homeassistant\/device\/([^/]+)\/config$/.exec(topic);
   assert.ok(m && TOPIC_ID.test(m[1]), `discovery topic ${topic}`);
-  const deviceId = m![1];
+  const deviceId = m[1];
   assert.ok(Array.isArray(payload.dev?.ids) && payload.dev.ids.length > 0, 'dev.ids');
   for (const key of ['name', 'mf', 'mdl', 'sw']) assert.equal(typeof payload.dev[key], 'string', `dev.${key}`);
   assert.equal(typeof payload.o?.name, 'string', 'o.name (origin is mandatory for device discovery)');

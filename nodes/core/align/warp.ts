@@ -7,7 +7,7 @@
  * [i, i+1) × [j, j+1), so its centre is (i + 0.5, j + 0.5). Detections from
  * blazeface.ts use the same convention.
  */
-import type { Box, Point, RgbImage } from '../media/image';
+import type { Point, RgbImage } from '../media/image';
 import { createRgbImage } from '../media/image';
 
 /** Row-major 2×3 affine matrix [a, b, c, d, e, f]: x' = a·x + b·y + c, y' = d·x + e·y + f. */
@@ -132,7 +132,8 @@ export function warpAffine(image: RgbImage, sourceToDest: Readonly<AffineMatrix>
   for (let y = 0; y < height; y++) {
     // Source position of the output pixel centre (x + 0.5, y + 0.5), in index
     // space (-0.5), stepped along the row: one add per pixel instead of the
-    // full matrix product (2.5x faster in V8 than Math.floor/min/max per pixel).
+    // full matrix product (faster in V8 than Math.floor/min/max per pixel;
+    // the figures are in the README's design notes).
     let sx = inv[0] * 0.5 + inv[1] * (y + 0.5) + inv[2] - 0.5;
     let sy = inv[3] * 0.5 + inv[4] * (y + 0.5) + inv[5] - 0.5;
     for (let x = 0; x < width; x++, sx += inv[0], sy += inv[3], q += 3) {

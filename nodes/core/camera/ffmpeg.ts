@@ -45,6 +45,8 @@ export function resolveFfmpeg(options: { ffmpegPath?: string } = {}): ResolvedFf
   }
   try {
     // Optional dependency: a static ffmpeg for hosts without one (e.g. Home Assistant OS add-ons).
+    // A synchronous require, since it may be missing and this lookup is synchronous.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const installer = require('@ffmpeg-installer/ffmpeg') as { path?: unknown };
     if (typeof installer.path === 'string' && isExecutable(installer.path)) return { path: installer.path, source: 'npm' };
   } catch {
@@ -64,7 +66,7 @@ const majorVersions = new Map<string, Promise<number>>();
  * timeout); from 5.0 `-timeout` is the socket timeout and `-stimeout` is gone.
  * Unparseable versions (git builds: "N-12345-g...") are taken as current.
  * Asked asynchronously, once per binary: a synchronous spawn here held
- * Node-RED's event loop for ~100 ms at the first deploy.
+ * Node-RED's event loop at the first deploy.
  */
 export function ffmpegMajorVersion(binary: string): Promise<number> {
   let known = majorVersions.get(binary);

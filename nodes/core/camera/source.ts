@@ -153,20 +153,14 @@ interface Run {
   lastFrameAt: number;
 }
 
-export interface CameraSource {
-  on(event: 'frame', listener: (frame: CameraFrame) => void): this;
-  on(event: 'state', listener: (event: CameraStateEvent) => void): this;
+interface CameraEvents {
+  frame: [frame: CameraFrame];
+  state: [event: CameraStateEvent];
   /** ffmpeg stderr lines, masked. */
-  on(event: 'log', listener: (line: string) => void): this;
-  once(event: 'frame', listener: (frame: CameraFrame) => void): this;
-  once(event: 'state', listener: (event: CameraStateEvent) => void): this;
-  once(event: 'log', listener: (line: string) => void): this;
-  off(event: 'frame', listener: (frame: CameraFrame) => void): this;
-  off(event: 'state', listener: (event: CameraStateEvent) => void): this;
-  off(event: 'log', listener: (line: string) => void): this;
+  log: [line: string];
 }
 
-export class CameraSource extends EventEmitter {
+export class CameraSource extends EventEmitter<CameraEvents> {
   /** Unique marker placed in ffmpeg's argv (`-metadata comment=...`) so its processes can be found. */
   readonly id: string;
   readonly kind: CameraKind;

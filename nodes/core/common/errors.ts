@@ -20,3 +20,10 @@ export function errorCodeOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }
+
+/** An error as one line: its message and, when it has one, its code. */
+export function errorMessage(error: unknown): string {
+  const message = (error as { message?: unknown } | null)?.message;
+  const code = errorCodeOf(error);
+  return `${typeof message === 'string' ? message : String(error)}${code ? ` [${code}]` : ''}`;
+}

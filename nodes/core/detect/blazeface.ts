@@ -542,10 +542,10 @@ export function prepareInput(image: RgbImage, variant: BlazeFaceVariant, region?
 
 /**
  * The same input as `prepareInput`, computed natively on the libuv thread
- * pool (native/src/resample.cc) with the same cached taps: 1280x720 to the
- * 192 px input takes ~0.9 ms with the hand-over, against ~6 ms in JavaScript on the event
- * loop and ~3.4 ms through libvips (sharp), whose fixed cost per call is
- * 1.5 ms for a frame this size.
+ * pool (native/src/resample.cc) with the same cached taps: faster, hand-over
+ * included, than the same resampling in JavaScript (on the event loop) or
+ * through libvips (sharp), whose fixed cost per call dominates at this size
+ * (the figures are in the README's design notes).
  */
 export async function prepareInputNative(image: RgbImage, variant: BlazeFaceVariant, region?: Box): Promise<PreparedInput> {
   const { letterbox, columns, rows } = resamplingPlan(image, variant, region);

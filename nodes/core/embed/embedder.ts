@@ -48,8 +48,8 @@ const digests = new Map<string, Promise<string>>();
 
 /**
  * A short hash of the model file, for the embedder id. Streamed in chunks and
- * cached per file version: hashing 5 MB at once would hold Node-RED's event
- * loop for ~15 ms at every deploy.
+ * cached per file version: hashing the whole file (5 MB) at once would hold
+ * Node-RED's event loop at every deploy.
  */
 async function fileDigest(file: string): Promise<string> {
   const stat = await fs.promises.stat(file);
@@ -85,8 +85,8 @@ function mirrored(crop: RgbImage): RgbImage {
 
 /**
  * The batch to run: 1 when the model can take it. On the CPU a batch of N
- * costs N single inferences (MobileFaceNet: 2.85 ms for one face, 5.65 for
- * two), so a fixed batch of 2 only wastes its empty slot on a lone face.
+ * costs about N single inferences (bench:runtime), so a fixed batch of 2
+ * only wastes its empty slot on a lone face.
  * Edge TPU models have fixed shapes and keep theirs (empty slots padded).
  */
 async function singleFaceBatch(runtime: InferenceRuntime, batch: number): Promise<number> {

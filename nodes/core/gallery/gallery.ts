@@ -203,7 +203,7 @@ function validateCrops(crops: readonly NewCrop[]): void {
   if (!Array.isArray(crops) || crops.length === 0) {
     throw new GalleryError('ERR_CROPS_INVALID', 'No crops given; pass at least one aligned face crop.');
   }
-  crops.forEach((crop, position) => {
+  crops.forEach((crop: NewCrop, position) => {
     const image = crop?.image;
     const validSize =
       image && Number.isInteger(image.width) && Number.isInteger(image.height) && image.width > 0 && image.height > 0;

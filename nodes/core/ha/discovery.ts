@@ -1,12 +1,12 @@
 /**
  * Home Assistant MQTT device discovery for one camera: the payloads, the
- * topic layout. No MQTT client and no Node-RED here (presence.ts keeps who is
- * present; the node does the I/O).
+ * topic layout, what each visit becomes. No MQTT client and no Node-RED here
+ * (presence.ts keeps who is present; session.ts does the I/O).
  *
  * One camera is one HA device, announced with a single retained payload on
  * `<prefix>/device/<deviceId>/config` (HA "device discovery", `cmps` map):
  *
- *   face_event               event          event_types = enrolled names + "unknown"
+ *   face_event               event          event_types = enrolled names + "unknown" (HA_VISITS)
  *   unknown_trigger          device trigger "Unknown person detected"
  *   person_<id>_trigger      device trigger "<name> recognized"      (one per person, label sticky)
  *   person_<id>_presence     binary_sensor  occupancy, off_delay     (one per person)
@@ -111,7 +111,7 @@ export function slugId(name: string): string {
   const nfc = name.normalize('NFC').trim();
   const folded = nfc.normalize('NFKD').replace(/\p{M}+/gu, '');
   const base = folded.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
-  const lossy = /[^A-Za-z0-9 _.\-]/.test(folded) || base.length > MAX_SLUG || base.length === 0;
+  const lossy = /[^A-Za-z0-9 _.-]/.test(folded) || base.length > MAX_SLUG || base.length === 0;
   const cut = base.slice(0, MAX_SLUG).replace(/_+$/, '');
   return lossy ? `${cut || 'id'}_${shortHash(nfc)}` : cut;
 }
@@ -168,10 +168,11 @@ export const personKey = {
   presence: (personId: string) => `person_${personId}_presence`,
 };
 
-/** Every enrolled display name plus "unknown", once each, in a stable order. */
+/** Every enrolled display name, then the fixed event types of HA_VISITS ("unknown"), once each, in a stable order. */
 export function eventTypes(people: readonly HaPerson[]): string[] {
   const names = [...new Set(people.map((p) => p.name))].sort((a, b) => a.localeCompare(b));
-  return names.includes(UNKNOWN_EVENT_TYPE) ? names : [...names, UNKNOWN_EVENT_TYPE];
+  const fixed = Object.values(HA_VISITS).flatMap((rule: HaVisitRule) => (rule.eventType === null ? [] : [rule.eventType]));
+  return [...new Set([...names, ...fixed])];
 }
 
 // ---------------------------------------------------------------- discovery payload
@@ -371,11 +372,36 @@ export function peopleFromDiscovery(payload: unknown): HaPerson[] {
   return people;
 }
 
-// ---------------------------------------------------------------- state payloads
+// ---------------------------------------------------------------- visits and state payloads
+
+/** What one kind of visit becomes in Home Assistant. */
+export interface HaVisitRule {
+  /** The event entity's event_type: null for the person's name, else a fixed type (listed in every event_types). */
+  eventType: string | null;
+  /** The visit names a person (name, person_id, presence); otherwise it is a stranger's. */
+  person: boolean;
+  /** The device trigger it fires: the person's, the one for strangers, or none. */
+  trigger: 'person' | 'unknown' | null;
+  /** It turns the person's presence sensor on (and restarts off_delay). */
+  presence: boolean;
+}
+
+/**
+ * The one place that maps visit events to HA: event entity, trigger and
+ * presence, per kind of visit (`left` only ends presence, so it has no row).
+ * A new kind of visit is a row here; the session and the payloads follow it.
+ */
+export const HA_VISITS = {
+  recognized: { eventType: null, person: true, trigger: 'person', presence: true },
+  unknown: { eventType: UNKNOWN_EVENT_TYPE, person: false, trigger: 'unknown', presence: false },
+} as const satisfies Record<Exclude<VisitPayload['event'], 'left'>, HaVisitRule>;
+
+/** The visit events HA hears about as events. */
+export type HaVisitEvent = keyof typeof HA_VISITS;
 
 export interface FaceEventPayload {
   event_type: string;
-  event: 'recognized' | 'unknown';
+  event: HaVisitEvent;
   name: string;
   person_id: string | null;
   camera: string;
@@ -390,13 +416,13 @@ export interface FaceEventPayload {
  * needs `event_type` (one of event_types); every other key becomes an event
  * attribute, and in a device trigger automation `trigger.payload_json`.
  */
-export function faceEventPayload(visit: VisitPayload, personId: string | null, camera: string): FaceEventPayload {
-  const known = visit.event === 'recognized';
+export function faceEventPayload(visit: VisitPayload & { event: HaVisitEvent }, personId: string | null, camera: string): FaceEventPayload {
+  const rule: HaVisitRule = HA_VISITS[visit.event];
   return {
-    event_type: known ? visit.name : UNKNOWN_EVENT_TYPE,
-    event: known ? 'recognized' : 'unknown',
-    name: known ? visit.name : UNKNOWN_EVENT_TYPE,
-    person_id: known ? personId : null,
+    event_type: rule.eventType ?? visit.name,
+    event: visit.event,
+    name: rule.person ? visit.name : UNKNOWN_EVENT_TYPE,
+    person_id: rule.person ? personId : null,
     camera,
     time: visit.time,
     track_id: visit.trackId,
@@ -408,6 +434,6 @@ export function faceEventPayload(visit: VisitPayload, personId: string | null, c
 /** Accepts what imprint-classify sends on output 1, nothing else. */
 export function isVisitPayload(value: unknown): value is VisitPayload {
   const v = value as Partial<VisitPayload> | null;
-  return !!v && typeof v === 'object' && (v.event === 'recognized' || v.event === 'unknown' || v.event === 'left')
+  return !!v && typeof v === 'object' && typeof v.event === 'string' && (v.event === 'left' || Object.hasOwn(HA_VISITS, v.event))
     && typeof v.name === 'string' && typeof v.trackId === 'string';
 }

@@ -77,7 +77,7 @@ export class PresenceTracker {
 
   private tracksOf(deviceId: string): Map<string, string> {
     let map = this.tracks.get(deviceId);
-    if (!map) this.tracks.set(deviceId, (map = new Map()));
+    if (!map) this.tracks.set(deviceId, (map = new Map<string, string>()));
     return map;
   }
 

@@ -1,10 +1,7 @@
 import { strict as assert } from 'node:assert';
-import * as fs from 'fs';
-import * as path from 'path';
-import sharp from 'sharp';
 import { AffineMatrix, alignFace, applyAffine, invertAffine, similarityTransform, templateFor, warpAffine } from '../../../nodes/core/align/warp';
-import { DEFAULT_QUALITY_THRESHOLDS, FaceQuality, assessQuality, estimateYawDeg } from '../../../nodes/core/align/quality';
-import { Detection, FaceDetector } from '../../../nodes/core/detect/blazeface';
+import { FaceQuality, assessQuality, estimateYawDeg } from '../../../nodes/core/align/quality';
+import { Detection } from '../../../nodes/core/detect/blazeface';
 import type { Point, RgbImage } from '../../../nodes/core/media/image';
 // Shared real-model helpers (mocha loads each spec file once, so importing it is safe).
 

@@ -1,7 +1,5 @@
 import { strict as assert } from 'node:assert';
-import * as fs from 'fs';
 import * as path from 'path';
-import sharp from 'sharp';
 import {
   BLAZEFACE_MODELS,
   BlazeFaceVariant,
@@ -312,7 +310,7 @@ describe('blazeface: end to end on a dev photo', function () {
     it(`${variant} range: one face, eyes where a face has them, aligned onto the template`, async function () {
       const runModel = modelRunner(variant);
       const image = await loadPhoto(photo);
-      const faces = await new FaceDetector(runModel!, variant).detect(image);
+      const faces = await new FaceDetector(runModel, variant).detect(image);
       assert.equal(faces.length, 1);
       const [{ box, keypoints, score }] = faces;
       assert.ok(score > 0.6, `score ${score}`);

@@ -2,8 +2,11 @@
 /**
  * Coral Face app (add-on): turns /data/options.json into Node-RED's
  * settings.js, flows.json and flows_cred.json. Called by coral-face-start
- * before it execs Node-RED. Plain Node.js (no dependencies) so the image needs
- * nothing beyond Node and the installed packages.
+ * before it execs Node-RED. Plain Node.js; the nodes of each camera's chain
+ * and their defaults come from the installed node-red-contrib-coral-face
+ * package (its homeAssistantChain builder), so the app and the package
+ * cannot disagree about them. CORAL_FACE_PACKAGE names the package folder
+ * (default: where the image installs it, beside Node-RED).
  *
  * Flow rule (see DOCS.md, "Your changes to the flow"):
  *  - No flows.json yet: the whole flow is written.
@@ -32,6 +35,7 @@ const fs = require('fs');
 const path = require('path');
 
 const TAB_ROLE = 'tab';
+const DEFAULT_PACKAGE = '/opt/node-red/node_modules/node-red-contrib-coral-face';
 const ALGORITHM = 'aes-256-ctr';
 const STATE_VERSION = 1;
 
@@ -52,6 +56,18 @@ function parseArgs(argv) {
     args[key.slice(2)] = argv[i + 1];
   }
   return args;
+}
+
+/** The package's flow builders (build/nodes/tools/flows.js). */
+function loadFlowBuilders() {
+  const dir = path.resolve(process.env.CORAL_FACE_PACKAGE || DEFAULT_PACKAGE);
+  const file = path.join(dir, 'build', 'nodes', 'tools', 'flows.js');
+  try {
+    return require(file);
+  } catch (error) {
+    fail(`cannot load the flow builders of node-red-contrib-coral-face from ${file} (${String(error.message).split('\n')[0]})`);
+  }
+  return null;
 }
 
 /** A Node-RED shaped id (16 hex) that is the same at every start. */
@@ -187,7 +203,7 @@ function readMqtt() {
  * created), the property names the app keeps in step with the options, the
  * credentials it manages, and its pipeline wires.
  */
-function desiredNodes(options, mqtt, galleryDir) {
+function desiredNodes(options, mqtt, galleryDir, builders) {
   const tab = ownedId(TAB_ROLE);
   const device = ownedId('edgetpu-device');
   const gallery = ownedId('face-gallery');
@@ -211,48 +227,32 @@ function desiredNodes(options, mqtt, galleryDir) {
       managed: ['path', 'threshold', 'margin', 'device'],
     },
   ];
+  // What the app decides per node type: the properties it keeps in step with the options, and its credentials.
+  const owned = {
+    'camera-in': (camera) => ({ managed: ['name', 'url'], credentials: { user: camera.user, password: camera.password } }),
+    align: () => ({ managed: ['detector'] }),
+    'edgetpu-embed': () => ({ managed: ['device'] }),
+    'imprint-classify': () => ({ managed: ['gallery'] }),
+    // Without MQTT data from the Supervisor the broker and its login stay as they are.
+    'ha-face-entities': () => (mqtt
+      ? { managed: ['broker', 'camera', 'gallery'], credentials: { user: mqtt.user, password: mqtt.password } }
+      : { managed: ['camera', 'gallery'] }),
+  };
   options.cameras.forEach((camera, row) => {
-    const id = (role) => ownedId(role, camera.slug);
-    const y = 80 + row * 100;
-    const at = (col) => ({ z: tab, x: 140 + col * 210, y });
-    entries.push(
-      {
-        node: {
-          id: id('camera-in'), type: 'camera-in', name: camera.slug, url: camera.url, transport: 'tcp',
-          fps: '5', maxWidth: '1280', stallSeconds: '10', ...at(0), wires: [[id('align')], [id('ha-face-entities')]],
-        },
-        managed: ['name', 'url'],
-        credentials: { user: camera.user, password: camera.password },
-      },
-      {
-        node: {
-          id: id('align'), type: 'align', name: '', detector: options.detector, minScore: '0.5', maxFaces: '10',
-          minFaceSize: '40', tiles: false, minSharpness: '', maxYaw: '', ...at(1), wires: [[id('edgetpu-embed')]],
-        },
-        managed: ['detector'],
-      },
-      {
-        node: { id: id('edgetpu-embed'), type: 'edgetpu-embed', name: '', device, embedAll: false, ...at(2), wires: [[id('imprint-classify')]] },
-        managed: ['device'],
-      },
-      {
-        node: {
-          id: id('imprint-classify'), type: 'imprint-classify', name: '', gallery, confirmFrames: '3', unknownFrames: '5',
-          cooldown: '60', maxMissed: '1.5', perFrame: false, ...at(3), wires: [[id('ha-face-entities')], []],
-        },
-        managed: ['gallery'],
-      },
-      {
-        node: {
-          id: id('ha-face-entities'), type: 'ha-face-entities', name: '', broker: mqtt ? mqtt.broker : '', caFile: '',
-          rejectUnauthorized: true, discoveryPrefix: 'homeassistant', baseTopic: 'coral-face', camera: camera.slug,
-          deviceId: '', gallery, offDelay: '30', retainImage: true, ...at(4), wires: [],
-        },
-        // Without MQTT data from the Supervisor the broker and its login stay as they are.
-        managed: mqtt ? ['broker', 'camera', 'gallery'] : ['camera', 'gallery'],
-        credentials: mqtt ? { user: mqtt.user, password: mqtt.password } : undefined,
-      },
-    );
+    const chain = builders.homeAssistantChain({
+      id: (role) => ownedId(role, camera.slug),
+      camera: { name: camera.slug, url: camera.url },
+      detector: options.detector,
+      device,
+      gallery,
+      broker: mqtt ? mqtt.broker : '',
+    });
+    chain.forEach((node, column) => {
+      const rule = owned[node.type];
+      if (!rule) fail(`the package's camera chain has a node type the app does not know: ${node.type}`);
+      const { wires, ...rest } = node;
+      entries.push({ node: { ...rest, z: tab, x: 140 + column * 210, y: 80 + row * 100, wires }, ...rule(camera) });
+    });
   });
   return entries;
 }
@@ -297,7 +297,7 @@ function main() {
   const credFile = path.join(userDir, 'flows_cred.json');
   const stateFile = path.join(stateDir, 'flow-state.json');
 
-  const wanted = desiredNodes(options, mqtt, galleryDir);
+  const wanted = desiredNodes(options, mqtt, galleryDir, loadFlowBuilders());
   const wantedIds = new Set(wanted.map((e) => e.node.id));
   const existing = readJsonOrFail(flowsFile);
   const existingText = JSON.stringify(existing);
@@ -377,7 +377,7 @@ function loadCredentials(file, secret, secretIsNew) {
   if (typeof stored.$ !== 'string') return stored; // unencrypted: Node-RED will encrypt it on the next deploy
   try {
     return decryptCredentials(secret, stored);
-  } catch (error) {
+  } catch {
     const aside = `${file}.undecryptable-${Date.now()}`;
     fs.renameSync(file, aside);
     log('warning', `${file} could not be decrypted with ${secretIsNew ? 'a new' : 'the stored'} credential secret; moved to ${aside}. `
