@@ -11,6 +11,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import sharp from '../core/media/vips';
 import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from '../core/camera/source';
 import { CameraIdentities, faceBus } from '../core/flow/face-bus';
+import { SceneCounter } from '../core/camera/scene';
 import type { FrameRef } from '../core/flow/messages';
 import { pixels } from '../core/media/pixel-store';
 import { configNumber, errorMessage, showStatus } from '../kit';
@@ -28,6 +29,8 @@ interface CameraInNode extends Node<{ user?: string; password?: string }> {
   camera: string;
   latest?: CameraFrame;
   identities?: CameraIdentities;
+  /** seq of the first frame of the current scene: boxes found before it belong to another picture. */
+  sceneStartSeq: number;
 }
 
 const LIVE_FPS = 5;
@@ -59,11 +62,14 @@ export = function register(RED: NodeAPI): void {
       return;
     }
     node.source = source;
+    node.sceneStartSeq = 0;
     let lastStatus = 0;
+    const scenes = new SceneCounter();
 
     source.on('state', ({ state, message }: CameraStateEvent) => {
       // Output 2: the stream's state, for Home Assistant's "stream online" entity and for flows.
       node.send([null, { topic: `${node.camera}/status`, payload: { camera: node.camera, online: state === 'online', state, message } }]);
+      if (state !== 'online') scenes.restart();
       switch (state) {
         case 'online': showStatus(node, 'ok', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1) })); break;
         case 'connecting': showStatus(node, 'pending', RED._('camera-in.status.connecting')); break;
@@ -78,8 +84,11 @@ export = function register(RED: NodeAPI): void {
     source.on('log', (line: string) => node.debug(line));
     source.on('frame', (frame: CameraFrame) => {
       node.latest = frame;
+      const before = scenes.scene;
+      const scene = scenes.next(frame.image);
+      if (scene !== before) node.sceneStartSeq = frame.seq;
       const ref = pixels.put(frame.image, 'frame');
-      const message: FrameRef = { ...ref, kind: 'frame', camera: node.camera, seq: frame.seq, timestamp: frame.timestamp };
+      const message: FrameRef = { ...ref, kind: 'frame', camera: node.camera, seq: frame.seq, timestamp: frame.timestamp, scene };
       node.send([{ topic: node.camera, frame: message, payload: message }, null]);
       if (frame.timestamp - lastStatus > 2000) {
         lastStatus = frame.timestamp;
@@ -153,7 +162,9 @@ export = function register(RED: NodeAPI): void {
     const node = liveNode(req, res);
     if (!node) return;
     const frame = node.latest;
-    const recent = node.identities && Date.now() - node.identities.timestamp < 2000 ? node.identities.faces : [];
+    // Boxes from the last 2 s, and never from before a cut: they would sit on another picture.
+    const ids = node.identities;
+    const recent = ids && Date.now() - ids.timestamp < 2000 && (ids.seq === undefined || ids.seq >= node.sceneStartSeq) ? ids.faces : [];
     res.json({
       width: frame?.image.width ?? 0,
       height: frame?.image.height ?? 0,

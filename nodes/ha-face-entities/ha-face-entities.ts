@@ -482,7 +482,8 @@ export = function register(RED: NodeAPI): void {
 
     async function onVisit(visit: VisitPayload, image: unknown, topic: unknown): Promise<void> {
       const camera = visit.camera || cameraFromTopic(topic);
-      if (!firstTime(`${deviceIdFor(camera)}\u0000${visit.trackId}\u0000${visit.event}`)) return;
+      // Keyed by name too: a corrected track sends a second decision (and its left) under the same trackId.
+      if (!firstTime(`${deviceIdFor(camera)}\u0000${visit.trackId}\u0000${visit.event}\u0000${visit.name}`)) return;
       // Offline, the states are still kept (and published on reconnect); the event is not.
       const device = connected ? await ensureDevice(camera) : localDevice(camera);
       if (visit.event === 'left') {
