@@ -12,6 +12,7 @@ import sharp from '../core/media/vips';
 import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from '../core/camera/source';
 import { CameraIdentities, faceBus } from '../core/flow/face-bus';
 import { SceneCounter } from '../core/camera/scene';
+import { isPlaceholderUrl } from '../core/camera/url';
 import type { FrameRef } from '../core/flow/messages';
 import { pixels } from '../core/media/pixel-store';
 import { configNumber, errorMessage, showStatus } from '../kit';
@@ -41,8 +42,10 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     node.camera = (config.name || node.id).trim();
-    if (!config.url) {
-      showStatus(node, 'error', RED._('camera-in.errors.url'));
+    if (isPlaceholderUrl(config.url ?? '')) {
+      // An example's camera, deployed unedited: say so once instead of retrying an address that cannot answer.
+      showStatus(node, 'warning', RED._('camera-in.status.editMe'));
+      node.warn(RED._('camera-in.warn.editMe', { url: (config.url ?? '').trim() || '-' }));
       return;
     }
     let source: CameraSource;

@@ -15,19 +15,17 @@ export async function demo(args: Args): Promise<number> {
   const { spawn } = await import('child_process');
   const { makeDemoClip } = await import('../../core/camera/demo-clip');
   const { demoFlow } = await import('../flows');
+  const { demoClipSegments } = await import('../demo-clip');
   const root = packageRoot;
   fs.mkdirSync(path.join(dir, 'node_modules'), { recursive: true });
   const clip = path.join(dir, 'demo.mp4');
   if (!fs.existsSync(clip)) {
-    let samples: string[];
-    try {
-      const faceApiDemo = path.join(path.dirname(require.resolve('@vladmandic/face-api/package.json')), 'demo');
-      samples = fs.readdirSync(faceApiDemo).filter((f) => /^sample\d\.jpg$/.test(f)).sort().map((f) => path.join(faceApiDemo, f));
-    } catch {
-      throw new Error('the demo clip is made from @vladmandic/face-api/demo photos: run "npm install" in the repository first');
-    }
-    process.stdout.write(`making the demo clip from ${samples.length} photos...\n`);
-    await makeDemoClip(samples, clip, { secondsPerImage: 4, width: 1280, height: 720, fps: 10 });
+    const segments = demoClipSegments();
+    process.stdout.write(`making the demo clip from ${segments.length} photos...\n`);
+    // Written aside and renamed, so an interrupted start never leaves half a clip behind.
+    const partial = path.join(dir, 'demo.partial.mp4');
+    await makeDemoClip(segments, partial, { width: 1280, height: 720, fps: 10 });
+    fs.renameSync(partial, clip);
   }
   // Node-RED finds the package through its user dir's node_modules.
   const link = path.join(dir, 'node_modules', 'node-red-contrib-coral-face');
