@@ -1,7 +1,7 @@
 /** `coral-face eval`: the accuracy protocol (README, "Accuracy") on a folder of photos. */
 import * as path from 'path';
 import { decodeImage } from '../../core/media/decode';
-import { FacePipeline, mainFace } from '../../core/pipeline';
+import { type FacePipeline, mainFace } from '../../core/pipeline';
 import { DescribePhoto, evaluate, readDataset } from '../evaluate';
 import { type Args, UsageError } from './args';
 import { print, withPipeline } from './output';
