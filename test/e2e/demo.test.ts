@@ -102,7 +102,7 @@ describe('the demo in a browser: walk-up, then recognized', function () {
     assert.equal(seen.name, 'Alice');
     await sleep(1500);
     // The newest messages are at the bottom of the sidebar.
-    await page.evaluate(() => { for (const el of document.querySelectorAll('.red-ui-debug-content')) el.scrollTop = el.scrollHeight; });
+    await page.evaluate(() => document.querySelectorAll('.red-ui-debug-content').forEach((el) => { el.scrollTop = el.scrollHeight; }));
     await sleep(500);
     await page.screenshot({ path: path.join(ARTIFACTS, 'demo-debug-sidebar.png') });
     // The sidebar shows visits and the report only: no per-frame flood.
