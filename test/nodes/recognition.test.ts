@@ -186,7 +186,8 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     const enrolled = helper.getNode('enrolled');
     const reply = next(enrolled);
     enrol.receive({ payload: { action: 'walkup', name: 'Crowd', camera: 'hall', seconds: 3 } });
-    const group = path.join(FACES_DIR, '_group', fs.readdirSync(path.join(FACES_DIR, '_group')).sort()[0]);
+    // The near-range detector of this flow finds two faces of similar size in this one (the others' are too small for it).
+    const group = path.join(FACES_DIR, '_group', 'five-faces.jpg');
     await sendFrames(group, 'hall', 12, 150, helper.getNode('align'));
     const { payload } = await reply;
     assert.equal(payload.ok, false, JSON.stringify(payload));
