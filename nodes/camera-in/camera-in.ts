@@ -102,7 +102,8 @@ export = function register(RED: NodeAPI): void {
     faceBus.on('identities', onIdentities);
     showStatus(node, 'pending', RED._('camera-in.status.connecting'));
     source.start();
-    node.log(`${source.describe()} (ffmpeg: ${source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : 'not found'})`);
+    // describe() names the ffmpeg too: one line, said once.
+    node.log(source.ffmpeg ? source.describe() : `${source.describe()} (ffmpeg: not found)`);
 
     node.on('close', (done: () => void) => {
       faceBus.off('identities', onIdentities);
