@@ -68,7 +68,8 @@ export function nodeBox(node: FlowNode): { left: number; right: number; top: num
 }
 
 const MARGIN = 40;
-const GAP = 50;
+// Room for the status text under each node too (e.g. "4 faces · 16 ms · 9 dropped", about 180 px).
+const GAP = 80;
 const ROW = 80;
 
 /**
