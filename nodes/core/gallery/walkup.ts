@@ -25,13 +25,17 @@
  *   that fail are reported with their reasons.
  */
 import { intersectionOverUnion, type Box } from '../media/image';
-import { l2normalize } from '../identify/imprint';
+import { DEFAULT_OUTLIER_MIN_COSINE, l2normalize } from '../identify/imprint';
 import type { CropQuality, PhotoReport } from './enrol';
 
 /** The most prominent face must beat the next by this factor for the frame to count. */
 export const CLEAR_RATIO = 2;
-/** Tracks whose crops' mean embeddings are at least this close are one person. */
-const SAME_PERSON_COSINE = 0.45;
+/**
+ * Tracks whose crops' mean embeddings are at least this close are one person:
+ * the bar enrolment holds every photo to against the person's others, so the
+ * tracks joined here are ones enrolCrops would also accept together.
+ */
+const SAME_PERSON_COSINE = DEFAULT_OUTLIER_MIN_COSINE;
 const TRACK_IOU = 0.3;
 /** A track not matched for this long ends. */
 const TRACK_GAP_MS = 1000;
