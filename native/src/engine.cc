@@ -4,6 +4,40 @@
 #include <cstdio>
 
 #include "edgetpu.h"
+#include <fcntl.h>
+#include <unistd.h>
+#include <cstdlib>
+
+namespace {
+/** Sends fd 2 to /dev/null for its lifetime (when `active`), then restores it. */
+class QuietStderr {
+ public:
+  explicit QuietStderr(bool active) {
+    if (!active) return;
+    fflush(stderr);
+    saved_ = dup(2);
+    int null_fd = open("/dev/null", O_WRONLY);
+    if (saved_ < 0 || null_fd < 0 || dup2(null_fd, 2) < 0) {
+      if (null_fd >= 0) close(null_fd);
+      if (saved_ >= 0) close(saved_);
+      saved_ = -1;
+      return;
+    }
+    close(null_fd);
+  }
+  ~QuietStderr() {
+    if (saved_ < 0) return;
+    fflush(stderr);
+    dup2(saved_, 2);
+    close(saved_);
+  }
+  QuietStderr(const QuietStderr&) = delete;
+  QuietStderr& operator=(const QuietStderr&) = delete;
+
+ private:
+  int saved_ = -1;
+};
+}  // namespace
 
 namespace coral {
 
@@ -128,7 +162,12 @@ bool Engine::BuildInterpreter(EngineError* error) {
     xnnpack_options.num_threads = options_.threads;
     // Let XNNPACK run int8/uint8 models too where this build supports it.
     xnnpack_options.flags |= CORAL_XNNPACK_FLAG_QS8 | CORAL_XNNPACK_FLAG_QU8;
-    xnnpack_ = TfLiteXNNPackDelegateCreate(&xnnpack_options);
+    {
+      // TFLite's C library prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." to stderr
+      // here (its minimal logger has no level to set in 2.9): hidden unless CORAL_FACE_TFLITE_LOG is set.
+      QuietStderr quiet(std::getenv("CORAL_FACE_TFLITE_LOG") == nullptr);
+      xnnpack_ = TfLiteXNNPackDelegateCreate(&xnnpack_options);
+    }
     if (xnnpack_ != nullptr) TfLiteInterpreterOptionsAddDelegate(interpreter_options_, xnnpack_);
   }
 

@@ -14,6 +14,8 @@ import { expandUrlPlaceholders, findUrlSecrets, usesCredentialPlaceholders } fro
 import { RepeatedWarning } from '../core/common/repeated-warning';
 import { CameraFrame, CameraSource, CameraStateEvent, createCameraSource } from '../core/camera/source';
 import { CameraIdentities, faceBus } from '../core/flow/face-bus';
+import { SceneCounter } from '../core/camera/scene';
+import { isPlaceholderUrl } from '../core/camera/url';
 import type { FrameRef } from '../core/flow/messages';
 import { pixels } from '../core/media/pixel-store';
 import { closeWhen, configNumber, errorMessage, showStatus } from '../kit';
@@ -36,6 +38,8 @@ interface CameraInNode extends Node<{ user?: string; password?: string }> {
   identities?: CameraIdentities;
   /** The edit dialog's live view of this camera (one per node, whatever the number of viewers). */
   live?: LiveView;
+  /** seq of the first frame of the current scene: boxes found before it belong to another picture. */
+  sceneStartSeq: number;
 }
 
 export = function register(RED: NodeAPI): void {
@@ -43,8 +47,10 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     node.camera = (config.name || node.id).trim();
-    if (!config.url) {
-      showStatus(node, 'error', RED._('camera-in.errors.url'));
+    if (isPlaceholderUrl(config.url ?? '')) {
+      // An example's camera, deployed unedited: say so once instead of retrying an address that cannot answer.
+      showStatus(node, 'warning', RED._('camera-in.status.editMe'));
+      node.warn(RED._('camera-in.warn.editMe', { url: (config.url ?? '').trim() || '-' }));
       return;
     }
     // Passwords must not sit in the URL: node properties are saved in plain text in flows.json.
@@ -69,7 +75,9 @@ export = function register(RED: NodeAPI): void {
     }
     node.source = source;
     node.live = new LiveView(() => node.latest);
+    node.sceneStartSeq = 0;
     let lastStatus = 0;
+    const scenes = new SceneCounter();
 
     // A camera that keeps failing the same way (a wrong password) is logged once, then every 10 minutes.
     const failureLog = new RepeatedWarning(FAILURE_LOG_INTERVAL_MS);
@@ -77,6 +85,7 @@ export = function register(RED: NodeAPI): void {
     source.on('state', ({ state, message, cause, failures, auth, retryMs }: CameraStateEvent) => {
       // Output 2: the stream's state, for Home Assistant's "stream online" entity and for flows.
       node.send([null, { topic: `${node.camera}/status`, payload: { camera: node.camera, online: state === 'online', state, message } }]);
+      if (state !== 'online') scenes.restart();
       switch (state) {
         case 'online':
           if (failing) node.log(RED._('camera-in.log.recovered', { camera: node.camera }));
@@ -109,8 +118,11 @@ export = function register(RED: NodeAPI): void {
     source.on('log', (line: string) => node.debug(line));
     source.on('frame', (frame: CameraFrame) => {
       node.latest = frame;
+      const before = scenes.scene;
+      const scene = scenes.next(frame.image);
+      if (scene !== before) node.sceneStartSeq = frame.seq;
       const ref = pixels.put(frame.image, 'frame');
-      const message: FrameRef = { ...ref, kind: 'frame', camera: node.camera, seq: frame.seq, timestamp: frame.timestamp };
+      const message: FrameRef = { ...ref, kind: 'frame', camera: node.camera, seq: frame.seq, timestamp: frame.timestamp, scene };
       node.send([{ topic: node.camera, frame: message, payload: message }, null]);
       if (frame.timestamp - lastStatus > 2000) {
         lastStatus = frame.timestamp;
@@ -121,8 +133,8 @@ export = function register(RED: NodeAPI): void {
     faceBus.on('identities', onIdentities);
     showStatus(node, 'pending', RED._('camera-in.status.connecting'));
     source.start();
-    const ffmpeg = source.ffmpeg ? `${source.ffmpeg.path}, ${source.ffmpeg.source}` : RED._('camera-in.log.noFfmpeg');
-    node.log(RED._('camera-in.log.started', { source: source.describe(), ffmpeg }));
+    // describe() names the ffmpeg too: one line, said once.
+    node.log(source.ffmpeg ? source.describe() : RED._('camera-in.log.started', { source: source.describe(), ffmpeg: RED._('camera-in.log.noFfmpeg') }));
 
     node.on('close', (done: () => void) => {
       faceBus.off('identities', onIdentities);
@@ -196,12 +208,12 @@ export = function register(RED: NodeAPI): void {
     const node = liveNode(req, res);
     if (!node) return;
     if (!node.live) {
-      res.status(503).json({ error: 'this camera-in node is not running (see its status)' });
+      res.status(503).json({ error: RED._('camera-in.live.notRunning') });
       return;
     }
     if (!node.live.add(req, res)) {
       res.status(503).set('Retry-After', '10').json({
-        error: `live view full: ${node.live.maxViewers} viewers are already watching this camera (close another editor tab or window)`,
+        error: RED._('camera-in.live.full', { max: node.live.maxViewers }),
       });
     }
   });
@@ -210,7 +222,9 @@ export = function register(RED: NodeAPI): void {
     const node = liveNode(req, res);
     if (!node) return;
     const frame = node.latest;
-    const recent = node.identities && Date.now() - node.identities.timestamp < 2000 ? node.identities.faces : [];
+    // Boxes from the last 2 s, and never from before a cut: they would sit on another picture.
+    const ids = node.identities;
+    const recent = ids && Date.now() - ids.timestamp < 2000 && (ids.seq === undefined || ids.seq >= node.sceneStartSeq) ? ids.faces : [];
     res.json({
       width: frame?.image.width ?? 0,
       height: frame?.image.height ?? 0,

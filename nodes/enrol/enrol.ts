@@ -7,12 +7,13 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { FaceGalleryNode } from '../config-types';
 import type { EnrolCommand } from '../core/flow/messages';
-import { CropQuality, EnrolError, enrolCrops, EnrolOptions, enrolPerson, EnrolResult, PhotoReport } from '../core/gallery/enrol';
+import { EnrolError, enrolCrops, EnrolOptions, enrolPerson, EnrolResult } from '../core/gallery/enrol';
+import { WalkupCollector } from '../core/gallery/walkup';
 import { SETTINGS } from '../core/flow/settings';
 import { CameraFaces, faceBus } from '../core/flow/face-bus';
 import type { RgbImage } from '../core/media/image';
-import { pixels } from '../core/media/pixel-store';
-import { FacePipeline, mainFace } from '../core/pipeline';
+import { PixelRef, pixels } from '../core/media/pixel-store';
+import { FacePipeline } from '../core/pipeline';
 import { CodedError } from '../core/common/errors';
 import { configNumber, errorMessage, fail, numberSetting, showStatus } from '../kit';
 
@@ -30,6 +31,11 @@ function summary(result: EnrolResult) {
     rejected: result.rejected,
     photos: result.photos.map((p) => ({ source: p.source, accepted: p.accepted, reasons: p.reasons })),
   };
+}
+
+function copyCrop(ref: PixelRef): RgbImage {
+  const crop = pixels.get(ref);
+  return { width: crop.width, height: crop.height, data: crop.data.slice() };
 }
 
 export = function register(RED: NodeAPI): void {
@@ -76,27 +82,24 @@ export = function register(RED: NodeAPI): void {
     }
 
     async function walkup(command: Extract<EnrolCommand, { action: 'walkup' }>) {
-      const walkupRule = SETTINGS.enrol.walkupSeconds;
-      const seconds = numberSetting('seconds', command.seconds, defaultSeconds, walkupRule);
+      const seconds = numberSetting('seconds', command.seconds, defaultSeconds, SETTINGS.enrol.walkupSeconds);
       const maxPhotos = numberSetting('maxPhotos', command.maxPhotos, 10, { min: 1, max: 100, integer: true });
-      const accepted: { source: string; crop: RgbImage; quality: CropQuality }[] = [];
-      const rejected: PhotoReport[] = [];
-      let frames = 0;
-      let lastTaken = 0;
+      const options = enrolOptions(command);
+      const collector = new WalkupCollector<RgbImage>({ maxPhotos });
       showStatus(node, 'pending', RED._('enrol.status.walkup', { name: command.name, camera: command.camera, seconds }));
       await new Promise<void>((resolve) => {
         const onFaces = (event: CameraFaces) => {
           if (event.camera !== command.camera) return;
-          frames++;
-          const face = mainFace(event.faces, event);
-          const source = `${event.camera}@${new Date(event.timestamp).toISOString()}`;
-          if (!face) return void rejected.push({ source, accepted: false, faces: 0, reasons: [{ code: 'no-face', message: 'no face in frame' }] });
-          if (!face.quality.ok) return void rejected.push({ source, accepted: false, faces: event.faces.length, reasons: face.quality.reasons });
-          // Spread the photos over the walk-up: at most two a second.
-          if (event.timestamp - lastTaken < 500 || accepted.length >= maxPhotos) return;
-          lastTaken = event.timestamp;
-          const crop = pixels.get(face.crop);
-          accepted.push({ source, crop: { ...crop, data: crop.data.slice() }, quality: { sharpness: face.quality.sharpness, yawDeg: face.quality.yawDeg } });
+          collector.add({
+            source: `${event.camera}@${new Date(event.timestamp).toISOString()}`,
+            timestamp: event.timestamp, width: event.width, height: event.height,
+            faces: event.faces.map((face) => ({
+              box: face.box, ok: face.quality.ok, reasons: face.quality.reasons,
+              quality: { sharpness: face.quality.sharpness, yawDeg: face.quality.yawDeg },
+              // The pixel store may drop the crop before the window ends: a kept face is copied.
+              crop: () => copyCrop(face.crop),
+            })),
+          });
         };
         const timer = setTimeout(finish, seconds * 1000);
         function finish() {
@@ -108,13 +111,26 @@ export = function register(RED: NodeAPI): void {
         faceBus.on('faces', onFaces);
         cancels.add(finish);
       });
+      const frames = collector.frameCount;
       if (frames === 0) {
         throw new CodedError('ERR_NO_FRAMES', RED._('enrol.errors.noFrames', { camera: command.camera, seconds }));
       }
       const embedder = await galleryNode!.deviceNode().embedder();
-      const result = await enrolCrops(embedder, await galleryNode!.gallery(), command.name, accepted, rejected,
-        enrolOptions(command));
-      return { ...summary(result), frames };
+      // One person: the face clearly in front over the window (nodes/core/gallery/walkup.ts).
+      const choice = await collector.choose((crops) => embedder.embed(crops));
+      const walk = { frames, clearFrames: choice.clearFrames, crowdedFrames: choice.crowdedFrames, people: choice.people };
+      if (choice.refusal) {
+        const error = new CodedError(choice.refusal.code, choice.refusal.message);
+        Object.assign(error, { report: { name: command.name, id: null, accepted: 0, rejected: choice.rejected.length, photos: summary({ name: command.name, person: null, existing: false, accepted: 0, rejected: 0, photos: choice.rejected }).photos, ...walk } });
+        throw error;
+      }
+      try {
+        const result = await enrolCrops(embedder, await galleryNode!.gallery(), command.name, choice.crops, choice.rejected, options);
+        return { ...summary(result), ...walk };
+      } catch (error) {
+        if (error instanceof EnrolError) Object.assign(error, { report: { ...summary(error.result), ...walk } });
+        throw error;
+      }
     }
 
     async function run(command: EnrolCommand): Promise<Record<string, unknown>> {
@@ -156,7 +172,7 @@ export = function register(RED: NodeAPI): void {
         send(msg);
         done();
       } catch (error) {
-        const report = error instanceof EnrolError ? summary(error.result) : {};
+        const report = (error as { report?: Record<string, unknown> }).report ?? (error instanceof EnrolError ? summary(error.result) : {});
         const code = (error as { code?: string }).code ?? 'ERR_ENROL';
         msg.payload = { action: command?.action, ok: false, error: { code, message: (error as Error).message }, ...report } as never;
         send(msg);

@@ -67,13 +67,13 @@ export = function register(RED: NodeAPI): void {
       const gallery = await acquireGallery(this.directory);
       if (closing) {
         await releaseGallery(this.directory);
-        throw new Error('the face-gallery node was closed');
+        throw new Error(RED._('face-gallery.errors.closed'));
       }
       galleryHeld = true;
       if (gallery.recovery) node.warn(RED._('face-gallery.warn.recovered', { dir: this.directory, reason: gallery.recovery.reason, people: gallery.recovery.people, crops: gallery.recovery.crops }));
       gallery.on('warning', onWarning);
       return gallery;
-    }, (error) => node.error(`gallery ${this.directory}: ${errorMessage(error)}`));
+    }, (error) => node.error(RED._('face-gallery.errors.open', { dir: this.directory, error: errorMessage(error) })));
     this.recognizer = retrying(async () => {
       const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
       const recognizer = await Recognizer.open(gallery, embedder, this.settings());

@@ -1,9 +1,11 @@
 /**
  * imprint-classify: embeddings in; a name (or "unknown") per face, and per
- * camera the visit decisions automations hang on: one `recognized` when a
- * person's track is confirmed over several frames, one `unknown` for a
- * confirmed stranger, `left` when the visit ends (output 1). Every frame's
- * identities optionally go to output 2.
+ * camera the visit decisions automations hang on (output 1): one `recognized`
+ * when a person's track is decided, one `unknown` for a stranger, `left` when
+ * the visit ends, and a correction (`left` with `revisedTo`, then the new
+ * decision with `revises`) when a track's mean embedding later says otherwise
+ * (rules: nodes/core/identify/visits.ts). Every frame's identities optionally
+ * go to output 2.
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { FaceGalleryNode } from '../config-types';
@@ -67,7 +69,8 @@ export = function register(RED: NodeAPI): void {
 
     // One tracker per camera, bounded and dropped when idle (see tracker-registry.ts).
     const trackers = new TrackerRegistry<VisitEvent<PixelRef>, VisitTracker<PixelRef>>(
-      (camera) => new VisitTracker<PixelRef>({ camera, ...trackerOptions }));
+      // A track's mean embedding is named against the gallery as it is at each frame (the recognizer of the moment).
+      (camera) => new VisitTracker<PixelRef>({ camera, identify: (embedding) => listening!.identify(embedding), ...trackerOptions }));
     const boundWarning = new RepeatedWarning(60_000);
     const trackerFor = (camera: string): VisitTracker<PixelRef> | undefined => {
       const tracker = trackers.get(camera, Date.now());
@@ -90,7 +93,9 @@ export = function register(RED: NodeAPI): void {
         const out: FaceMessage = { topic: `${camera}/${event.type}`, payload };
         if (event.type === 'left') {
           payload.durationMs = event.duration;
+          if (event.revisedTo !== undefined) payload.revisedTo = event.revisedTo;
         } else {
+          if (event.revises !== undefined) payload.revises = event.revises;
           payload.cosine = Math.round(event.cosine * 10000) / 10000;
           payload.confidence = Math.round(event.confidence * 10000) / 10000;
           payload.box = event.box;
@@ -130,16 +135,17 @@ export = function register(RED: NodeAPI): void {
           faces.push(record);
         });
         const tracked: TrackedFace<PixelRef>[] = faces.map((face) => {
-          if (!face.embedding || face.error) return { box: face.box, identity: null, crop: face.crop };
-          const id = r.identify(Float32Array.from(face.embedding));
+          if (!face.embedding || face.error) return { box: face.box, embedding: null, crop: face.crop };
+          const embedding = Float32Array.from(face.embedding);
+          const id = r.identify(embedding);
           face.identity = { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence, unknownReason: id.unknownReason };
-          return { box: face.box, identity: { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence }, crop: face.crop };
+          return { box: face.box, embedding, crop: face.crop };
         });
         const camera = typeof msg.frame?.camera === 'string' ? msg.frame.camera : typeof msg.topic === 'string' && msg.topic ? msg.topic : 'default';
-        faceBus.publishIdentities({ camera, timestamp: Date.now(), faces: faces.map((f) => ({ box: f.box, name: f.identity?.name ?? null })) });
         const timestamp = typeof msg.frame?.timestamp === 'number' && Number.isFinite(msg.frame.timestamp) ? msg.frame.timestamp : Date.now();
+        faceBus.publishIdentities({ camera, timestamp, seq: msg.frame?.seq, faces: faces.map((f) => ({ box: f.box, name: f.identity?.name ?? null })) });
         const tracker = trackerFor(camera);
-        if (tracker) await emit(camera, tracker.update(timestamp, tracked));
+        if (tracker) await emit(camera, tracker.update(timestamp, tracked, msg.frame?.scene));
         if (config.perFrame) send([null, msg]);
         if (problems.length) return fail(node, new BadFacesError(problems, msg.faces.length), done);
         done();

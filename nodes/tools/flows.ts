@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DEFAULT_QUALITY_THRESHOLDS } from '../core/align/quality';
 import { dialogDefault, SETTINGS } from '../core/flow/settings';
+import { DEMO_LOOP_SECONDS } from './demo-clip';
 
 export type FlowNode = Record<string, unknown> & { id: string; type: string };
 
@@ -22,6 +23,8 @@ export interface RecogniseFlowOptions {
   galleryPath?: string;
   /** Add an inject + enrol pair for walk-up enrolment from this camera. */
   walkup?: boolean;
+  /** How long the walk-up inject enrols for. Default 10 s. */
+  walkupSeconds?: number;
 }
 
 /** Camera flows do not align faces the quality gate would refuse as too small anyway. */
@@ -32,43 +35,109 @@ function ids(prefix: string) {
   return (role: string) => `${prefix}-${role}`;
 }
 
-function positioned(tab: string, nodes: FlowNode[]): FlowNode[] {
-  return nodes.map((n, i) => (n.type === 'edgetpu-device' || n.type === 'face-gallery' ? n : { x: 160 + (i % 5) * 210, y: 80 + Math.floor(i / 5) * 100, z: tab, ...n }));
+/** What the editor shows on an unnamed node of these types (their label functions and en-US catalogs). */
+const DEFAULT_LABELS: Record<string, (n: FlowNode) => string> = {
+  'camera-in': () => 'camera in',
+  align: (n) => `align (${n.detector === 'full' ? 'far' : 'near'})`,
+  'edgetpu-embed': () => 'embed',
+  'imprint-classify': () => 'classify',
+  enrol: () => 'enrol',
+  'ha-face-entities': (n) => (n.camera ? `${String(n.camera)} → HA` : 'HA face entities'),
+  debug: (n) => (n.complete === 'true' ? 'msg' : `msg.${String(n.complete ?? 'payload')}`),
+  inject: () => 'inject',
+  comment: () => '',
+};
+
+/** The label Node-RED's editor draws on a node. */
+export function nodeLabel(node: FlowNode): string {
+  if (typeof node.name === 'string' && node.name) return node.name;
+  return DEFAULT_LABELS[node.type]?.(node) ?? node.type;
+}
+
+/**
+ * A node's box in the editor, estimated the way Node-RED's view computes it
+ * (red/view.js): width = max(100, 20 * ceil((label width + 50 [icon and
+ * padding] + 7 [input port]) / 20)), height = max(30, 15 per output); x, y
+ * are the box's centre. The label is 14 px Helvetica: 8 px a character is a
+ * little wider than its average, so the estimate errs on the large side.
+ */
+export function nodeBox(node: FlowNode): { left: number; right: number; top: number; bottom: number } {
+  const inputs = ['camera-in', 'inject', 'comment'].includes(node.type) ? 0 : 1;
+  const outputs = node.type === 'camera-in' || node.type === 'imprint-classify' ? 2 : Array.isArray(node.wires) ? node.wires.length : 0;
+  const width = Math.max(100, 20 * Math.ceil((nodeLabel(node).length * 8 + 50 + (inputs ? 7 : 0)) / 20));
+  const height = Math.max(30, outputs * 15);
+  const x = Number(node.x);
+  const y = Number(node.y);
+  return { left: x - width / 2, right: x + width / 2, top: y - height / 2, bottom: y + height / 2 };
+}
+
+const MARGIN = 40;
+// Room for the status text under each node too (e.g. "4 faces · 16 ms · 9 dropped", about 180 px).
+const GAP = 80;
+const ROW = 80;
+
+/**
+ * Places rows of nodes left to right, each node after the previous one's
+ * box, every box at positive coordinates. Rows are given top to bottom; a
+ * row may start further right (`indent`, px) to sit under the node it hangs off.
+ */
+function laidOut(tab: string, rows: { nodes: FlowNode[]; indent?: number }[]): FlowNode[] {
+  const out: FlowNode[] = [];
+  rows.forEach((row, r) => {
+    let left = MARGIN + (row.indent ?? 0);
+    for (const node of row.nodes) {
+      const probe = { ...node, x: 0, y: 0 };
+      const box = nodeBox(probe);
+      const width = box.right - box.left;
+      out.push({ ...node, x: Math.round(left + width / 2), y: MARGIN + r * ROW, z: tab });
+      left += width + GAP;
+    }
+  });
+  return out;
 }
 
 export function recogniseFlow(prefix: string, options: RecogniseFlowOptions): FlowNode[] {
   const id = ids(prefix);
-  const nodes: FlowNode[] = [
-    { id: id('comment'), type: 'comment', name: options.label, info: options.comment, wires: [] },
-    {
-      id: id('camera'), type: 'camera-in', name: options.camera.name, url: options.camera.url, transport: 'tcp',
-      fps: String(options.camera.fps ?? SETTINGS['camera-in'].fps.default), maxWidth: dialogDefault('camera-in', 'maxWidth'),
-      stallSeconds: dialogDefault('camera-in', 'stallSeconds'), wires: [[id('align')], []],
-    },
+  const comment: FlowNode = { id: id('comment'), type: 'comment', name: options.label, info: options.comment, wires: [] };
+  const camera: FlowNode = {
+    id: id('camera'), type: 'camera-in', name: options.camera.name, url: options.camera.url, transport: 'tcp',
+    fps: String(options.camera.fps ?? SETTINGS['camera-in'].fps.default), maxWidth: dialogDefault('camera-in', 'maxWidth'),
+    stallSeconds: dialogDefault('camera-in', 'stallSeconds'), wires: [[id('align')], []],
+  };
+  const chain: FlowNode[] = [
+    camera,
     { id: id('align'), type: 'align', name: '', detector: options.detector, minFaceSize: '40', minScore: dialogDefault('align', 'minScore'),
       maxFaces: dialogDefault('align', 'maxFaces'), tiles: false, wires: [[id('embed')]] },
     { id: id('embed'), type: 'edgetpu-embed', name: '', device: id('device'), embedAll: false, reuseMs: dialogDefault('edgetpu-embed', 'reuseMs'), wires: [[id('classify')]] },
     {
+      // Output 2 (every frame) is off: a debug sidebar flooded with frames hides the visits.
       id: id('classify'), type: 'imprint-classify', name: '', gallery: id('gallery'), confirmFrames: dialogDefault('imprint-classify', 'confirmFrames'),
       unknownFrames: dialogDefault('imprint-classify', 'unknownFrames'), cooldown: dialogDefault('imprint-classify', 'cooldown'),
-      maxMissed: dialogDefault('imprint-classify', 'maxMissed'), perFrame: true, wires: [[id('visits')], [id('frames')]],
+      maxMissed: dialogDefault('imprint-classify', 'maxMissed'), perFrame: false, wires: [[id('visits')], [id('frames')]],
     },
-    { id: id('visits'), type: 'debug', name: 'visits: recognized / unknown / left', active: true, tosidebar: true, complete: 'payload', wires: [] },
-    { id: id('frames'), type: 'debug', name: 'every frame', active: false, tosidebar: true, complete: 'faces', wires: [] },
+    { id: id('visits'), type: 'debug', name: 'visits', active: true, tosidebar: true, complete: 'payload', wires: [] },
   ];
+  // Under the visits debug: the per-frame debug, off, for whoever wants it (tick classify's Output 2 too).
+  const frames: FlowNode = { id: id('frames'), type: 'debug', name: 'every frame (off)', active: false, tosidebar: true, complete: 'faces', wires: [] };
+  const rows: { nodes: FlowNode[]; indent?: number }[] = [{ nodes: [comment] }, { nodes: chain }];
+  const chainRow = laidOut(prefix, rows)[rows[0].nodes.length + chain.length - 1];
+  rows.push({ nodes: [frames], indent: Math.round(nodeBox(chainRow).left) - MARGIN });
   if (options.walkup) {
-    nodes.push(
-      {
-        id: id('walkup'), type: 'inject', name: `walk-up: enrol Alice at ${options.camera.name} for 10 s`, props: [{ p: 'payload' }], repeat: '', once: false,
-        payload: JSON.stringify({ action: 'walkup', name: 'Alice', camera: options.camera.name, seconds: 10 }), payloadType: 'json', wires: [[id('enrol')]],
-      },
-      { id: id('enrol'), type: 'enrol', name: '', gallery: id('gallery'), minPhotos: dialogDefault('enrol', 'minPhotos'), walkupSeconds: dialogDefault('enrol', 'walkupSeconds'), wires: [[id('report')]] },
-      { id: id('report'), type: 'debug', name: 'enrolment report', active: true, tosidebar: true, complete: 'payload', wires: [] },
-    );
+    rows.push({
+      nodes: [
+        {
+          id: id('walkup'), type: 'inject', name: `walk-up: enrol Alice (${options.walkupSeconds ?? 10} s)`, props: [{ p: 'payload' }], repeat: '', once: false,
+          payload: JSON.stringify({ action: 'walkup', name: 'Alice', camera: options.camera.name, seconds: options.walkupSeconds ?? 10 }),
+          payloadType: 'json', wires: [[id('enrol')]],
+        },
+        { id: id('enrol'), type: 'enrol', name: '', gallery: id('gallery'), minPhotos: dialogDefault('enrol', 'minPhotos'), walkupSeconds: dialogDefault('enrol', 'walkupSeconds'), wires: [[id('report')]] },
+        { id: id('report'), type: 'debug', name: 'enrolment report', active: true, tosidebar: true, complete: 'payload', wires: [] },
+      ],
+    });
   }
   return [
     { id: prefix, type: 'tab', label: options.label, disabled: false, info: options.comment },
-    ...positioned(prefix, nodes),
+    ...laidOut(prefix, rows),
     { id: id('device'), type: 'edgetpu-device', name: options.device === 'cpu' ? 'CPU' : 'Coral (auto)', device: options.device, performance: 'high', model: '', threads: '' },
     { id: id('gallery'), type: 'face-gallery', name: 'people', path: options.galleryPath ?? '', threshold: '', margin: '', device: id('device') },
   ];
@@ -94,9 +163,17 @@ export function enrolFromFolderFlow(prefix: string): FlowNode[] {
     { id: id('enrol'), type: 'enrol', name: '', gallery: id('gallery'), minPhotos: dialogDefault('enrol', 'minPhotos'), walkupSeconds: dialogDefault('enrol', 'walkupSeconds'), wires: [[id('report')]] },
     { id: id('report'), type: 'debug', name: 'report', active: true, tosidebar: true, complete: 'payload', wires: [] },
   ];
+  const [comment, ...injects] = nodes.slice(0, 5);
+  const [enrol, report] = nodes.slice(5);
+  // The injects in a column, the enrol node and its report to the right of the widest.
+  const column = injects.map((n) => ({ nodes: [n] }));
+  const placed = laidOut(prefix, [{ nodes: [comment] }, ...column]);
+  const right = Math.max(...placed.slice(1).map((n) => nodeBox(n).right));
+  const middle = placed[1 + Math.floor(injects.length / 2)].y as number;
+  const tail = laidOut(prefix, [{ nodes: [enrol, report], indent: right + GAP - MARGIN }]).map((n) => ({ ...n, y: middle }));
   return [
     { id: prefix, type: 'tab', label: 'Enrol from photos', disabled: false, info: '' },
-    ...positioned(prefix, nodes),
+    ...placed, ...tail,
     { id: id('device'), type: 'edgetpu-device', name: 'Coral (auto)', device: 'auto', performance: 'high', model: '', threads: '' },
     { id: id('gallery'), type: 'face-gallery', name: 'people', path: '', threshold: '', margin: '', device: id('device') },
   ];
@@ -138,13 +215,16 @@ export function exampleFlows(): Record<string, FlowNode[]> {
 export function demoFlow(clip: string, galleryPath: string): FlowNode[] {
   return recogniseFlow('demo', {
     label: 'coral-face demo',
-    comment: 'A looping clip made from photos stands in for a camera. Open camera-in to see the live view. Everyone is ' +
-      '"unknown" until enrolled: click the walk-up inject while a face is on screen to enrol it as Alice.',
+    comment: 'A looping 20 s clip made from photos stands in for a camera: 8 s of one woman walking up to it, then four ' +
+      'group photos of strangers. Open the camera-in node to see the live view with boxes and names. Everyone is ' +
+      '"unknown" until enrolled: click the walk-up inject (it watches one loop) to enrol the woman who walks up as ' +
+      'Alice; the debug sidebar then shows "recognized Alice" within a loop, on the same visit if she is on screen.',
     camera: { name: 'demo', url: clip, fps: 5 },
     detector: 'full',
     device: 'auto',
     galleryPath,
     walkup: true,
+    walkupSeconds: DEMO_LOOP_SECONDS,
   });
 }
 

@@ -403,6 +403,46 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     }
   });
 
+  it('follows a corrected track: unknown then Alice, Alice then Bob, each trigger once and presence right', async () => {
+    await load({ offDelay: '60' });
+    const node = helper.getNode('ha');
+    const send = (event: VisitPayload['event'], name: string, trackId: string, extra: Partial<VisitPayload> = {}) => {
+      const msg = visit(event, name, 'front_door', trackId);
+      Object.assign(msg.payload as VisitPayload, extra);
+      node.receive(msg);
+    };
+    // What imprint-classify sends when a stranger's track turns out to be Alice (enrolled while in view).
+    const since = ha.mark();
+    send('unknown', 'unknown', 'front_door-900');
+    await waitFor('unknown trigger', () => ha.last(topic('trigger/unknown'), since));
+    send('left', 'unknown', 'front_door-900', { revisedTo: 'Alice' });
+    send('recognized', 'Alice', 'front_door-900', { revises: 'unknown' });
+    send('recognized', 'Alice', 'front_door-900', { revises: 'unknown' }); // wired twice
+    await waitFor('alice on', () => ha.last(topic('presence/alice'), since)?.payload.toString() === 'ON');
+    await sleep(300);
+    assert.equal(ha.on(topic('trigger/unknown'), since).length, 1);
+    assert.equal(ha.on(topic('trigger/person/alice'), since).length, 1);
+    assert.deepEqual(ha.on(topic('event'), since).map((m) => JSON.parse(m.payload.toString())).map((e) => [e.event_type, e.track_id, e.revises]),
+      [['unknown', 'front_door-900', null], ['Alice', 'front_door-900', 'unknown']]);
+
+    // A wrong name corrected: Alice's presence goes off at once, Bob's on; his left turns him off.
+    const mark = ha.mark();
+    send('recognized', 'Bob', 'front_door-901');
+    await waitFor('bob on', () => ha.last(topic('presence/bob'), mark)?.payload.toString() === 'ON');
+    send('left', 'Bob', 'front_door-901', { revisedTo: 'Alice' });
+    await waitFor('bob off', () => ha.last(topic('presence/bob'), mark)?.payload.toString() === 'OFF');
+    send('left', 'Alice', 'front_door-900');
+    await waitFor('alice off', () => ha.last(topic('presence/alice'), mark)?.payload.toString() === 'OFF');
+    // Without the left (not wired, or lost), a correction still moves presence to the new name.
+    const third = ha.mark();
+    send('recognized', 'Alice', 'front_door-902');
+    await waitFor('alice on again', () => ha.last(topic('presence/alice'), third)?.payload.toString() === 'ON');
+    send('recognized', 'Bob', 'front_door-902', { revises: 'Alice' });
+    await waitFor('alice off by correction', () => ha.last(topic('presence/alice'), third)?.payload.toString() === 'OFF');
+    assert.equal(ha.last(topic('presence/bob'), third)?.payload.toString(), 'ON');
+    assert.equal(ha.on(topic('trigger/person/bob'), third).length, 1);
+  });
+
   it('enrol, rename and forget through the gallery update event_types and add/remove components as the HA docs say', async () => {
     const s0 = ha.mark();
     const { gallery } = await load();

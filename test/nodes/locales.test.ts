@@ -30,6 +30,8 @@ const SAMPLES: Record<string, string> = {
   detector: 'short',
   message: '',
   error: '',
+  refused: '3',
+  max: '1000',
 };
 
 function statusTexts(type: string): [string, string][] {

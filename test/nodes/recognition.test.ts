@@ -179,4 +179,23 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     enrol.receive({ payload: { action: 'list' } });
     assert.ok((await listed).payload.people.some((p: any) => p.name === 'Tiger'));
   });
+
+  it('walk-up refuses a group of comparable faces, with the reason, and saves nothing', async () => {
+    await helper.load(NODES, flow(galleryDir));
+    const enrol = helper.getNode('enrol');
+    const enrolled = helper.getNode('enrolled');
+    const reply = next(enrolled);
+    enrol.receive({ payload: { action: 'walkup', name: 'Crowd', camera: 'hall', seconds: 3 } });
+    // The near-range detector of this flow finds two faces of similar size in this one (the others' are too small for it).
+    const group = path.join(FACES_DIR, '_group', 'five-faces.jpg');
+    await sendFrames(group, 'hall', 12, 150, helper.getNode('align'));
+    const { payload } = await reply;
+    assert.equal(payload.ok, false, JSON.stringify(payload));
+    assert.equal(payload.error.code, 'ERR_WALKUP_CROWDED');
+    assert.match(payload.error.message, /faces of similar size/);
+    assert.ok(payload.crowdedFrames > 0 && payload.frames >= payload.crowdedFrames);
+    const listed = next(enrolled);
+    enrol.receive({ payload: { action: 'list' } });
+    assert.ok(!(await listed).payload.people.some((p: any) => p.name === 'Crowd'));
+  });
 });

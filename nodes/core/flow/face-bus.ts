@@ -18,7 +18,10 @@ export interface CameraFaces {
 /** Names given to a camera's faces (imprint-classify): the live view draws them. */
 export interface CameraIdentities {
   camera: string;
+  /** Capture time of the frame the faces were found in. */
   timestamp: number;
+  /** That frame's sequence number, when known. */
+  seq?: number;
   faces: { box: { x: number; y: number; width: number; height: number }; name: string | null }[];
 }
 

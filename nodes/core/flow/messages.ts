@@ -14,6 +14,12 @@ export interface FrameRef extends PixelRef {
   seq: number;
   /** Capture time, ms since the epoch. */
   timestamp: number;
+  /**
+   * Numbers the stream's continuous stretches: it changes at a hard cut in
+   * the picture and when the stream restarts, so trackers never carry a face
+   * across it.
+   */
+  scene?: number;
 }
 
 export interface FaceQualitySummary {
@@ -79,6 +85,10 @@ export interface VisitPayload {
   box?: Box;
   /** For 'left': how long the visit lasted, ms. */
   durationMs?: number;
+  /** For 'recognized' / 'unknown': the name this track was announced as before (the decision was corrected). */
+  revises?: string;
+  /** For 'left': the visit closed because its track was decided again, as this name. */
+  revisedTo?: string;
 }
 
 /** msg.payload for the enrol node. */

@@ -409,6 +409,8 @@ export interface FaceEventPayload {
   track_id: string;
   cosine: number | null;
   confidence: number | null;
+  /** The name this track was announced as before (a corrected decision), else null. */
+  revises: string | null;
 }
 
 /**
@@ -428,6 +430,7 @@ export function faceEventPayload(visit: VisitPayload & { event: HaVisitEvent }, 
     track_id: visit.trackId,
     cosine: typeof visit.cosine === 'number' ? visit.cosine : null,
     confidence: typeof visit.confidence === 'number' ? visit.confidence : null,
+    revises: typeof visit.revises === 'string' ? visit.revises : null,
   };
 }
 

@@ -14,7 +14,11 @@ export class PresenceTracker {
   constructor(private readonly offDelayMs: number, private readonly changed: (deviceId: string, personId: string, on: boolean) => void) {}
 
   recognized(deviceId: string, personId: string, trackId: string): void {
-    this.tracksOf(deviceId).set(trackId, personId);
+    const tracks = this.tracksOf(deviceId);
+    const before = tracks.get(trackId);
+    // A corrected track (its 'left' lost or never wired): the person it named before is not here on its account.
+    if (before !== undefined && before !== personId) this.left(deviceId, trackId);
+    tracks.set(trackId, personId);
     this.onOf(deviceId).add(personId);
     this.restartTimer(deviceId, personId);
     // Published on every visit, even when already ON: in HA each ON restarts off_delay.

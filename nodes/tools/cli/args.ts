@@ -1,5 +1,7 @@
 /** The command line's arguments: parsed once, with a usage error for anything malformed. */
+import * as fs from 'fs';
 import * as os from 'os';
+import { defaultGalleryDir } from './gallery-location';
 import * as path from 'path';
 import { DEFAULT_MARGIN, DEFAULT_THRESHOLD } from '../../core/identify/imprint';
 import { numberSetting, SETTINGS, type NumberRule } from '../../core/flow/settings';
@@ -12,15 +14,18 @@ commands:
                                name resembles someone's already enrolled
   forget <name>                remove a person and their photos
   rename <old> <new>           rename a person
-  list                         list people (JSON)
+  list                         list people
   repair                       rebuild a damaged or lost gallery index from the person folders
-  identify <image...>          name every face in each image (one JSON line per image)
+  identify <image...>          name every face in each image, or say unknown and why
   eval <dataset-dir>           accuracy on a folder per identity + _unknown/ (see README)
   devices                      list Coral Edge TPUs
-  demo [--port N] [--dir D]    start Node-RED with the demo flow on a clip (no camera or Coral needed)
+  demo [--port N] [--host H] [--dir D]
+                               start Node-RED with the demo flow on a clip (no camera or Coral needed);
+                               --host 0.0.0.0 opens it to the network (no login: trusted networks only)
 
 options:
-  --gallery <dir>      gallery folder (default $CORAL_FACE_GALLERY or ~/.coral-face/gallery)
+  --gallery <dir>      gallery folder (default $CORAL_FACE_GALLERY, else the one Node-RED's nodes use by
+                       default: ~/.node-red/coral-face/gallery)
   --detector short|full  BlazeFace short-range (near faces, default) or full-range (far faces)
   --device <spec>      auto (default), cpu, usb, usb:N, pci, pci:N
   --threshold <cos>    accept a face above this cosine (default ${DEFAULT_THRESHOLD})
@@ -28,7 +33,8 @@ options:
   --min-photos <n>     enrol: fewest usable photos for a new person (default 3)
   --add                enrol: add to the person whose name this resembles ("alice" for "Alice")
   --new                enrol: a new person, even though the name resembles someone's
-  --json               eval: one JSON object
+  --json               for machines: one JSON object per result (errors too, on stdout)
+  --verbose            also TFLite's own log lines, and stack traces
   --peer               eval: also run @vladmandic/face-api (dev dependency) on the same protocol
   --aligned            eval: the images are aligned 112x112 crops (no detection)
 `;
@@ -41,7 +47,7 @@ export interface Args {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['gallery', 'detector', 'device', 'threshold', 'margin', 'min-photos', 'port', 'dir']);
+const VALUE_FLAGS = new Set(['gallery', 'detector', 'device', 'threshold', 'margin', 'min-photos', 'port', 'host', 'dir']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
@@ -59,7 +65,7 @@ export function parseArgs(argv: string[]): Args {
         // "--gallery --json" is a forgotten value, not a folder named "--json".
         if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new UsageError(`--${key} needs a value`);
         flags.set(key, value);
-      } else if (['json', 'peer', 'aligned', 'help', 'add', 'new'].includes(key)) {
+      } else if (['json', 'peer', 'aligned', 'help', 'verbose', 'add', 'new'].includes(key)) {
         if (inline !== undefined) throw new UsageError(`--${key} takes no value`);
         flags.set(key, true);
       } else {
@@ -105,6 +111,8 @@ export function pipelineOptions(args: Args): PipelineOptions {
 export function galleryDir(args: Args): string {
   const flag = args.flags.get('gallery');
   if (typeof flag === 'string') return path.resolve(flag);
-  return process.env.CORAL_FACE_GALLERY ?? path.join(os.homedir(), '.coral-face', 'gallery');
+  return defaultGalleryDir(process.env, os.homedir(), (dir) => fs.existsSync(dir), (text) => {
+    if (!args.flags.has('json')) process.stderr.write(`${text}\n`);
+  });
 }
 

@@ -2,7 +2,7 @@
 import * as path from 'path';
 import { decodeImage } from '../../core/media/decode';
 import type { Box, RgbImage } from '../../core/media/image';
-import { FacePipeline, mainFace } from '../../core/pipeline';
+import { type FacePipeline, mainFace } from '../../core/pipeline';
 import { DescribePhoto, evaluate, readDataset } from '../evaluate';
 import { type Args, UsageError } from './args';
 import { print, withPipeline } from './output';

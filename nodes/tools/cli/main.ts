@@ -5,31 +5,44 @@
  *   coral-face enrol <name> <image...>     coral-face identify <image...>
  *   coral-face forget <name>               coral-face list
  *   coral-face rename <old> <new>          coral-face eval <dataset-dir> [--json] [--peer] [--aligned]
- *   coral-face devices
+ *   coral-face devices                     coral-face demo [--port N] [--host H]
  *
- * Exit codes: 0 success, 1 the operation failed on its input (bad image,
- * too few usable photos, unknown person), 2 usage error.
+ * Output for people by default, one JSON object per result with --json;
+ * errors in one place (output.ts). Exit codes: 0 success, 1 the operation
+ * failed on its input (bad image, too few usable photos, unknown person), 2
+ * usage error. Commands are loaded when run, so `--help` loads neither the
+ * native runtime nor sharp.
  */
-import { listEdgeTpuDevices } from '../../../native';
-import { GalleryError } from '../../core/gallery/format';
-import { ImageError } from '../../core/media/decode';
 import { type Args, parseArgs, USAGE, UsageError } from './args';
-import { demo } from './demo';
-import { runEval } from './eval';
-import { enrol, forget, identify, list, rename, repair } from './gallery';
-import { print } from './output';
+import { emit, emitError, outputOf } from './output';
 
-async function devices(): Promise<number> {
-  print(await listEdgeTpuDevices());
+async function devices(args: Args): Promise<number> {
+  const { listEdgeTpuDevices } = await import('../../../native');
+  const found = await listEdgeTpuDevices();
+  emit(outputOf(args), found, () => {
+    if (!found.loaded) return `libedgetpu is not installed or could not be loaded${found.error ? ` (${found.error})` : ''}: the CPU is used`;
+    if (found.devices.length === 0) return `no Coral Edge TPU found (libedgetpu ${found.version ?? ''}): the CPU is used`;
+    return [`libedgetpu ${found.version ?? ''}`, ...found.devices.map((d) => `  ${d.name}  ${JSON.stringify(d)}`)].join('\n');
+  });
   return 0;
 }
 
+const gallery = () => import('./gallery');
 const COMMANDS: Record<string, (args: Args) => Promise<number>> = {
-  enrol, enroll: enrol, identify, list, forget, rename, repair, eval: runEval, devices, demo,
+  enrol: async (a) => (await gallery()).enrol(a),
+  enroll: async (a) => (await gallery()).enrol(a),
+  identify: async (a) => (await gallery()).identify(a),
+  list: async (a) => (await gallery()).list(a),
+  forget: async (a) => (await gallery()).forget(a),
+  rename: async (a) => (await gallery()).rename(a),
+  repair: async (a) => (await gallery()).repair(a),
+  eval: async (a) => (await import('./eval')).runEval(a),
+  devices,
+  demo: async (a) => (await import('./demo')).demo(a),
 };
 
 export async function main(argv: string[]): Promise<number> {
-  let args: Args;
+  let args: Args | null = null;
   try {
     args = parseArgs(argv);
     if (args.flags.has('help') || args.command === 'help' || args.command === '') {
@@ -40,13 +53,16 @@ export async function main(argv: string[]): Promise<number> {
     if (!command) throw new UsageError(`unknown command "${args.command}"`);
     return await command(args);
   } catch (error) {
+    const out = args ? outputOf(args) : { json: argv.includes('--json'), verbose: false };
     if (error instanceof UsageError) {
-      process.stderr.write(`coral-face: ${error.message}\n\n${USAGE}`);
+      emitError(out, { code: 'ERR_USAGE', message: error.message });
+      if (!out.json) process.stderr.write(`\n${USAGE}`);
       return 2;
     }
-    const e = error as { code?: string; message?: string };
-    const known = error instanceof GalleryError || error instanceof ImageError || (typeof e.code === 'string' && e.code.startsWith('ERR_'));
-    process.stderr.write(`coral-face: ${e.message ?? String(error)}${known && e.code ? ` [${e.code}]` : ''}\n`);
+    const e = error as { code?: unknown; message?: string };
+    const code = typeof e.code === 'string' && e.code.startsWith('ERR_') ? e.code : undefined;
+    emitError(out, { code, message: e.message ?? String(error) });
+    if (out.verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     return 1;
   }
 }

@@ -8,14 +8,18 @@ import { TrackerRegistry } from '../../../nodes/core/identify/tracker-registry';
 import { VisitEvent, VisitTracker, type TrackedFace } from '../../../nodes/core/identify/visits';
 
 const box = { x: 10, y: 10, width: 80, height: 80 };
-const stranger: TrackedFace = { box, identity: { name: 'unknown', known: false, cosine: 0.1, confidence: 0.1 } };
-const alice: TrackedFace = { box, identity: { name: 'Alice', known: true, cosine: 0.8, confidence: 0.9 } };
+// Alice's face and a stranger's, as embeddings the tracker names through `identify`.
+const stranger: TrackedFace = { box, embedding: [0, 1, 0] };
+const alice: TrackedFace = { box, embedding: [1, 0, 0] };
+const identify = (embedding: Float32Array) => (embedding[0] > 0.5
+  ? { name: 'Alice', known: true, cosine: 0.8, confidence: 0.9 }
+  : { name: 'unknown', known: false, cosine: 0.1, confidence: 0.1 });
 
 function registry(options: { maxTrackers?: number; idleMs?: number } = {}) {
   const created: string[] = [];
   const r = new TrackerRegistry<VisitEvent, VisitTracker>((camera) => {
     created.push(camera);
-    return new VisitTracker({ camera, confirmFrames: 3, unknownFrames: 5, maxMissedMs: 1000, cooldownMs: 60_000 });
+    return new VisitTracker({ camera, identify, confirmFrames: 3, unknownFrames: 5, maxMissedMs: 1000, cooldownMs: 60_000 });
   }, options);
   return { r, created };
 }
