@@ -7,6 +7,7 @@ import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { Gallery } from '../core/gallery/gallery';
 import { acquireGallery, Recognizer, releaseGallery } from '../core/flow/resources';
+import { appliedRecognition, extrasFor } from '../core/library/registry';
 import { configNumber, userDir } from '../kit';
 import type { EdgeTpuDeviceNode, FaceGalleryNode } from '../config-types';
 
@@ -38,7 +39,9 @@ export = function register(RED: NodeAPI): void {
     this.gallery = () => (galleryOpened ??= acquireGallery(this.directory));
     this.recognizer = () => (recognizerOpened ??= (async () => {
       const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
-      const recognizer = await Recognizer.open(gallery, embedder, settings());
+      // The face library's negatives, ignored people and applied threshold (nodes/core/library).
+      const [extras, applied] = await Promise.all([extrasFor(this.directory), appliedRecognition(this.directory)]);
+      const recognizer = await Recognizer.open(gallery, embedder, { ...settings(), ...applied }, extras);
       recognizer.on('error', (error) => this.error(`gallery reload failed: ${(error as Error).message}`));
       return recognizer;
     })());

@@ -10,7 +10,8 @@ import type { FaceGalleryNode } from '../config-types';
 import { encodeJpeg } from '../core/media/decode';
 import { faceBus } from '../core/flow/face-bus';
 import type { FaceMessage, FaceRecord, VisitPayload } from '../core/flow/messages';
-import { isPixelRef, PixelRef, pixels } from '../core/media/pixel-store';
+import { isPixelRef, pixels } from '../core/media/pixel-store';
+import { publishVisit, type VisitEvidence } from '../core/library/observe';
 import { UNKNOWN } from '../core/identify/imprint';
 import type { Recognizer } from '../core/identify/recognizer';
 import { TrackedFace, VisitEvent, VisitTracker } from '../core/identify/visits';
@@ -52,11 +53,11 @@ export = function register(RED: NodeAPI): void {
     const onReload = (people: string[]) => showStatus(node, 'ready', RED._('imprint-classify.status.people', { count: people.length }));
     recognizer.then((r) => r.on('reload', onReload), () => undefined);
 
-    const trackers = new Map<string, VisitTracker<PixelRef>>();
+    const trackers = new Map<string, VisitTracker<VisitEvidence>>();
     const trackerFor = (camera: string) => {
       let tracker = trackers.get(camera);
       if (!tracker) {
-        tracker = new VisitTracker<PixelRef>({
+        tracker = new VisitTracker<VisitEvidence>({
           camera,
           ...trackerOptions,
         });
@@ -65,12 +66,15 @@ export = function register(RED: NodeAPI): void {
       return tracker;
     };
 
-    const emit = async (camera: string, events: VisitEvent<PixelRef>[]) => {
+    const emit = async (camera: string, events: VisitEvent<VisitEvidence>[]) => {
+      const r = await recognizer;
       for (const event of events) {
+        // A person marked ignored in the face library is recognised but reported as 'ignored'.
+        const type = event.type === 'recognized' && r.isIgnoredName(event.name) ? 'ignored' : event.type;
         const payload: VisitPayload = {
-          event: event.type, name: event.name ?? UNKNOWN, camera, trackId: event.trackId, time: new Date().toISOString(),
+          event: type, name: event.name ?? UNKNOWN, camera, trackId: event.trackId, time: new Date().toISOString(),
         };
-        const out: FaceMessage = { topic: `${camera}/${event.type}`, payload };
+        const out: FaceMessage = { topic: `${camera}/${type}`, payload };
         if (event.type === 'left') {
           payload.durationMs = event.duration;
         } else {
@@ -78,8 +82,10 @@ export = function register(RED: NodeAPI): void {
           payload.confidence = Math.round(event.confidence * 10000) / 10000;
           payload.box = event.box;
           // The face as a JPEG: Home Assistant's image entity, a notification.
-          if (event.crop && isPixelRef(event.crop) && pixels.has(event.crop)) out.image = await encodeJpeg(pixels.get(event.crop));
-          showStatus(node, event.type === 'recognized' ? 'ok' : 'notice', RED._(`imprint-classify.status.${event.type}`, { name: payload.name, camera }));
+          const ref = event.crop?.ref;
+          if (ref && isPixelRef(ref) && pixels.has(ref)) out.image = await encodeJpeg(pixels.get(ref));
+          publishVisit(galleryNode!.directory, camera, type as 'recognized' | 'unknown' | 'ignored', event, r);
+          showStatus(node, type === 'recognized' ? 'ok' : 'notice', RED._(`imprint-classify.status.${type}`, { name: payload.name, camera }));
         }
         node.send([out, null]);
       }
@@ -97,11 +103,12 @@ export = function register(RED: NodeAPI): void {
           throw new CodedError('ERR_EMBEDDER_MISMATCH', RED._('imprint-classify.errors.embedder', { got: msg.embedder.id, want: r.embedder.id }));
         }
         const faces: FaceRecord[] = Array.isArray(msg.faces) ? msg.faces : [];
-        const tracked: TrackedFace<PixelRef>[] = faces.map((face) => {
-          if (!face.embedding) return { box: face.box, identity: null, crop: face.crop };
+        const tracked: TrackedFace<VisitEvidence>[] = faces.map((face) => {
+          if (!face.embedding) return { box: face.box, identity: null, crop: { ref: face.crop } };
           const id = r.identify(Float32Array.from(face.embedding));
           face.identity = { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence, unknownReason: id.unknownReason };
-          return { box: face.box, identity: { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence }, crop: face.crop };
+          return { box: face.box, identity: { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence },
+            crop: { ref: face.crop, embedding: face.embedding, identification: id, quality: face.quality } };
         });
         const camera = msg.frame?.camera ?? (typeof msg.topic === 'string' && msg.topic ? msg.topic : 'default');
         faceBus.publishIdentities({ camera, timestamp: Date.now(), faces: faces.map((f) => ({ box: f.box, name: f.identity?.name ?? null })) });

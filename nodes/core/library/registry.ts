@@ -1,0 +1,57 @@
+/**
+ * One face library per gallery folder in the process, shared by whoever needs it: the face-gallery
+ * node (negatives, ignored people and an applied threshold for its recognizer), ha-face-entities
+ * (ignored people get no person entities) and the face library's HTTP routes. Like the gallery
+ * pool, it outlives redeploys: the library's dependencies are looked up per call.
+ */
+import * as path from 'node:path';
+import { FaceLibrary, type FaceLibraryDeps } from './library';
+import { readLibrarySettings, type LibrarySettings } from './settings';
+import { SidecarExtras } from './sidecar';
+
+const extras = new Map<string, Promise<SidecarExtras>>();
+const libraries = new Map<string, Promise<FaceLibrary>>();
+
+function key(dir: string): string {
+  return path.resolve(dir);
+}
+
+/** The gallery's ignored flags and negatives (the sidecar until the gallery has them). */
+export function extrasFor(galleryDir: string): Promise<SidecarExtras> {
+  const k = key(galleryDir);
+  let entry = extras.get(k);
+  if (!entry) {
+    entry = SidecarExtras.open(k);
+    extras.set(k, entry);
+    entry.catch(() => { if (extras.get(k) === entry) extras.delete(k); });
+  }
+  return entry;
+}
+
+/** Threshold/margin applied from the Health page, if any (they win over the node's fields). */
+export async function appliedRecognition(galleryDir: string): Promise<LibrarySettings['recognition']> {
+  return (await readLibrarySettings(key(galleryDir))).recognition;
+}
+
+/** The library of a gallery folder; `deps` is used only when the library is first opened. */
+export function libraryFor(galleryDir: string, deps: FaceLibraryDeps): Promise<FaceLibrary> {
+  const k = key(galleryDir);
+  let entry = libraries.get(k);
+  if (!entry) {
+    entry = extrasFor(k).then((e) => FaceLibrary.open(k, e, deps));
+    libraries.set(k, entry);
+    entry.catch(() => { if (libraries.get(k) === entry) libraries.delete(k); });
+  }
+  return entry;
+}
+
+export function openLibraries(): string[] {
+  return [...libraries.keys()];
+}
+
+/** For tests: forget every open library (their files stay). */
+export async function resetLibraries(): Promise<void> {
+  for (const entry of libraries.values()) (await entry.catch(() => null))?.close();
+  libraries.clear();
+  extras.clear();
+}
