@@ -14,6 +14,8 @@ export interface EdgeTpuDeviceNode extends Node {
 
 export interface FaceGalleryNode extends Node {
   directory: string;
+  /** The node's own threshold and margin (its fields, or the defaults). */
+  recognitionSettings(): { threshold: number; margin: number };
   gallery(): Promise<Gallery>;
   recognizer(): Promise<Recognizer>;
   deviceNode(): EdgeTpuDeviceNode;

@@ -28,6 +28,7 @@ export = function register(RED: NodeAPI): void {
       threshold: configNumber('face-gallery', 'threshold', config.threshold),
       margin: configNumber('face-gallery', 'margin', config.margin),
     });
+    this.recognitionSettings = settings;
     let galleryOpened: Promise<Gallery> | null = null;
     let recognizerOpened: Promise<Recognizer> | null = null;
 

@@ -35,6 +35,7 @@ import type { EmbedderInfo, FaceMessage, VisitPayload } from '../core/flow/messa
 import { maskSecrets } from '../core/common/secrets';
 import { packageVersion } from '../core/common/package';
 import { PresenceTracker } from '../core/ha/presence';
+import { extrasFor } from '../core/library/registry';
 import { errorMessage, NodeState, showStatus } from '../kit';
 
 interface HaDef extends NodeDef {
@@ -168,10 +169,12 @@ export = function register(RED: NodeAPI): void {
 
     // ------------------------------------------------------------ people
     let gallery: Gallery | null = null;
+    /** People marked ignored in the face library: no person entities, their visits are 'ignored' events. */
+    let ignoredIds: () => ReadonlySet<string> = () => new Set();
     /** Without a gallery: people seen in visits or read back from the broker. */
     const seenPeople = new Map<string, HaPerson>();
     const people = (): HaPerson[] => (gallery
-      ? gallery.listPeople().map((p) => ({ id: p.id, name: p.name }))
+      ? gallery.listPeople().filter((p) => !ignoredIds().has(p.id)).map((p) => ({ id: p.id, name: p.name }))
       : [...seenPeople.values()]);
     const personIdFor = (name: string): string | null => {
       if (gallery) return gallery.getPerson(name)?.id ?? null;
@@ -411,7 +414,7 @@ export = function register(RED: NodeAPI): void {
     async function publishDiscovery(device: Device, force: boolean): Promise<void> {
       const { topic, payload } = buildDeviceDiscovery({
         discoveryPrefix, baseTopic, deviceId: device.id, deviceName: device.name,
-        people: people(), offDelaySeconds, swVersion, triggerSubtypes: device.subtypes,
+        people: people(), ignoredPeople: ignoredIds().size > 0, offDelaySeconds, swVersion, triggerSubtypes: device.subtypes,
       });
       const json = JSON.stringify(payload);
       if (!force && json === device.lastJson) return;
@@ -490,6 +493,7 @@ export = function register(RED: NodeAPI): void {
         return;
       }
       let personId: string | null = null;
+      if (visit.event === 'ignored') personId = gallery?.getPerson(visit.name)?.id ?? null;
       if (visit.event === 'recognized') {
         const before = people().length;
         personId = personIdFor(visit.name);
@@ -505,7 +509,7 @@ export = function register(RED: NodeAPI): void {
         const json = JSON.stringify(event);
         await publish(t.event, json, false);
         if (visit.event === 'unknown') await publish(t.unknownTrigger, json, false);
-        else if (personId !== null) await publish(t.personTrigger(personId), json, false);
+        else if (visit.event === 'recognized' && personId !== null) await publish(t.personTrigger(personId), json, false);
       } else {
         // Stale by the time the broker is back: an event is never replayed.
         droppedWhileOffline++;
@@ -616,14 +620,18 @@ export = function register(RED: NodeAPI): void {
       }, 200);
     };
     let galleryReady: Promise<void> = Promise.resolve();
+    let offExtras = () => undefined as unknown;
     if (config.gallery) {
       const galleryNode = RED.nodes.getNode(config.gallery) as FaceGalleryNode | null;
       if (!galleryNode) {
         fail(RED._('ha-face-entities.errors.gallery'));
       } else {
-        galleryReady = galleryNode.gallery().then((g) => {
+        galleryReady = Promise.all([galleryNode.gallery(), extrasFor(galleryNode.directory)]).then(([g, extras]) => {
           gallery = g;
           g.on('change', onGalleryChange);
+          ignoredIds = () => extras.ignoredIds();
+          extras.on('change', onGalleryChange);
+          offExtras = () => extras.off('change', onGalleryChange);
         }, (error) => fail(errorMessage(error)));
       }
     }
@@ -636,6 +644,7 @@ export = function register(RED: NodeAPI): void {
       for (const timer of [retryTimer, birthTimer, changeTimer]) if (timer) clearTimeout(timer);
       presence.close();
       gallery?.off('change', onGalleryChange);
+      offExtras();
       const c = client;
       client = null;
       if (!c) {

@@ -6,7 +6,7 @@
  * One camera is one HA device, announced with a single retained payload on
  * `<prefix>/device/<deviceId>/config` (HA "device discovery", `cmps` map):
  *
- *   face_event               event          event_types = enrolled names + "unknown"
+ *   face_event               event          event_types = enrolled names + "unknown" (+ "ignored")
  *   unknown_trigger          device trigger "Unknown person detected"
  *   person_<id>_trigger      device trigger "<name> recognized"      (one per person, label sticky)
  *   person_<id>_presence     binary_sensor  occupancy, off_delay     (one per person)
@@ -36,6 +36,11 @@ export const MANUFACTURER = PACKAGE_NAME;
 export const MODEL = 'Camera face recognition';
 /** The event_type for a confirmed stranger (imprint-classify names them "unknown" too). */
 export const UNKNOWN_EVENT_TYPE = UNKNOWN;
+/**
+ * The event_type of a person marked ignored in the face library (the postman): their own event
+ * type on the event entity, never a person trigger, presence sensor or unknown alert.
+ */
+export const IGNORED_EVENT_TYPE = 'ignored';
 /** Device trigger type/subtype. HA renders custom values as "<subtype> <type>". */
 export const RECOGNIZED_TRIGGER_TYPE = 'recognized';
 export const UNKNOWN_TRIGGER_TYPE = 'detected';
@@ -62,6 +67,8 @@ export interface HaDeviceOptions {
   /** Shown in HA as the device name ("Front door"). */
   deviceName: string;
   people: readonly HaPerson[];
+  /** Whether the gallery has people marked ignored (they are not in `people`): adds the "ignored" event type. */
+  ignoredPeople?: boolean;
   /** binary_sensor off_delay in seconds; 0 leaves presence on until the visit ends. */
   offDelaySeconds: number;
   swVersion: string;
@@ -169,9 +176,10 @@ export const personKey = {
 };
 
 /** Every enrolled display name plus "unknown", once each, in a stable order. */
-export function eventTypes(people: readonly HaPerson[]): string[] {
+export function eventTypes(people: readonly HaPerson[], ignoredPeople = false): string[] {
   const names = [...new Set(people.map((p) => p.name))].sort((a, b) => a.localeCompare(b));
-  return names.includes(UNKNOWN_EVENT_TYPE) ? names : [...names, UNKNOWN_EVENT_TYPE];
+  const types = names.includes(UNKNOWN_EVENT_TYPE) ? names : [...names, UNKNOWN_EVENT_TYPE];
+  return ignoredPeople && !types.includes(IGNORED_EVENT_TYPE) ? [...types, IGNORED_EVENT_TYPE] : types;
 }
 
 // ---------------------------------------------------------------- discovery payload
@@ -197,7 +205,7 @@ export function buildDeviceDiscovery(options: HaDeviceOptions): { topic: string;
       icon: 'mdi:face-recognition',
       // No device_class: HA's event classes are button, doorbell and motion; a face is none of them.
       state_topic: t.event,
-      event_types: eventTypes(options.people),
+      event_types: eventTypes(options.people, options.ignoredPeople),
     },
     unknown_trigger: {
       p: 'device_automation',
@@ -375,7 +383,7 @@ export function peopleFromDiscovery(payload: unknown): HaPerson[] {
 
 export interface FaceEventPayload {
   event_type: string;
-  event: 'recognized' | 'unknown';
+  event: 'recognized' | 'unknown' | 'ignored';
   name: string;
   person_id: string | null;
   camera: string;
@@ -392,11 +400,12 @@ export interface FaceEventPayload {
  */
 export function faceEventPayload(visit: VisitPayload, personId: string | null, camera: string): FaceEventPayload {
   const known = visit.event === 'recognized';
+  const ignored = visit.event === 'ignored';
   return {
-    event_type: known ? visit.name : UNKNOWN_EVENT_TYPE,
-    event: known ? 'recognized' : 'unknown',
-    name: known ? visit.name : UNKNOWN_EVENT_TYPE,
-    person_id: known ? personId : null,
+    event_type: known ? visit.name : ignored ? IGNORED_EVENT_TYPE : UNKNOWN_EVENT_TYPE,
+    event: known ? 'recognized' : ignored ? 'ignored' : 'unknown',
+    name: known || ignored ? visit.name : UNKNOWN_EVENT_TYPE,
+    person_id: known || ignored ? personId : null,
     camera,
     time: visit.time,
     track_id: visit.trackId,
@@ -408,6 +417,6 @@ export function faceEventPayload(visit: VisitPayload, personId: string | null, c
 /** Accepts what imprint-classify sends on output 1, nothing else. */
 export function isVisitPayload(value: unknown): value is VisitPayload {
   const v = value as Partial<VisitPayload> | null;
-  return !!v && typeof v === 'object' && (v.event === 'recognized' || v.event === 'unknown' || v.event === 'left')
+  return !!v && typeof v === 'object' && (v.event === 'recognized' || v.event === 'unknown' || v.event === 'ignored' || v.event === 'left')
     && typeof v.name === 'string' && typeof v.trackId === 'string';
 }
