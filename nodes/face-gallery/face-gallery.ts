@@ -5,10 +5,10 @@
  */
 import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import type { Gallery } from '../core/gallery/gallery';
+import type { Gallery, GalleryChange } from '../core/gallery/gallery';
 import { acquireGallery, Recognizer, releaseGallery } from '../core/flow/resources';
-import { appliedRecognition, extrasFor } from '../core/library/registry';
-import { configNumber, userDir } from '../kit';
+import { appliedRecognition, extrasFor, personForgotten } from '../core/library/registry';
+import { configNumber, errorMessage, userDir } from '../kit';
 import type { EdgeTpuDeviceNode, FaceGalleryNode } from '../config-types';
 
 interface FaceGalleryDef extends NodeDef {
@@ -37,7 +37,11 @@ export = function register(RED: NodeAPI): void {
       if (!device) throw new Error(RED._('face-gallery.errors.device'));
       return device;
     };
-    this.gallery = () => (galleryOpened ??= acquireGallery(this.directory));
+    // Forgetting someone removes what the face library keeps of them too (negatives, visits).
+    const onForget = (change: GalleryChange) => {
+      if (change.kind === 'forget') personForgotten(this.directory, change.personId).catch((e) => this.warn(errorMessage(e)));
+    };
+    this.gallery = () => (galleryOpened ??= acquireGallery(this.directory).then((g) => { g.on('change', onForget); return g; }));
     this.recognizer = () => (recognizerOpened ??= (async () => {
       const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
       // The face library's negatives, ignored people and applied threshold (nodes/core/library).
@@ -50,7 +54,7 @@ export = function register(RED: NodeAPI): void {
     this.on('close', (done: () => void) => {
       const closing: Promise<unknown>[] = [];
       if (recognizerOpened) closing.push(recognizerOpened.then((r) => r.close(), () => undefined));
-      if (galleryOpened) closing.push(releaseGallery(this.directory));
+      if (galleryOpened) closing.push(galleryOpened.then((g) => { g.off('change', onForget); }, () => undefined), releaseGallery(this.directory));
       galleryOpened = null;
       recognizerOpened = null;
       Promise.allSettled(closing).finally(done);

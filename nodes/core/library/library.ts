@@ -183,7 +183,7 @@ export class FaceLibrary {
     if (options.ignore) await this.extras.setIgnored(person.id, true);
     else if (this.extras.extrasOf(person.id).ignored) await this.extras.setIgnored(person.id, false);
     const label = options.ignore ? `ignored as ${person.name}` : `named ${person.name}`;
-    await this.store.label(members.map((r) => r.id), label, { resolved: true });
+    await this.store.label(members.map((r) => r.id), label, { resolved: true, resolvedAs: person.id });
     return { ...nameReport(result, crops), person: { id: person.id, name: person.name }, ignored: !!options.ignore };
   }
 
@@ -325,15 +325,20 @@ export class FaceLibrary {
     return gallery.rename(person.id, newName);
   }
 
-  /** Forgets a person: gallery, negatives, flag, and every stored visit and crop recognised as them. */
+  /** Forgets a person: gallery, negatives, flag, and every stored visit and crop recognised or named as them. */
   async forget(nameOrId: string): Promise<{ id: string; name: string; visits: number }> {
     const gallery = await this.deps.gallery();
     const person = this.requirePerson(gallery, nameOrId);
     await gallery.forget(person.id);
     await this.extras.forgetPerson(person.id);
-    const theirs = this.store.all().filter((r) => r.personId === person.id && !r.corrected).map((r) => r.id);
-    const visits = await this.store.delete(theirs);
+    const visits = await this.forgetVisitsOf(person.id);
     return { id: person.id, name: person.name, visits };
+  }
+
+  /** Deletes the stored visits (and crops) recognised or named as a person. */
+  forgetVisitsOf(personId: string): Promise<number> {
+    const theirs = this.store.all().filter((r) => (r.personId === personId && !r.corrected) || r.resolvedAs === personId);
+    return this.store.delete(theirs.map((r) => r.id));
   }
 
   async setIgnored(nameOrId: string, ignored: boolean): Promise<void> {

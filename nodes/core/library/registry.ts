@@ -45,6 +45,17 @@ export function libraryFor(galleryDir: string, deps: FaceLibraryDeps): Promise<F
   return entry;
 }
 
+/**
+ * A person was forgotten through the gallery (the enrol node, the CLI in this process, the page):
+ * their negatives and flag go, and so do the stored visits recognised or named as them.
+ */
+export async function personForgotten(galleryDir: string, personId: string): Promise<void> {
+  const k = key(galleryDir);
+  await (await extrasFor(k)).forgetPerson(personId);
+  const library = await libraries.get(k)?.catch(() => null);
+  await library?.forgetVisitsOf(personId);
+}
+
 export function openLibraries(): string[] {
   return [...libraries.keys()];
 }

@@ -58,11 +58,14 @@ export interface VisitRecord extends Omit<VisitInput, 'crop' | 'embedding'> {
   corrected?: boolean;
   /** Handled: named, or ignored as someone (no longer offered among the unknown people). */
   resolved?: boolean;
+  /** The id of the person the visit was named as (so forgetting them removes it too). */
+  resolvedAs?: string;
 }
 
 export interface LabelOptions {
   corrected?: boolean;
   resolved?: boolean;
+  resolvedAs?: string;
 }
 
 export interface VisitStoreOptions {
@@ -215,7 +218,8 @@ export class VisitStore {
     return this.serialise(async () => {
       const present = ids.filter((id) => this.byId.has(id));
       if (present.length === 0) return [];
-      const flags = { ...(options.corrected ? { corrected: true } : {}), ...(options.resolved ? { resolved: true } : {}) };
+      const flags = { ...(options.corrected ? { corrected: true } : {}), ...(options.resolved ? { resolved: true } : {}),
+        ...(options.resolvedAs ? { resolvedAs: options.resolvedAs } : {}) };
       await this.append({ op: 'label', ids: present, label, ...flags }, null);
       const records = present.map((id) => this.byId.get(id)!);
       for (const record of records) applyLabel(record, label, flags);
@@ -363,7 +367,10 @@ export class VisitStore {
     if (line.op === 'label' && Array.isArray(line.ids) && typeof line.label === 'string') {
       for (const id of line.ids) {
         const record = this.byId.get(String(id));
-        if (record) applyLabel(record, line.label, { corrected: line.corrected === true, resolved: line.resolved === true });
+        if (record) {
+          applyLabel(record, line.label, { corrected: line.corrected === true, resolved: line.resolved === true,
+            ...(typeof line.resolvedAs === 'string' ? { resolvedAs: line.resolvedAs } : {}) });
+        }
       }
       return;
     }
@@ -392,6 +399,7 @@ function applyLabel(record: VisitRecord, label: string, options: LabelOptions): 
   record.label = label;
   if (options.corrected) record.corrected = true;
   if (options.resolved) record.resolved = true;
+  if (options.resolvedAs) record.resolvedAs = options.resolvedAs;
 }
 
 function newId(time: number): string {
