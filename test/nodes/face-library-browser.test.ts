@@ -82,6 +82,13 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     page.on('dialog', (dialog) => void dialog.accept(dialog.type() === 'prompt' ? (pendingPrompt ?? '') : undefined));
   });
   let pendingPrompt: string | null = null;
+  afterEach(async function () {
+    // A failed step leaves its picture and the page's text behind, to see what the user saw.
+    if (this.currentTest?.state === 'failed' && page) {
+      await shot(`failed-${this.currentTest.title.slice(0, 40).replace(/[^a-z0-9]+/gi, '-')}`).catch(() => undefined);
+      process.stdout.write(`page text: ${(await page.locator('main').innerText().catch(() => '')).slice(0, 1500)}\n`);
+    }
+  });
 
   after(async () => {
     await browser?.close();
@@ -171,7 +178,7 @@ describe('nodes: face library page in Chromium, on the demo', function () {
 
   it('health, live and settings render; dark theme; then forget Bob after confirming', async () => {
     await tab('Health');
-    await page.locator('.chart canvas').first().waitFor({ timeout: 60_000 });
+    await page.locator('.chart canvas').first().waitFor({ timeout: 120_000 });
     await page.locator('table.health tbody tr').first().waitFor();
     await shot('health-light');
     await tab('Live');

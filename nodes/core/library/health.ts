@@ -10,9 +10,10 @@
  * - Impostor scores: what a face that is not in the gallery would score, from two sources: the
  *   stored unknown visits (strangers the cameras really saw, best cosine over all people), and
  *   every photo of P against the other people (P as if never enrolled).
- * - Suggested threshold: the lowest threshold on a 0.01 grid at which at most `targetFpir` of the
- *   impostor scores would be accepted (strangers kept out first; the gallery's acceptance at that
- *   threshold is shown beside it), only with enough impostor scores to mean something.
+ * - Suggested threshold: the lowest threshold on a 0.01 grid (from 0.30 to 0.80) at which at most
+ *   `targetFpir` of the impostor scores would be accepted (strangers kept out first; the gallery's
+ *   acceptance at that threshold is shown beside it), only with enough scores to mean something,
+ *   and none when no threshold in that range gets there (then the data, not the threshold, is wrong).
  */
 import { l2normalize } from '../identify/imprint';
 
@@ -153,11 +154,15 @@ export function galleryHealth(people: readonly HealthPersonInput[], strangers: r
     basis = `needs at least ${MIN_IMPOSTOR_SCORES} stranger faces or photos of other people (has ${impostorScores.length}); ` +
       'let the cameras see a few strangers, or enrol more people';
   } else {
-    const point = curve.find((c) => c.threshold >= SUGGEST_RANGE.min && c.threshold <= SUGGEST_RANGE.max && c.fpir <= targetFpir)
-      ?? curve.filter((c) => c.threshold <= SUGGEST_RANGE.max).at(-1)!;
-    suggestion = { threshold: point.threshold, tpir: point.tpir, fpir: point.fpir };
-    basis = `${genuine.length} photos of your people against ${strangerScores.length} stranger faces and ` +
-      `${otherPeople.length} photos of other people`;
+    const point = curve.find((c) => c.threshold >= SUGGEST_RANGE.min && c.threshold <= SUGGEST_RANGE.max && c.fpir <= targetFpir);
+    if (point) {
+      suggestion = { threshold: point.threshold, tpir: point.tpir, fpir: point.fpir };
+      basis = `${genuine.length} photos of your people against ${strangerScores.length} stranger faces and ` +
+        `${otherPeople.length} photos of other people`;
+    } else {
+      basis = `no threshold up to ${SUGGEST_RANGE.max} keeps strangers under ${Math.round(targetFpir * 100)} %: some "strangers" may be ` +
+        'people you know (name them under Unknown people), or two people look alike (see the advice below)';
+    }
   }
   return {
     people: report,

@@ -366,7 +366,8 @@ export class FaceLibrary {
     const people = gallery.listPeople().map((p) => ({
       id: p.id, name: p.name, files: p.crops.map((c) => c.file), embeddings: byPerson.get(p.id) ?? [],
     }));
-    const strangers = this.store.all().filter((r) => kindOf(r) === 'unknown' && r.embedding).map((r) => r.embedding!);
+    // Strangers: unknown visits not since named as someone (those are the user's own people now).
+    const strangers = this.store.all().filter((r) => kindOf(r) === 'unknown' && !r.resolved && r.embedding).map((r) => r.embedding!);
     const recognition = await this.deps.recognition();
     return { ...galleryHealth(people, strangers), ...recognition, applied: { ...this.settings.recognition } };
   }

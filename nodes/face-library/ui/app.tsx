@@ -351,7 +351,7 @@ function Chart({ options, data }: { options: Omit<uPlot.Options, 'width' | 'heig
   useEffect(() => {
     if (!box.current) return;
     const width = Math.min(720, box.current.clientWidth || 720);
-    const plot = new uPlot({ ...options, width, height: 260 } as uPlot.Options, data, box.current);
+    const plot = new uPlot({ legend: { live: false }, ...options, width, height: 260 } as uPlot.Options, data, box.current);
     return () => plot.destroy();
   }, [options, data]);
   return <div class="chart" ref={box} />;
@@ -562,4 +562,6 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+root.textContent = ''; // the "Loading…" placeholder
+render(<App />, root);
