@@ -112,7 +112,7 @@ function Recent({ people }: { people: PersonSummary[] }) {
               : <div class="noimage">no image</div>}
             <div class="meta">
               <KindBadge visit={v} />
-              <span class="small">cos {fixed(v.cosine)}{v.margin !== null ? ` · margin ${fixed(v.margin)}` : ''}</span>
+              <span class="small">{v.reason === 'no-people' ? 'nobody enrolled yet' : `cos ${fixed(v.cosine)}${v.margin !== null ? ` · margin ${fixed(v.margin)}` : ''}`}</span>
               {v.kind === 'unknown' && v.closest && <span class="small muted">closest: {v.closest}</span>}
               <span class="small">{v.camera} · {time(v.time)}</span>
               {v.label && !v.corrected && <span class="small muted">{v.label}</span>}
@@ -521,6 +521,15 @@ function App() {
   const galleries = useAsync(() => api.get<{ galleries: { id: string; name: string; directory: string }[] }>('galleries'), []);
   const people = useAsync(() => api.get<{ people: PersonSummary[] }>('people'), [gallery]);
   useEffect(() => { location.hash = tab; }, [tab]);
+  useEffect(() => {
+    // Links and the back button change the hash: follow them.
+    const follow = () => {
+      const wanted = location.hash.slice(1) as Tab;
+      if (TABS.some((t) => t.id === wanted)) setTab(wanted);
+    };
+    window.addEventListener('hashchange', follow);
+    return () => window.removeEventListener('hashchange', follow);
+  }, []);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem('coral-face-theme', theme);
