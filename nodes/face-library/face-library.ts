@@ -7,11 +7,11 @@
  *   <httpAdminRoot>/coral-face/api/…   the JSON API (README, "Face library API")
  *
  * Safety: every API route is behind Node-RED's adminAuth with the permission `coral-face.read`
- * (viewing, face images included) or `coral-face.write` (changes). State-changing requests must
- * carry the header `X-Coral-Face: 1` (a cross-site form or image cannot set a custom header, and a
- * cross-site script cannot without a CORS preflight that is never granted) and are refused when
- * the browser marks them `Sec-Fetch-Site: cross-site`. The page itself holds no data, so it loads
- * without auth and asks for the editor's login when the API answers 401.
+ * (viewing, face images included) or `coral-face.write` (changes). Requests from another site are
+ * refused, reads included (see fromThisPage: Node-RED's own CORS would let any site read and
+ * post), and changes must also carry the header `X-Coral-Face: 1` (a cross-site form or image
+ * cannot set one). The page itself holds no data, so it loads without auth and asks for the
+ * editor's login when the API answers 401.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -97,13 +97,35 @@ export = function register(RED: NodeAPI): void {
   });
 
   // ---------------------------------------------------------------- HTTP plumbing
-  const read = RED.auth.needsPermission('coral-face.read');
+  const readPermission = RED.auth.needsPermission('coral-face.read');
   const write = RED.auth.needsPermission('coral-face.write');
+  const read = (req: Request, res: Response, next: NextFunction) => readPermission(req, res, () => sameSiteRead(req, res, next));
+  // Node-RED's admin app answers every CORS preflight with "Access-Control-Allow-Origin: *" and
+  // reflects the requested headers, so a custom header alone does not stop another site. What does:
+  // the browser's own Sec-Fetch-Site (scripts cannot set it) must say same-origin, and where a
+  // browser does not send it, an Origin must name this host. Face data is never readable from
+  // another site either (reads get the same check, without the header).
+  const fromThisPage = (req: Request): boolean => {
+    const site = req.get('Sec-Fetch-Site');
+    if (site) return site === 'same-origin' || site === 'none';
+    const origin = req.get('Origin');
+    if (!origin) return true; // not a browser's cross-origin request (curl, automations)
+    try {
+      const host = new URL(origin).host;
+      return host === req.get('Host') || host === req.get('X-Forwarded-Host');
+    } catch {
+      return false;
+    }
+  };
+  const crossSite = (res: Response) => res.status(403).json({ error: { code: 'ERR_CROSS_SITE',
+    message: 'Requests from other sites are refused; use the face library page itself.' } });
+  const sameSiteRead = (req: Request, res: Response, next: NextFunction) => (fromThisPage(req) ? next() : crossSite(res));
   const sameSite = (req: Request, res: Response, next: NextFunction) => {
-    if (req.get('X-Coral-Face') !== '1' || req.get('Sec-Fetch-Site') === 'cross-site') {
+    if (req.get('X-Coral-Face') !== '1') {
       res.status(403).json({ error: { code: 'ERR_CROSS_SITE', message: 'Changes are accepted only from the face library page (X-Coral-Face header).' } });
       return;
     }
+    if (!fromThisPage(req)) return void crossSite(res);
     next();
   };
   const route = (handler: Handler) => (req: Request, res: Response) => {

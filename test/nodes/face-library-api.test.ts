@@ -111,6 +111,13 @@ describe('nodes: face library API in a real Node-RED with adminAuth', function (
     assert.equal((await json(noHeader)).error.code, 'ERR_CROSS_SITE');
     const crossSite = await fetch(api('settings'), { method: 'PUT', headers: { ...write(admin), 'Sec-Fetch-Site': 'cross-site' }, body: '{}' });
     assert.equal(crossSite.status, 403);
+    // Another port of the same host is "same-site" to a browser, and still another site for the page.
+    assert.equal((await fetch(api('settings'), { method: 'PUT', headers: { ...write(admin), 'Sec-Fetch-Site': 'same-site' }, body: '{}' })).status, 403);
+    // Node-RED's CORS would let any site read: face data is refused to other sites, by Sec-Fetch-Site or Origin.
+    assert.equal((await fetch(api('visits'), { headers: as(admin, { 'Sec-Fetch-Site': 'cross-site' }) })).status, 403);
+    assert.equal((await fetch(api('visits'), { headers: as(admin, { Origin: 'http://evil.example' }) })).status, 403);
+    assert.equal((await fetch(api('visits'), { headers: as(admin, { Origin: red.url.replace(/\/$/, '') }) })).status, 200);
+    assert.equal((await fetch(api('settings'), { method: 'PUT', headers: { ...write(admin), 'Sec-Fetch-Site': 'same-origin' }, body: '{}' })).status, 200);
   });
 
   it('lists galleries and cameras of the running flow, and visits as the camera sees strangers', async () => {

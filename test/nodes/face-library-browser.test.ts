@@ -46,6 +46,10 @@ describe('nodes: face library page in Chromium, on the demo', function () {
 
   const shot = async (name: string, target: Page = page) => {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
+    // The faces on screen, decoded (lazy images below the fold do not count).
+    await target.waitForFunction(
+      'Array.from(document.images).filter((i) => i.getBoundingClientRect().top < innerHeight && !i.src.includes("live.mjpeg")).every((i) => i.complete)',
+      null, { timeout: 10_000 }).catch(() => undefined);
     await target.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: false });
   };
   const tab = async (label: string) => { await page.getByRole('button', { name: label, exact: true }).click(); };
@@ -78,7 +82,8 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     }
     base = `http://127.0.0.1:${port}/`;
     browser = await launchChromium();
-    page = await browser.newPage({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
+    // bypassCSP only for the test's own probes (waitForFunction evaluates strings); the page is unchanged.
+    page = await browser.newPage({ viewport: { width: 1280, height: 860 }, colorScheme: 'light', bypassCSP: true });
     page.on('dialog', (dialog) => void dialog.accept(dialog.type() === 'prompt' ? (pendingPrompt ?? '') : undefined));
   });
   let pendingPrompt: string | null = null;
@@ -187,7 +192,7 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     await shot('live-light');
     await tab('Settings');
     await page.getByText('Keep face images').waitFor();
-    const dark = await browser.newPage({ viewport: { width: 1280, height: 860 }, colorScheme: 'dark' });
+    const dark = await browser.newPage({ viewport: { width: 1280, height: 860 }, colorScheme: 'dark', bypassCSP: true });
     await dark.goto(`${base}coral-face/#unknown`);
     await dark.locator('li.cluster, p.empty').first().waitFor({ timeout: 60_000 });
     const background = await dark.evaluate(() => getComputedStyle(document.body).backgroundColor);
