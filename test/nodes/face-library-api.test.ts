@@ -237,6 +237,28 @@ describe('nodes: face library API in a real Node-RED with adminAuth', function (
     const negative = await fetch(api(`people/gerd/negatives/${after.negatives[0].file}`), { headers: as(admin) });
     assert.equal(negative.status, 200);
     assert.equal((await fetch(api(`people/gerd/negatives/${after.negatives[0].file}`), { method: 'DELETE', headers: write(admin) })).status, 200);
+
+    // Delete one photo: gone from the person and from disk.
+    const file = after.photos[0].file;
+    assert.equal((await fetch(api(`people/gerd/photos/${file}`), { method: 'DELETE', headers: write(admin) })).status, 200);
+    const fewer = await json(await fetch(api('people/gerd'), { headers: as(admin) }));
+    assert.equal(fewer.photos.length, after.photos.length - 1);
+    assert.equal(fs.existsSync(path.join(galleryDir, 'people', 'gerd', file)), false);
+    assert.equal((await fetch(api(`people/gerd/photos/${file}`), { method: 'DELETE', headers: write(admin) })).status, 404);
+  });
+
+  it('deletes a stranger group: its visits and their face images', async () => {
+    const { clusters } = await json(await fetch(api('clusters'), { headers: as(admin) }));
+    const group = clusters.find((c: { crops: string[] }) => c.crops.length > 0);
+    assert.ok(group, 'a group to delete');
+    const response = await fetch(api(`clusters/${group.id}`), { method: 'DELETE', headers: write(admin) });
+    assert.equal(response.status, 200);
+    assert.equal((await json(response)).deleted, group.visits);
+    for (const id of group.crops) {
+      assert.equal(fs.existsSync(path.join(galleryDir, 'library', 'visits', 'crops', `${id}.jpg`)), false);
+      assert.equal((await fetch(api(`visits/${id}/crop.jpg`), { headers: as(admin) })).status, 404);
+    }
+    assert.equal((await fetch(api(`clusters/${group.id}`), { method: 'DELETE', headers: write(admin) })).status, 404);
   });
 
   it('health, settings, ignore, rename, export, import and forget', async () => {
