@@ -7,6 +7,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import sharp from 'sharp';
 import { makeDemoClip } from '../../nodes/core/camera/demo-clip';
 import { FACES_DIR } from '../models';
 import { startNodeRed, type NodeRedProcess } from '../helpers/node-red-process';
@@ -32,7 +33,7 @@ export function recognitionFlow(clip: string, galleryDir: string, extra: Record<
 }
 
 describe('nodes: face library API in a real Node-RED with adminAuth', function () {
-  this.timeout(240000);
+  this.timeout(400000);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-library-api-'));
   const galleryDir = path.join(work, 'gallery');
   let red: NodeRedProcess;
@@ -54,7 +55,7 @@ describe('nodes: face library API in a real Node-RED with adminAuth', function (
     assert.equal(response.status, 200, `login ${username}`);
     return (await response.json()).access_token;
   }
-  async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 150_000): Promise<T> {
+  async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 300_000): Promise<T> {
     const deadline = Date.now() + ms;
     for (;;) {
       const value = await probe();
@@ -66,10 +67,13 @@ describe('nodes: face library API in a real Node-RED with adminAuth', function (
 
   before(async function () {
     this.timeout(240000);
-    // Two strangers, two photos each, 2 s per photo: a repeat visitor every 8 s.
+    // Two strangers, two photos each, 2 s per photo with an empty frame between them (so each photo
+    // is its own track: the faces sit at the same place in every photo): a repeat visitor every 16 s.
     const [a, b] = [photos('Jacques_Chirac', 2), photos('Serena_Williams', 2)];
     const clip = path.join(work, 'door.mp4');
-    await makeDemoClip([a[0], b[0], a[1], b[1]], clip, { secondsPerImage: 2, width: 640, height: 480, fps: 4 });
+    const blank = path.join(work, 'empty.png');
+    await sharp({ create: { width: 250, height: 250, channels: 3, background: { r: 90, g: 90, b: 90 } } }).png().toFile(blank);
+    await makeDemoClip([a[0], blank, b[0], blank, a[1], blank, b[1], blank], clip, { secondsPerImage: 2, width: 640, height: 480, fps: 4 });
     red = await startNodeRed({
       flow: recognitionFlow(clip, galleryDir),
       settings: {

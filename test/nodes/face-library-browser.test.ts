@@ -216,26 +216,30 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     assert.equal(fs.existsSync(path.join(dir, 'gallery', 'people', 'bob')), false);
   });
 
-  it('asks for a login when adminAuth is set, and works with the editor\'s token', async () => {
+  it('asks for a login when adminAuth is set, and works with the editor\'s token, under another httpAdminRoot', async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const bcrypt = require('bcryptjs') as { hashSync(text: string, rounds: number): string };
     const red = await startNodeRed({
       flow: [{ id: 'gal', type: 'face-gallery', name: 'people', path: path.join(dir, 'auth-gallery'), threshold: '', margin: '', device: 'dev' },
         { id: 'dev', type: 'edgetpu-device', device: 'cpu', performance: 'high', model: '', threads: '' }],
-      settings: { adminAuth: { type: 'credentials', users: [{ username: 'admin', password: bcrypt.hashSync('pw-123456', 8), permissions: '*' }] } },
+      // Not at the root: the page's URLs are relative, as behind Home Assistant's ingress.
+      settings: { httpAdminRoot: '/admin/', adminAuth: { type: 'credentials', users: [{ username: 'admin', password: bcrypt.hashSync('pw-123456', 8), permissions: '*' }] } },
     });
+    const admin = `${red.url}admin/`;
     try {
       const guest = await browser.newPage();
-      await guest.goto(`${red.url}coral-face/`);
+      await guest.goto(`${admin}coral-face`); // without the slash: redirected to it
       await guest.getByText(/Log in first/).waitFor();
       await shot('login-required', guest);
-      const token = await (await fetch(`${red.url}auth/token`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      assert.equal(guest.url().split('#')[0], `${admin}coral-face/`);
+      const token = await (await fetch(`${admin}auth/token`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: 'admin', password: 'pw-123456' }) })).json();
       // What the editor stores after its login form (same origin, so the page reads it).
       await guest.evaluate((t) => localStorage.setItem('auth-tokens', JSON.stringify(t)), token);
       await guest.reload();
       await guest.getByText(/Nobody enrolled yet|No visits yet/).first().waitFor({ timeout: 30_000 });
       assert.equal(await guest.getByText(/Log in first/).count(), 0);
+      assert.equal(await guest.getByRole('link', { name: 'Node-RED editor' }).getAttribute('href'), '../');
       await guest.close();
     } finally {
       await red.stop();

@@ -308,6 +308,7 @@ export class FaceLibrary {
   async removePhoto(nameOrId: string, file: string): Promise<void> {
     const gallery = await this.deps.gallery();
     const person = this.requirePerson(gallery, nameOrId);
+    if (!person.crops.some((c) => c.file === file)) throw new LibraryError('ERR_NOT_FOUND', `'${person.name}' has no photo '${file}'.`);
     if (person.crops.length === 1) {
       throw new LibraryError('ERR_BAD_REQUEST', `This is ${person.name}'s last photo: forget ${person.name} instead.`);
     }
