@@ -14,8 +14,8 @@ export interface EdgeTpuDeviceNode extends Node {
 
 export interface FaceGalleryNode extends Node {
   directory: string;
-  /** The recognition threshold and margin set on this gallery (ConfigError for a bad value). */
-  settings(): { threshold: number; margin: number };
+  /** The node's own threshold and margin (its fields, or the defaults); ConfigError for a bad value. */
+  recognitionSettings(): { threshold: number; margin: number };
   gallery(): Promise<Gallery>;
   recognizer(): Promise<Recognizer>;
   deviceNode(): EdgeTpuDeviceNode;

@@ -69,22 +69,23 @@ export = function register(RED: NodeAPI): void {
     else if (!galleryNode) showStatus(node, 'error', RED._('enrol.errors.gallery'));
     else showStatus(node, 'ready', RED._('enrol.status.ready'));
 
-    /** The bar of the gallery this node enrols into: its threshold and margin, and the command's choices. */
-    function enrolOptions(command: { minPhotos?: unknown; mode?: unknown }): EnrolOptions {
+    /** The bar of the gallery this node enrols into: the threshold and margin it recognises with, and the command's choices. */
+    async function enrolOptions(command: { minPhotos?: unknown; mode?: unknown }): Promise<EnrolOptions> {
       if (command.mode !== undefined && command.mode !== 'add' && command.mode !== 'new' && command.mode !== 'auto') {
         throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.mode'));
       }
-      return {
+      const options = {
         minPhotos: numberSetting('minPhotos', command.minPhotos, defaultMinPhotos, SETTINGS.enrol.minPhotos),
         mode: command.mode as EnrolOptions['mode'],
-        ...galleryNode!.settings(),
       };
+      const recognizer = await galleryNode!.recognizer();
+      return { ...options, threshold: recognizer.threshold, margin: recognizer.margin };
     }
 
     async function walkup(command: Extract<EnrolCommand, { action: 'walkup' }>) {
       const seconds = numberSetting('seconds', command.seconds, defaultSeconds, SETTINGS.enrol.walkupSeconds);
       const maxPhotos = numberSetting('maxPhotos', command.maxPhotos, 10, { min: 1, max: 100, integer: true });
-      const options = enrolOptions(command);
+      const options = await enrolOptions(command);
       const collector = new WalkupCollector<RgbImage>({ maxPhotos });
       showStatus(node, 'pending', RED._('enrol.status.walkup', { name: command.name, camera: command.camera, seconds }));
       await new Promise<void>((resolve) => {
@@ -141,7 +142,7 @@ export = function register(RED: NodeAPI): void {
         case 'enrol': {
           const images = Array.isArray(command.images) ? command.images : [];
           if (!command.name || images.length === 0) throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.enrolArgs'));
-          const result = await enrolPerson(await pipelineFor(), gallery, command.name, images, enrolOptions(command));
+          const result = await enrolPerson(await pipelineFor(), gallery, command.name, images, await enrolOptions(command));
           return summary(result);
         }
         case 'walkup':

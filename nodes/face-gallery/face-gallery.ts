@@ -11,8 +11,9 @@
  */
 import * as path from 'path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import type { Gallery } from '../core/gallery/gallery';
+import type { Gallery, GalleryChange } from '../core/gallery/gallery';
 import { acquireGallery, Recognizer, releaseGallery } from '../core/flow/resources';
+import { appliedRecognition, personForgotten } from '../core/library/registry';
 import { closeWhen, configNumber, errorMessage, userDir } from '../kit';
 import type { EdgeTpuDeviceNode, FaceGalleryNode } from '../config-types';
 
@@ -50,7 +51,7 @@ export = function register(RED: NodeAPI): void {
     const base = userDir(RED);
     this.directory = path.resolve(base, config.path?.trim() || path.join('coral-face', 'gallery'));
     // Parsed when first used, so a bad value fails the nodes that use the gallery, with the reason.
-    this.settings = () => ({
+    this.recognitionSettings = () => ({
       threshold: configNumber('face-gallery', 'threshold', config.threshold),
       margin: configNumber('face-gallery', 'margin', config.margin),
     });
@@ -63,6 +64,10 @@ export = function register(RED: NodeAPI): void {
       if (!device) throw new Error(RED._('face-gallery.errors.device'));
       return device;
     };
+    // Forgetting someone removes what the face library keeps of them too (their stored visits).
+    const onForget = (change: GalleryChange) => {
+      if (change.kind === 'forget' && change.personId) personForgotten(this.directory, change.personId).catch((e) => node.warn(errorMessage(e)));
+    };
     this.gallery = retrying(async () => {
       const gallery = await acquireGallery(this.directory);
       if (closing) {
@@ -72,11 +77,14 @@ export = function register(RED: NodeAPI): void {
       galleryHeld = true;
       if (gallery.recovery) node.warn(RED._('face-gallery.warn.recovered', { dir: this.directory, reason: gallery.recovery.reason, people: gallery.recovery.people, crops: gallery.recovery.crops }));
       gallery.on('warning', onWarning);
+      gallery.on('change', onForget);
       return gallery;
     }, (error) => node.error(RED._('face-gallery.errors.open', { dir: this.directory, error: errorMessage(error) })));
     this.recognizer = retrying(async () => {
       const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
-      const recognizer = await Recognizer.open(gallery, embedder, this.settings());
+      // A threshold applied from the face library's Health page wins over this node's fields.
+      const applied = await appliedRecognition(this.directory);
+      const recognizer = await Recognizer.open(gallery, embedder, { ...this.recognitionSettings(), ...applied });
       recognizer.on('error', (error) => node.error(RED._('face-gallery.errors.reload', { error: errorMessage(error) })));
       recognizers.push(recognizer);
       return recognizer;
@@ -91,6 +99,7 @@ export = function register(RED: NodeAPI): void {
       galleryHeld = false;
       const release = async (gallery: Gallery | undefined) => {
         gallery?.off('warning', onWarning);
+        gallery?.off('change', onForget);
         if (held) await releaseGallery(this.directory);
       };
       closeWhen(this, held ? this.gallery().then(release, () => undefined) : Promise.resolve(), done);

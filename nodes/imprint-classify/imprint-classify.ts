@@ -12,7 +12,8 @@ import type { FaceGalleryNode } from '../config-types';
 import { encodeJpeg } from '../core/media/decode';
 import { faceBus } from '../core/flow/face-bus';
 import type { FaceMessage, FaceRecord, VisitPayload } from '../core/flow/messages';
-import { isPixelRef, PixelRef, pixels } from '../core/media/pixel-store';
+import { isPixelRef, pixels } from '../core/media/pixel-store';
+import { publishVisit, type VisitEvidence } from '../core/library/observe';
 import { UNKNOWN } from '../core/identify/imprint';
 import type { Recognizer } from '../core/identify/recognizer';
 import { TrackedFace, VisitEvent, VisitTracker } from '../core/identify/visits';
@@ -68,11 +69,11 @@ export = function register(RED: NodeAPI): void {
     recognizer().catch((error) => showStatus(node, 'error', errorMessage(error)));
 
     // One tracker per camera, bounded and dropped when idle (see tracker-registry.ts).
-    const trackers = new TrackerRegistry<VisitEvent<PixelRef>, VisitTracker<PixelRef>>(
+    const trackers = new TrackerRegistry<VisitEvent<VisitEvidence>, VisitTracker<VisitEvidence>>(
       // A track's mean embedding is named against the gallery as it is at each frame (the recognizer of the moment).
-      (camera) => new VisitTracker<PixelRef>({ camera, identify: (embedding) => listening!.identify(embedding), ...trackerOptions }));
+      (camera) => new VisitTracker<VisitEvidence>({ camera, identify: (embedding) => listening!.identify(embedding), ...trackerOptions }));
     const boundWarning = new RepeatedWarning(60_000);
-    const trackerFor = (camera: string): VisitTracker<PixelRef> | undefined => {
+    const trackerFor = (camera: string): VisitTracker<VisitEvidence> | undefined => {
       const tracker = trackers.get(camera, Date.now());
       if (tracker) return tracker;
       // Every tracker holds an open visit: this camera's faces are named, not tracked.
@@ -85,12 +86,16 @@ export = function register(RED: NodeAPI): void {
       return undefined;
     };
 
-    const emit = async (camera: string, events: VisitEvent<PixelRef>[]) => {
+    const emit = async (camera: string, events: VisitEvent<VisitEvidence>[]) => {
+      // The recognizer that made the decisions (events only come after a message was classified).
+      const r = listening;
       for (const event of events) {
+        // A person marked ignored in the face library is recognised but reported as 'ignored'.
+        const type = event.type === 'recognized' && r?.isIgnoredName(event.name) ? 'ignored' : event.type;
         const payload: VisitPayload = {
-          event: event.type, name: event.name ?? UNKNOWN, camera, trackId: event.trackId, time: new Date().toISOString(),
+          event: type, name: event.name ?? UNKNOWN, camera, trackId: event.trackId, time: new Date().toISOString(),
         };
-        const out: FaceMessage = { topic: `${camera}/${event.type}`, payload };
+        const out: FaceMessage = { topic: `${camera}/${type}`, payload };
         if (event.type === 'left') {
           payload.durationMs = event.duration;
           if (event.revisedTo !== undefined) payload.revisedTo = event.revisedTo;
@@ -100,8 +105,10 @@ export = function register(RED: NodeAPI): void {
           payload.confidence = Math.round(event.confidence * 10000) / 10000;
           payload.box = event.box;
           // The face as a JPEG: Home Assistant's image entity, a notification.
-          if (event.crop && isPixelRef(event.crop) && pixels.has(event.crop)) out.image = await encodeJpeg(pixels.get(event.crop));
-          showStatus(node, event.type === 'recognized' ? 'ok' : 'notice', RED._(`imprint-classify.status.${event.type}`, { name: payload.name, camera }));
+          const ref = event.crop?.ref;
+          if (ref && isPixelRef(ref) && pixels.has(ref)) out.image = await encodeJpeg(pixels.get(ref));
+          if (r) publishVisit(galleryNode!.directory, camera, type as 'recognized' | 'unknown' | 'ignored', event, r);
+          showStatus(node, type === 'recognized' ? 'ok' : 'notice', RED._(`imprint-classify.status.${type}`, { name: payload.name, camera }));
         }
         node.send([out, null]);
       }
@@ -134,12 +141,13 @@ export = function register(RED: NodeAPI): void {
           }
           faces.push(record);
         });
-        const tracked: TrackedFace<PixelRef>[] = faces.map((face) => {
-          if (!face.embedding || face.error) return { box: face.box, embedding: null, crop: face.crop };
+        // The tracker keeps, per frame, what the face library stores of a visit: crop, embedding, identification.
+        const tracked: TrackedFace<VisitEvidence>[] = faces.map((face) => {
+          if (!face.embedding || face.error) return { box: face.box, embedding: null, crop: { ref: face.crop } };
           const embedding = Float32Array.from(face.embedding);
           const id = r.identify(embedding);
           face.identity = { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence, unknownReason: id.unknownReason };
-          return { box: face.box, embedding, crop: face.crop };
+          return { box: face.box, embedding, crop: { ref: face.crop, embedding: face.embedding, identification: id, quality: face.quality } };
         });
         const camera = typeof msg.frame?.camera === 'string' ? msg.frame.camera : typeof msg.topic === 'string' && msg.topic ? msg.topic : 'default';
         const timestamp = typeof msg.frame?.timestamp === 'number' && Number.isFinite(msg.frame.timestamp) ? msg.frame.timestamp : Date.now();

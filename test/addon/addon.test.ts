@@ -103,6 +103,8 @@ describe('Home Assistant app: config.yaml and translations', () => {
     assert.deepEqual(config.devices, ['/dev/apex_0', '/dev/apex_1', '/dev/apex_2', '/dev/apex_3']);
     assert.deepEqual(config.services, ['mqtt:need']);
     assert.equal(config.ingress, true);
+    // The panel opens the face library (served by the package at <httpAdminRoot>/coral-face/).
+    assert.equal(config.ingress_entry, 'coral-face/');
     assert.equal(config.panel_icon, 'mdi:face-recognition');
     // The watchdog and ingress hit the same Node-RED port, which is generate.js's default.
     const port = Number(/\[PORT:(\d+)\]/.exec(config.watchdog)![1]);

@@ -167,10 +167,10 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     const enrol = helper.getNode('enrol');
     const enrolled = helper.getNode('enrolled');
     const reply = next(enrolled);
-    enrol.receive({ payload: { action: 'walkup', name: 'Tiger', camera: 'hall', seconds: 3 } });
+    enrol.receive({ payload: { action: 'walkup', name: 'Tiger', camera: 'hall', seconds: 5 } });
     const align = helper.getNode('align');
     // Tiger walks past the hall camera: his photos, a few frames each.
-    for (const file of photos('Tiger_Woods').slice(0, 5)) await sendFrames(file, 'hall', 2, 150, align);
+    for (const file of photos('Tiger_Woods').slice(0, 5)) await sendFrames(file, 'hall', 3, 250, align);
     const { payload } = await reply;
     assert.equal(payload.ok, true, JSON.stringify(payload));
     assert.ok(payload.frames >= 8);

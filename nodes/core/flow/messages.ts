@@ -74,7 +74,8 @@ export interface FaceMessage {
 
 /** imprint-classify's first output: one message per visit decision. */
 export interface VisitPayload {
-  event: 'recognized' | 'unknown' | 'left';
+  /** 'ignored': a person marked ignored in the face library (recognised, but no person trigger, no unknown alert). */
+  event: 'recognized' | 'unknown' | 'ignored' | 'left';
   name: string;
   camera: string;
   trackId: string;

@@ -127,6 +127,8 @@ export type AddMode = 'auto' | 'add' | 'new';
 
 export interface AddOptions {
   mode?: AddMode;
+  /** Add to the person with this id (who must exist), whatever `name` says: for callers that hold an id. */
+  personId?: string;
   /** Store the crops as faces that are *not* this person (who must exist). */
   negative?: boolean;
 }
@@ -176,7 +178,8 @@ interface ExportedPerson {
 }
 
 export interface ImportResult {
-  people: { name: string; id: string; added: number; duplicates: number }[];
+  /** `merged`: the photos went to a person who was already there. */
+  people: { name: string; id: string; added: number; duplicates: number; merged: boolean }[];
   skipped: { name: string; reason: string }[];
 }
 
@@ -288,6 +291,12 @@ function requirePerson(index: GalleryIndex, nameOrId: string): PersonRecord {
     const hint = similar.length > 1 ? ` Several people have a similar name (${similar.map((p) => `'${p.name}'`).join(', ')}): give the exact name.` : ' Check the spelling or list the people.';
     throw new GalleryError('ERR_PERSON_NOT_FOUND', `No person named '${String(nameOrId)}' (or with that id) in the gallery.${hint}`);
   }
+  return person;
+}
+
+function requirePersonId(index: GalleryIndex, id: string): PersonRecord {
+  const person = index.people.find((p) => p.id === id);
+  if (!person) throw new GalleryError('ERR_PERSON_NOT_FOUND', `No person with id '${id}' in the gallery (forgotten meanwhile?).`);
   return person;
 }
 
@@ -422,7 +431,7 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       })),
     );
     return this.mutate(`adding ${crops.length} crop(s) for '${displayName}'`, async (index) => {
-      const existing = this.resolveTarget(index, displayName, mode);
+      const existing = options.personId !== undefined ? requirePersonId(index, options.personId) : this.resolveTarget(index, displayName, mode);
       const list = existing ? (negative ? existing.negatives : existing.crops) : [];
       const known = new Set(list.map((crop) => crop.sha256).filter(Boolean));
       const fresh = encoded.filter((crop) => !known.has(crop.sha256) && (known.add(crop.sha256), true));
@@ -640,7 +649,7 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       if (person.negatives.length > 0) stored = await this.addCrops(stored.name, person.negatives, { negative: true, mode: 'add' });
       if (person.ignored) stored = await this.setIgnored(stored.id, true);
       const added = stored.crops.length - countBefore;
-      result.people.push({ name: stored.name, id: stored.id, added, duplicates: person.crops.length - added });
+      result.people.push({ name: stored.name, id: stored.id, added, duplicates: person.crops.length - added, merged: before !== undefined });
     }
     return result;
   }
@@ -1169,22 +1178,24 @@ async function explainMissingParent(dir: string, error: unknown): Promise<unknow
 
 /** Checks an export document and decodes its crops; anything malformed is refused before anything is written. */
 async function parseExport(document: unknown): Promise<{ name: string; ignored: boolean; crops: NewCrop[]; negatives: NewCrop[] }[]> {
-  const invalid = (detail: string) => new GalleryError('ERR_IMPORT_INVALID', `Not a coral-face export: ${detail}. Nothing was imported.`);
-  if (!isPlainObject(document) || document.format !== EXPORT_FORMAT) throw invalid(`"format" is not "${EXPORT_FORMAT}"`);
+  const invalid = (detail: string) => new GalleryError('ERR_IMPORT_INVALID', `Cannot import this file: ${detail}. Nothing was imported.`);
+  if (!isPlainObject(document) || document.format !== EXPORT_FORMAT) throw invalid(`it is not a coral-face export (its "format" is not "${EXPORT_FORMAT}")`);
   if (typeof document.version !== 'number' || document.version > EXPORT_FORMAT_VERSION) throw invalid('an unknown version');
   if (!Array.isArray(document.people)) throw invalid('"people" is not a list');
-  const decodeList = async (raw: unknown, who: string): Promise<NewCrop[]> => {
+  const decodeList = async (raw: unknown, who: string, what: string): Promise<NewCrop[]> => {
     if (raw === undefined) return [];
-    if (!Array.isArray(raw)) throw invalid(`the crops of '${who}' are not a list`);
+    if (!Array.isArray(raw)) throw invalid(`the ${what}s of ${who} are not a list`);
     return Promise.all(raw.map(async (crop: unknown, position: number) => {
-      if (!isPlainObject(crop) || typeof crop.png !== 'string') throw invalid(`crop ${position} of '${who}' has no PNG`);
+      if (!isPlainObject(crop) || typeof crop.png !== 'string') throw invalid(`${who}: ${what} ${position + 1} has no PNG`);
       let image: RgbImage;
       try {
         image = await decodePng(Buffer.from(crop.png, 'base64'));
       } catch {
-        throw invalid(`crop ${position} of '${who}' is not a readable PNG`);
+        throw invalid(`${who}: ${what} ${position + 1} is not a readable PNG`);
       }
-      if (image.width !== image.height || image.width < 32 || image.width > 1024) throw invalid(`crop ${position} of '${who}' is not an aligned face crop`);
+      if (image.width !== image.height || image.width < 32 || image.width > 1024) {
+        throw invalid(`${who}: ${what} ${position + 1} is ${image.width}x${image.height}, not an aligned face crop`);
+      }
       return {
         image,
         ...(typeof crop.source === 'string' ? { source: crop.source } : {}),
@@ -1192,7 +1203,7 @@ async function parseExport(document: unknown): Promise<{ name: string; ignored: 
       };
     }));
   };
-  const people = [];
+  const people: { name: string; ignored: boolean; crops: NewCrop[]; negatives: NewCrop[] }[] = [];
   for (const entry of document.people as unknown[]) {
     if (!isPlainObject(entry)) throw invalid('a person is not an object');
     let name: string;
@@ -1201,7 +1212,9 @@ async function parseExport(document: unknown): Promise<{ name: string; ignored: 
     } catch (error) {
       throw invalid((error as Error).message);
     }
-    people.push({ name, ignored: entry.ignored === true, crops: await decodeList(entry.crops, name), negatives: await decodeList(entry.negatives, name) });
+    if (people.some((other) => other.name === name)) throw invalid(`'${name}' appears twice`);
+    people.push({ name, ignored: entry.ignored === true, crops: await decodeList(entry.crops, name, 'photo'), negatives: await decodeList(entry.negatives, name, 'negative example') });
   }
+  if (people.length === 0) throw invalid('it holds no people');
   return people;
 }

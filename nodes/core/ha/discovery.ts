@@ -6,7 +6,7 @@
  * One camera is one HA device, announced with a single retained payload on
  * `<prefix>/device/<deviceId>/config` (HA "device discovery", `cmps` map):
  *
- *   face_event               event          event_types = enrolled names + "unknown" (HA_VISITS)
+ *   face_event               event          event_types = enrolled names + "unknown" + "ignored" (HA_VISITS)
  *   unknown_trigger          device trigger "Unknown person detected"
  *   person_<id>_trigger      device trigger "<name> recognized"      (one per person, label sticky)
  *   person_<id>_presence     binary_sensor  occupancy, off_delay     (one per person)
@@ -36,6 +36,11 @@ export const MANUFACTURER = PACKAGE_NAME;
 export const MODEL = 'Camera face recognition';
 /** The event_type for a confirmed stranger (imprint-classify names them "unknown" too). */
 export const UNKNOWN_EVENT_TYPE = UNKNOWN;
+/**
+ * The event_type of a person marked ignored in the face library (the postman): their own event
+ * type on the event entity, never a person trigger, presence sensor or unknown alert.
+ */
+export const IGNORED_EVENT_TYPE = 'ignored';
 /** Device trigger type/subtype. HA renders custom values as "<subtype> <type>". */
 export const RECOGNIZED_TRIGGER_TYPE = 'recognized';
 export const UNKNOWN_TRIGGER_TYPE = 'detected';
@@ -62,6 +67,8 @@ export interface HaDeviceOptions {
   /** Shown in HA as the device name ("Front door"). */
   deviceName: string;
   people: readonly HaPerson[];
+  /** Whether the gallery has people marked ignored (they are not in `people`): adds the "ignored" event type. */
+  ignoredPeople?: boolean;
   /** binary_sensor off_delay in seconds; 0 leaves presence on until the visit ends. */
   offDelaySeconds: number;
   swVersion: string;
@@ -168,11 +175,15 @@ export const personKey = {
   presence: (personId: string) => `person_${personId}_presence`,
 };
 
-/** Every enrolled display name, then the fixed event types of HA_VISITS ("unknown"), once each, in a stable order. */
-export function eventTypes(people: readonly HaPerson[]): string[] {
+/**
+ * Every enrolled display name, then the fixed event types of HA_VISITS
+ * ("unknown", and "ignored" while someone is ignored), once each, in a
+ * stable order.
+ */
+export function eventTypes(people: readonly HaPerson[], ignoredPeople = false): string[] {
   const names = [...new Set(people.map((p) => p.name))].sort((a, b) => a.localeCompare(b));
   const fixed = Object.values(HA_VISITS).flatMap((rule: HaVisitRule) => (rule.eventType === null ? [] : [rule.eventType]));
-  return [...new Set([...names, ...fixed])];
+  return [...new Set([...names, ...fixed.filter((type) => ignoredPeople || type !== IGNORED_EVENT_TYPE)])];
 }
 
 // ---------------------------------------------------------------- discovery payload
@@ -198,7 +209,7 @@ export function buildDeviceDiscovery(options: HaDeviceOptions): { topic: string;
       icon: 'mdi:face-recognition',
       // No device_class: HA's event classes are button, doorbell and motion; a face is none of them.
       state_topic: t.event,
-      event_types: eventTypes(options.people),
+      event_types: eventTypes(options.people, options.ignoredPeople),
     },
     unknown_trigger: {
       p: 'device_automation',
@@ -394,6 +405,8 @@ export interface HaVisitRule {
 export const HA_VISITS = {
   recognized: { eventType: null, person: true, trigger: 'person', presence: true },
   unknown: { eventType: UNKNOWN_EVENT_TYPE, person: false, trigger: 'unknown', presence: false },
+  // A known-but-silent person (the postman): their own event type, no trigger, no presence, never an unknown alert.
+  ignored: { eventType: IGNORED_EVENT_TYPE, person: true, trigger: null, presence: false },
 } as const satisfies Record<Exclude<VisitPayload['event'], 'left'>, HaVisitRule>;
 
 /** The visit events HA hears about as events. */

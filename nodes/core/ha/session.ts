@@ -77,7 +77,8 @@ export interface SessionClientOptions {
 
 /** Who the gallery knows (a Gallery is one); without it, people come from the visits. */
 export interface HaPeopleSource {
-  listPeople(): readonly HaPerson[];
+  /** `ignored` people (a known-but-silent class) get no entities of their own; their visits are 'ignored' events. */
+  listPeople(): readonly (HaPerson & { ignored?: boolean })[];
   getPerson(name: string): HaPerson | undefined;
   on(event: 'change', listener: () => void): unknown;
   off(event: 'change', listener: () => void): unknown;
@@ -485,7 +486,7 @@ export class HaSession {
 
   private people(): HaPerson[] {
     const gallery = this.options.gallery;
-    return gallery ? gallery.listPeople().map((p) => ({ id: p.id, name: p.name })) : [...this.seenPeople.values()];
+    return gallery ? gallery.listPeople().filter((p) => !p.ignored).map((p) => ({ id: p.id, name: p.name })) : [...this.seenPeople.values()];
   }
 
   private personIdFor(name: string): string | null {
@@ -580,6 +581,7 @@ export class HaSession {
       deviceId: device.id,
       deviceName: device.name,
       people: this.people(),
+      ignoredPeople: this.options.gallery?.listPeople().some((p) => p.ignored) ?? false,
       offDelaySeconds: this.options.offDelaySeconds,
       swVersion: this.options.swVersion,
       triggerSubtypes: device.subtypes,
