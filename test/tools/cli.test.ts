@@ -9,6 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { hugePngHeader } from '../helpers/images';
+import { DEFAULT_MARGIN, DEFAULT_THRESHOLD } from '../../nodes/core/identify/imprint';
 import { FACES_DIR } from '../models';
 
 const CLI = path.resolve(__dirname, '..', '..', 'nodes', 'tools', 'cli', 'main.js');
@@ -109,6 +110,19 @@ describe('coral-face CLI', function () {
     assert.equal(report.detectFailures, 0);
     assert.ok(report.top1 >= 8 / 9, `top-1 ${report.top1}`);
     assert.equal(report.peer, null);
+    assert.equal(report.shots, 5);
+    assert.deepEqual(Object.keys(report.atDefault), ['threshold', 'margin', 'tpir', 'fpir']);
+    assert.equal(report.atDefault.threshold, DEFAULT_THRESHOLD);
+    assert.equal(report.atDefault.margin, DEFAULT_MARGIN);
+    // Two shot counts in one run: one JSON line each, the rest of each person's photos probing.
+    const shots = run('eval', dataset, '--aligned', '--json', '--shots', '2,1', '--threshold', '0.6');
+    assert.equal(shots.status, 0, shots.stderr);
+    assert.deepEqual(shots.json.map((r) => [r.shots, r.probes]), [[1, 21], [2, 18]]);
+    assert.equal(shots.json[0].atDefault.threshold, 0.6);
+    assert.ok(shots.json[1].top1 >= 16 / 18, `2-shot top-1 ${shots.json[1].top1}`);
+    const badShots = run('eval', dataset, '--aligned', '--shots', '0');
+    assert.equal(badShots.status, 2);
+    assert.match(badShots.stderr, /--shots is a whole number/);
     const wrongSize = run('eval', path.join(FACES_DIR), '--aligned', '--json');
     assert.equal(wrongSize.status, 1);
     assert.match(wrongSize.stderr, /--aligned expects 112x112 crops/);

@@ -26,6 +26,7 @@ options:
   --json               eval: one JSON object
   --peer               eval: also run @vladmandic/face-api (dev dependency) on the same protocol
   --aligned            eval: the images are aligned 112x112 crops (no detection)
+  --shots <n>[,<n>...] eval: photos per person that enrol, the rest probe (default 5); a list runs each
 `;
 
 export class UsageError extends Error {}
@@ -36,7 +37,7 @@ export interface Args {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['gallery', 'detector', 'device', 'threshold', 'margin', 'min-photos', 'port', 'dir']);
+const VALUE_FLAGS = new Set(['gallery', 'detector', 'device', 'threshold', 'margin', 'min-photos', 'port', 'dir', 'shots']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];

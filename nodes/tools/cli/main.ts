@@ -4,7 +4,7 @@
  *
  *   coral-face enrol <name> <image...>     coral-face identify <image...>
  *   coral-face forget <name>               coral-face list
- *   coral-face rename <old> <new>          coral-face eval <dataset-dir> [--json] [--peer] [--aligned]
+ *   coral-face rename <old> <new>          coral-face eval <dataset-dir> [--json] [--peer] [--aligned] [--shots N]
  *   coral-face devices
  *
  * Exit codes: 0 success, 1 the operation failed on its input (bad image,
