@@ -56,7 +56,7 @@ describe('coral-face CLI', function () {
       const face = line.faces.reduce((a: any, b: any) => (a.box.width > b.box.width ? a : b));
       assert.equal(face.name, people[i].replace('_', ' '));
       assert.equal(face.known, true);
-      assert.ok(face.cosine > 0.49 && face.confidence > 0.5, JSON.stringify(face));
+      assert.ok(face.cosine >= DEFAULT_THRESHOLD && face.confidence > 0.5, JSON.stringify(face));
       for (const key of ['x', 'y', 'width', 'height']) assert.equal(typeof face.box[key], 'number');
     });
     const strangerFaces = result.json[3].faces;

@@ -9,7 +9,7 @@ import { print, withPipeline } from './output';
 
 async function ourDescriber(pipeline: FacePipeline, aligned: boolean): Promise<DescribePhoto> {
   const size = pipeline.embedder.inputSize;
-  return async (file) => {
+  return async (file, role) => {
     const image = await decodeImage(file);
     if (aligned) {
       if (image.width !== size || image.height !== size) throw new Error(`${file}: --aligned expects ${size}x${size} crops`);
@@ -17,7 +17,9 @@ async function ourDescriber(pipeline: FacePipeline, aligned: boolean): Promise<D
     }
     const face = mainFace(await pipeline.detect(image), image);
     if (!face) return null;
-    return (await pipeline.embed([pipeline.align(image, face).crop]))[0];
+    // As enrol and identify do it: enrolment photos align on face mesh points, probes on BlazeFace's keypoints.
+    const { crop } = role === 'enrol' ? await pipeline.alignForEnrolment(image, face) : pipeline.align(image, face);
+    return (await pipeline.embed([crop]))[0];
   };
 }
 
