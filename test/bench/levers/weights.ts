@@ -20,13 +20,20 @@ const rules: Record<string, Scorer> = {
   },
   meanPlusMax: (ex) => { const w = addUnit(ex); return (v) => 0.5 * dot(w, v) + 0.5 * Math.max(...ex.map((e) => dot(e, v))); },
   // Normalised by the person's own spread: the expected genuine cosine to the weight is |mean| (mean cosine to rest).
+  tnorm: (ex) => { const w = addUnit(ex); return (v) => dot(w, v); },
   spread: (ex) => { const w = addUnit(ex); const s = new Float32Array(w.length); ex.forEach((e) => e.forEach((x, i) => (s[i] += x / ex.length))); const len = Math.hypot(...s); return (v) => dot(w, v) * (ex.length > 1 ? Math.sqrt(len) : 1); },
 };
 for (const shots of [1, 2, 3, 5]) {
   const line: string[] = [];
   for (const [name, rule] of Object.entries(rules)) {
     const scorers = dev.people.map((p) => rule(p.files.slice(0, shots).map(vec).filter((e): e is Float32Array => !!e)));
-    const sc = (v: Float32Array) => scorers.map((s) => s(v));
+    // tnorm: the mean rule, each probe's scores normalised by their spread over the whole gallery (a cohort of the other people).
+    const tnorm = (scores: number[]) => {
+      const m = scores.reduce((a, b) => a + b, 0) / scores.length;
+      const sd = Math.sqrt(scores.reduce((a, b) => a + (b - m) ** 2, 0) / scores.length);
+      return scores.map((x) => (x - m) / sd);
+    };
+    const sc = (v: Float32Array) => (name === 'tnorm' ? tnorm(scorers.map((s) => s(v))) : scorers.map((s) => s(v)));
     const genuine = [...dev.people.flatMap((p, person) => p.files.slice(5).map((file) => ({ person, file }))), ...extraGenuine]
       .map((g) => ({ person: g.person, s: vec(g.file) ? sc(vec(g.file)!) : null }));
     const str = strangers.map((s) => vec(s.file)).filter((v): v is Float32Array => !!v).map((v) => Math.max(...sc(v)));
