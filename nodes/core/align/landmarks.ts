@@ -38,14 +38,16 @@ const MOUTH_LEFT = 291;
 /**
  * face_landmark.tflite's bytes from the package's packed assets. The loader
  * script beside the data file lists every packed file with its byte range;
- * read that rather than trusting fixed offsets.
+ * read that rather than trusting fixed offsets. Read asynchronously: the
+ * first enrolment may happen inside Node-RED, whose event loop must not wait
+ * on 4 MB of disk.
  */
-export function faceMeshModel(): Buffer {
+export async function faceMeshModel(): Promise<Buffer> {
   const dir = path.dirname(require.resolve('@mediapipe/face_mesh/package.json'));
-  const loader = fs.readFileSync(path.join(dir, 'face_mesh_solution_packed_assets_loader.js'), 'utf8');
+  const loader = await fs.promises.readFile(path.join(dir, 'face_mesh_solution_packed_assets_loader.js'), 'utf8');
   const entry = /"filename":\s*"[^"]*\/face_landmark\.tflite",\s*"start":\s*(\d+),\s*"end":\s*(\d+)/.exec(loader);
   if (!entry) throw new Error('@mediapipe/face_mesh: face_landmark.tflite not listed in its packed assets');
-  const data = fs.readFileSync(path.join(dir, 'face_mesh_solution_packed_assets.data'));
+  const data = await fs.promises.readFile(path.join(dir, 'face_mesh_solution_packed_assets.data'));
   const model = data.subarray(Number(entry[1]), Number(entry[2]));
   if (model.subarray(4, 8).toString('latin1') !== 'TFL3') throw new Error('@mediapipe/face_mesh: face_landmark.tflite is not a TFLite model');
   return model;
@@ -87,7 +89,7 @@ export class FaceLandmarker {
   private constructor(private readonly runtime: InferenceRuntime) {}
 
   static async open(options: { threads?: number } = {}): Promise<FaceLandmarker> {
-    return new FaceLandmarker(await CpuRuntime.open(faceMeshModel(), { threads: options.threads ?? 1 }));
+    return new FaceLandmarker(await CpuRuntime.open(await faceMeshModel(), { threads: options.threads ?? 1 }));
   }
 
   /** The 468 mesh points in frame coordinates, and the model's face-presence score (0-1). */

@@ -37,7 +37,7 @@ import { faceMeshModel } from '../../../nodes/core/align/landmarks';
 
 let mesh: Promise<InferenceRuntime> | null = null;
 export function meshRuntime(): Promise<InferenceRuntime> {
-  mesh ??= CpuRuntime.open(faceMeshModel(), { threads: 1 });
+  mesh ??= faceMeshModel().then((model) => CpuRuntime.open(model, { threads: 1 }));
   return mesh;
 }
 

@@ -32,8 +32,8 @@ describe('align: face mesh landmarks', function () {
     await pipeline.dispose();
   });
 
-  it('finds face_landmark.tflite in the package from its asset list', () => {
-    const model = faceMeshModel();
+  it('finds face_landmark.tflite in the package from its asset list', async () => {
+    const model = await faceMeshModel();
     assert.equal(model.subarray(4, 8).toString('latin1'), 'TFL3');
     assert.ok(model.length > 500_000 && model.length < 3_000_000, `${model.length} bytes`);
   });
