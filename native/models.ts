@@ -17,4 +17,6 @@ export const shippedModels = {
   blazefaceShort: path.join(MODELS_DIR, 'face_detection_short_range.tflite'),
   /** BlazeFace full range, 192x192 (same package). */
   blazefaceFull: path.join(MODELS_DIR, 'face_detection_full_range.tflite'),
+  /** MediaPipe's face landmark model, 468 points, 192x192 (from @mediapipe/face_mesh 0.4.1657299874, Apache-2.0). */
+  faceLandmark: path.join(MODELS_DIR, 'face_landmark.tflite'),
 } as const;

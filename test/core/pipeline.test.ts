@@ -9,6 +9,7 @@ import { EnrolError, enrolPerson } from '../../nodes/core/gallery/enrol';
 import { Gallery } from '../../nodes/core/gallery/gallery';
 import { FacePipeline, mainFace, openDetector } from '../../nodes/core/pipeline';
 import { Recognizer } from '../../nodes/core/identify/recognizer';
+import { DEFAULT_THRESHOLD } from '../../nodes/core/identify/imprint';
 import { groupFrame } from '../helpers/frames';
 import { FACES_DIR } from '../models';
 
@@ -140,7 +141,7 @@ describe('pipeline: faces in photos', function () {
     await reloaded;
     const identity = recognizer.identify(await embedProbe());
     assert.equal(identity.name, 'Jennifer');
-    assert.ok(identity.cosine > 0.49 && identity.confidence > 0.5);
+    assert.ok(identity.cosine >= DEFAULT_THRESHOLD && identity.confidence > 0.5);
 
     await assert.rejects(enrolPerson(pipeline, gallery, 'Nobody', [photos('Tim_Henman')[0]]),
       (e: EnrolError) => e.code === 'ERR_TOO_FEW_PHOTOS' && e.result.accepted === 1 && /1 usable photo\(s\) of 1, 3 needed/.test(e.message));

@@ -11,6 +11,7 @@ import * as path from 'path';
 import { monitorEventLoopDelay } from 'perf_hooks';
 import * as v8 from 'v8';
 import { decodeImage } from '../../nodes/core/media/decode';
+import { DEFAULT_THRESHOLD } from '../../nodes/core/identify/imprint';
 import type { FrameRef, VisitPayload } from '../../nodes/core/flow/messages';
 import { pixels } from '../../nodes/core/media/pixel-store';
 import helper, { NODES, onTab } from '../helpers/node-red';
@@ -103,7 +104,7 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     assert.deepEqual(recognized.map((v) => v.name), ['Jackie Chan', 'Meryl Streep', 'Roger Federer']);
     for (const v of recognized) {
       assert.equal(v.camera, 'front_door');
-      assert.ok(v.cosine! > 0.49);
+      assert.ok(v.cosine! >= DEFAULT_THRESHOLD);
       assert.match(v.trackId, /^front_door-\d+$/);
     }
     const recognizedMsg = visits.find((m) => m.payload.event === 'recognized');

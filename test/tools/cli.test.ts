@@ -9,6 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { hugePngHeader } from '../helpers/images';
+import { DEFAULT_MARGIN, DEFAULT_THRESHOLD } from '../../nodes/core/identify/imprint';
 import { FACES_DIR } from '../models';
 
 const CLI = path.resolve(__dirname, '..', '..', 'nodes', 'tools', 'cli', 'main.js');
@@ -60,7 +61,7 @@ describe('coral-face CLI', function () {
       const face = line.faces.reduce((a: any, b: any) => (a.box.width > b.box.width ? a : b));
       assert.equal(face.name, people[i].replace('_', ' '));
       assert.equal(face.known, true);
-      assert.ok(face.cosine > 0.49 && face.lead > 0.05, JSON.stringify(face));
+      assert.ok(face.cosine >= DEFAULT_THRESHOLD && face.lead > 0.05, JSON.stringify(face));
       assert.equal(face.confidence, undefined, 'no softmax confidence: it says nothing with a few people');
       for (const key of ['x', 'y', 'width', 'height']) assert.equal(typeof face.box[key], 'number');
     });
@@ -112,15 +113,24 @@ describe('coral-face CLI', function () {
     const unknownDir = path.join(FACES_DIR, '_unknown');
     for (const file of fs.readdirSync(unknownDir).sort().slice(0, 6)) await write(path.join(unknownDir, file), path.join(dataset, '_unknown', `${file}.png`));
     await pipeline.dispose();
-    const result = run('eval', dataset, '--aligned', '--json');
+    // Two shot counts in one run, each photo embedded once: one JSON line each, the rest of each person's photos probing.
+    const result = run('eval', dataset, '--aligned', '--json', '--shots', '5,1');
     assert.equal(result.status, 0, result.stderr);
-    const report = result.json[0];
+    assert.deepEqual(result.json.map((r) => [r.shots, r.probes]), [[1, 21], [5, 9]]);
+    const report = result.json[1];
     assert.equal(report.identities, 3);
-    assert.equal(report.probes, 9);
     assert.equal(report.impostors, 6);
     assert.equal(report.detectFailures, 0);
     assert.ok(report.top1 >= 8 / 9, `top-1 ${report.top1}`);
+    assert.ok(result.json[0].top1 >= 18 / 21, `1-shot top-1 ${result.json[0].top1}`);
     assert.equal(report.peer, null);
+    assert.deepEqual(Object.keys(report.atDefault), ['threshold', 'margin', 'tpir', 'fpir']);
+    assert.equal(report.atDefault.threshold, DEFAULT_THRESHOLD);
+    assert.equal(report.atDefault.margin, DEFAULT_MARGIN);
+    const badShots = run('eval', dataset, '--aligned', '--shots', '0');
+    assert.equal(badShots.status, 2);
+    assert.equal(badShots.json[0].error.code, 'ERR_USAGE');
+    assert.match(badShots.json[0].error.message, /--shots is a whole number/);
     const wrongSize = run('eval', path.join(FACES_DIR), '--aligned', '--json');
     assert.equal(wrongSize.status, 1);
     assert.match(wrongSize.json[0].error.message, /--aligned expects 112x112 crops/);
@@ -223,8 +233,9 @@ describe('coral-face CLI', function () {
       const stranger = path.join(FACES_DIR, '_unknown', fs.readdirSync(path.join(FACES_DIR, '_unknown')).sort()[1]);
       const seen = human('identify', photos('Serena_Williams')[9], stranger, '--gallery', gallery, '--verbose');
       assert.equal(seen.status, 0, seen.stderr);
-      assert.match(seen.stdout, /: 1 face\n {2}Serena Williams +cosine 0\.\d\d \(accepted from 0\.49\), 0\.\d\d ahead of the next person/);
-      assert.match(seen.stdout, /\n {2}unknown +closest is .* at cosine -?0\.\d\d, below 0\.49/);
+      const threshold = DEFAULT_THRESHOLD.toFixed(2).replace('.', '\\.');
+      assert.match(seen.stdout, new RegExp(`: 1 face\\n {2}Serena Williams +cosine 0\\.\\d\\d \\(accepted from ${threshold}\\), 0\\.\\d\\d ahead of the next person`));
+      assert.match(seen.stdout, new RegExp(`\\n {2}unknown +closest is .* at cosine -?0\\.\\d\\d, below ${threshold}`));
       // ...unless asked for.
       assert.match(seen.stderr, /XNNPACK delegate/);
       const listed = human('list', '--gallery', gallery);

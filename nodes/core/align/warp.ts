@@ -85,6 +85,27 @@ export const ARCFACE_TEMPLATE_112: readonly Point[] = Object.freeze([
   { x: (41.5493 + 70.7299) / 2, y: (92.3655 + 92.2041) / 2 },
 ]);
 
+/**
+ * The full five-point ArcFace template (insightface's, pixel-index
+ * coordinates): image-left eye, image-right eye, nose tip, image-left and
+ * image-right mouth corners. Used with face mesh points (landmarks.ts).
+ */
+export const ARCFACE_FIVE_POINT_TEMPLATE_112: readonly Point[] = Object.freeze([
+  { x: 38.2946, y: 51.6963 },
+  { x: 73.5318, y: 51.5014 },
+  { x: 56.0252, y: 71.7366 },
+  { x: 41.5493, y: 92.3655 },
+  { x: 70.7299, y: 92.2041 },
+]);
+
+/** Warps the face to the five-point template from five points in its order (eye centres, nose tip, mouth corners). */
+export function alignFaceFivePoints(image: RgbImage, points: readonly Point[], size = 112): AlignedFace {
+  if (points.length !== 5) throw new Error(`need 5 points, got ${points.length}`);
+  const template = ARCFACE_FIVE_POINT_TEMPLATE_112.map((p) => ({ x: ((p.x + 0.5) * size) / 112, y: ((p.y + 0.5) * size) / 112 }));
+  const matrix = similarityTransform(points, template);
+  return { crop: warpAffine(image, matrix, size, size), matrix };
+}
+
 /** BlazeFace keypoint indices used for alignment, in template order. */
 const ALIGNMENT_KEYPOINTS = [0, 1, 2, 3] as const;
 

@@ -130,7 +130,8 @@ async function examine(pipeline: FacePipeline, input: unknown, source: string): 
   if (!face) {
     return { source, accepted: false, faces: 0, reasons: [{ code: 'no-face', message: 'no face found' }] };
   }
-  const { crop, quality } = pipeline.align(image, face);
+  // Enrolment photos align on face mesh points: a steadier weight for every later probe (pipeline.ts).
+  const { crop, quality } = await pipeline.alignForEnrolment(image, face);
   const report: PhotoReport = {
     source,
     accepted: quality.ok,

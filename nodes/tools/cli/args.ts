@@ -37,6 +37,7 @@ options:
   --verbose            also TFLite's own log lines, and stack traces
   --peer               eval: also run @vladmandic/face-api (dev dependency) on the same protocol
   --aligned            eval: the images are aligned 112x112 crops (no detection)
+  --shots <n>[,<n>...] eval: photos per person that enrol, the rest probe (default 5); a list runs each
 `;
 
 export class UsageError extends Error {}
@@ -47,7 +48,7 @@ export interface Args {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['gallery', 'detector', 'device', 'threshold', 'margin', 'min-photos', 'port', 'host', 'dir']);
+const VALUE_FLAGS = new Set(['gallery', 'detector', 'device', 'threshold', 'margin', 'min-photos', 'port', 'host', 'dir', 'shots']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];

@@ -4,7 +4,7 @@
  *
  *   coral-face enrol <name> <image...>     coral-face identify <image...>
  *   coral-face forget <name>               coral-face list
- *   coral-face rename <old> <new>          coral-face eval <dataset-dir> [--json] [--peer] [--aligned]
+ *   coral-face rename <old> <new>          coral-face eval <dataset-dir> [--json] [--peer] [--aligned] [--shots N]
  *   coral-face devices                     coral-face demo [--port N] [--host H]
  *
  * Output for people by default, one JSON object per result with --json;

@@ -119,7 +119,7 @@ describe('imprint: classify', () => {
   }
 
   it('exports the documented defaults', () => {
-    assert.equal(DEFAULT_THRESHOLD, 0.49);
+    assert.equal(DEFAULT_THRESHOLD, 0.53);
     assert.equal(DEFAULT_MARGIN, 0.05);
     assert.ok(SOFTMAX_SCALE >= 16 && SOFTMAX_SCALE <= 30);
   });
