@@ -158,12 +158,14 @@ export = function register(RED: NodeAPI): void {
       node.error(RED._('camera-in.errors.urlSecret', { names: written.map((w) => (w.where === 'userinfo' ? 'user:password@' : `${w.name}=`)).join(', ') }));
       return undefined;
     }
-    const getSetting = (RED.util as unknown as { getSetting(node: Node, name: string): unknown }).getSetting;
+    // Node-RED's own lookup of ${NAME} (flow, global and environment variables); RED.util's typings lack it.
+    const { getSetting } = RED.util as unknown as { getSetting: (this: void, node: Node, name: string) => unknown };
     const expanded = expandUrlPlaceholders(raw, (name) => {
       if (name === 'user') return credentials.user || undefined;
       if (name === 'password') return credentials.password || undefined;
       const value = getSetting(node, name);
-      return typeof value === 'string' ? value : value === undefined || value === null ? undefined : String(value);
+      if (typeof value === 'string') return value;
+      return typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined;
     });
     if (expanded.missing.length) {
       showStatus(node, 'error', RED._('camera-in.status.placeholder', { name: expanded.missing[0] }));

@@ -4,7 +4,7 @@
  * embed (MobileFaceNet, Edge TPU or CPU). Framework-free: the CLI, the
  * Node-RED nodes and the add-on all call this.
  */
-import { CpuRuntime, InferenceRuntime, RuntimeOptions, shippedModels } from '../../native';
+import { CpuRuntime, InferenceRuntime, shippedModels } from '../../native';
 import { FaceLandmarker, fivePoints, MIN_MESH_PRESENCE } from './align/landmarks';
 import { alignFace, alignFaceFivePoints } from './align/warp';
 import { assessQuality, FaceQuality, QualityThresholds } from './align/quality';

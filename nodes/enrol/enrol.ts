@@ -15,7 +15,7 @@ import type { RgbImage } from '../core/media/image';
 import { PixelRef, pixels } from '../core/media/pixel-store';
 import { FacePipeline } from '../core/pipeline';
 import { CodedError } from '../core/common/errors';
-import { configNumber, errorMessage, fail, numberSetting, showStatus } from '../kit';
+import { configNumber, fail, numberSetting, showStatus } from '../kit';
 
 interface EnrolDef extends NodeDef {
   gallery: string;
@@ -38,6 +38,9 @@ function copyCrop(ref: PixelRef): RgbImage {
   return { width: crop.width, height: crop.height, data: crop.data.slice() };
 }
 
+const isAddMode = (mode: unknown): mode is EnrolOptions['mode'] =>
+  mode === undefined || mode === 'add' || mode === 'new' || mode === 'auto';
+
 export = function register(RED: NodeAPI): void {
   function Enrol(this: Node, config: EnrolDef): void {
     RED.nodes.createNode(this, config);
@@ -45,12 +48,12 @@ export = function register(RED: NodeAPI): void {
     const galleryNode = RED.nodes.getNode(config.gallery) as FaceGalleryNode | null;
     let defaultMinPhotos = SETTINGS.enrol.minPhotos.default;
     let defaultSeconds = SETTINGS.enrol.walkupSeconds.default;
-    let configError: unknown = null;
+    let configError: Error | null = null;
     try {
       defaultMinPhotos = configNumber('enrol', 'minPhotos', config.minPhotos);
       defaultSeconds = configNumber('enrol', 'walkupSeconds', config.walkupSeconds);
     } catch (error) {
-      configError = error;
+      configError = error instanceof Error ? error : new Error(String(error));
     }
     let pipeline: Promise<FacePipeline> | null = null;
     const pipelineFor = () => {
@@ -65,18 +68,17 @@ export = function register(RED: NodeAPI): void {
     };
     const cancels = new Set<() => void>();
 
-    if (configError) showStatus(node, 'error', (configError as Error).message);
+    if (configError) showStatus(node, 'error', configError.message);
     else if (!galleryNode) showStatus(node, 'error', RED._('enrol.errors.gallery'));
     else showStatus(node, 'ready', RED._('enrol.status.ready'));
 
     /** The bar of the gallery this node enrols into: the threshold and margin it recognises with, and the command's choices. */
     async function enrolOptions(command: { minPhotos?: unknown; mode?: unknown }): Promise<EnrolOptions> {
-      if (command.mode !== undefined && command.mode !== 'add' && command.mode !== 'new' && command.mode !== 'auto') {
-        throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.mode'));
-      }
+      const mode = command.mode;
+      if (!isAddMode(mode)) throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.mode'));
       const options = {
         minPhotos: numberSetting('minPhotos', command.minPhotos, defaultMinPhotos, SETTINGS.enrol.minPhotos),
-        mode: command.mode as EnrolOptions['mode'],
+        mode,
       };
       const recognizer = await galleryNode!.recognizer();
       return { ...options, threshold: recognizer.threshold, margin: recognizer.margin };
@@ -163,7 +165,8 @@ export = function register(RED: NodeAPI): void {
       }
     }
 
-    node.on('input', async (raw, send, done) => {
+    // Node-RED does not await a handler: the promise is dropped on purpose, every failure goes to done().
+    node.on('input', (raw, send, done) => void (async () => {
       const msg = raw as NodeMessageInFlow & { payload: EnrolCommand };
       const command = msg.payload;
       try {
@@ -179,14 +182,14 @@ export = function register(RED: NodeAPI): void {
         send(msg);
         fail(node, error, done);
       }
-    });
+    })());
 
     node.on('close', (done: () => void) => {
       for (const cancel of [...cancels]) cancel();
       const closing = pipeline;
       pipeline = null;
       // The embedder belongs to the device config node: dispose only the detector.
-      (closing ? closing.then((p) => p.disposeDetector(), () => undefined) : Promise.resolve()).finally(done);
+      void (closing ? closing.then((p) => p.disposeDetector(), () => undefined) : Promise.resolve()).finally(done);
     });
   }
   RED.nodes.registerType('enrol', Enrol as unknown as (this: Node, def: NodeDef) => void);

@@ -39,7 +39,7 @@ const UI_FILES: Record<string, string> = {
 type Handler = (req: Request, res: Response) => Promise<unknown>;
 
 export = function register(RED: NodeAPI): void {
-  RED.plugins.registerPlugin('coral-face-library', { type: 'coral-face-library' } as never);
+  RED.plugins.registerPlugin('coral-face-library', { type: 'coral-face-library' });
 
   // ---------------------------------------------------------------- galleries of the running flows
   const galleryNodes = (): FaceGalleryNode[] => {
@@ -227,7 +227,7 @@ export = function register(RED: NodeAPI): void {
   // ---------------------------------------------------------------- write
   admin.post(`${api}/visits/:id/not`, write, sameSite, route(async (req) => (await lib(req)).correct(param(req, 'id'))));
   admin.post(`${api}/clusters/:id/name`, write, sameSite, route(async (req) => {
-    const body = req.body ?? {};
+    const body = (req.body ?? {}) as Record<string, unknown>;
     if (typeof body.name !== 'string') throw new LibraryError('ERR_BAD_REQUEST', 'name is required');
     const mode = body.mode === 'existing' ? 'existing' : body.mode === 'new' || body.mode === undefined ? 'new' : null;
     if (!mode) throw new LibraryError('ERR_BAD_REQUEST', 'mode must be "new" or "existing"');
@@ -247,12 +247,15 @@ export = function register(RED: NodeAPI): void {
     await (await lib(req)).removeNegative(param(req, 'id'), param(req, 'file'));
   }));
   admin.post(`${api}/people/:id/rename`, write, sameSite, route(async (req) => {
-    const person = await (await lib(req)).rename(param(req, 'id'), req.body?.name);
+    const { name } = (req.body ?? {}) as { name?: unknown };
+    if (typeof name !== 'string') throw new LibraryError('ERR_BAD_REQUEST', 'name is required');
+    const person = await (await lib(req)).rename(param(req, 'id'), name);
     return { id: person.id, name: person.name };
   }));
   admin.post(`${api}/people/:id/ignored`, write, sameSite, route(async (req) => {
-    if (typeof req.body?.ignored !== 'boolean') throw new LibraryError('ERR_BAD_REQUEST', 'ignored must be true or false');
-    await (await lib(req)).setIgnored(param(req, 'id'), req.body.ignored);
+    const { ignored } = (req.body ?? {}) as { ignored?: unknown };
+    if (typeof ignored !== 'boolean') throw new LibraryError('ERR_BAD_REQUEST', 'ignored must be true or false');
+    await (await lib(req)).setIgnored(param(req, 'id'), ignored);
   }));
   admin.delete(`${api}/people/:id`, write, sameSite, route(async (req) => {
     // Forgetting deletes face data for good: the request names the person a second time.
@@ -264,8 +267,14 @@ export = function register(RED: NodeAPI): void {
     return { people: await (await lib(req)).importPeople(bytes, req.query.merge === '1' || req.query.merge === 'true') };
   }));
   admin.put(`${api}/settings`, write, sameSite, route(async (req) => {
-    const body = req.body ?? {};
-    return (await lib(req)).updateSettings({ visits: body.visits, recognition: body.recognition });
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    const { visits, recognition } = body;
+    if (visits !== undefined && !isObject(visits)) throw new LibraryError('ERR_BAD_REQUEST', 'visits must be an object');
+    if (recognition !== undefined && recognition !== null && !isObject(recognition)) {
+      throw new LibraryError('ERR_BAD_REQUEST', 'recognition must be an object, or null for the gallery\'s own');
+    }
+    return (await lib(req)).updateSettings({ visits, recognition });
   }));
   admin.use(`${api}`, (req: Request, res: Response) => {
     res.status(404).json({ error: { code: 'ERR_NOT_FOUND', message: `No face library API route ${req.method} ${req.path}` } });

@@ -38,7 +38,7 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     const galleryNode = RED.nodes.getNode(config.gallery) as FaceGalleryNode | null;
     let trackerOptions: { confirmFrames: number; unknownFrames: number; cooldownMs: number; maxMissedMs: number };
-    let configError: unknown = null;
+    let configError: Error | null = null;
     try {
       if (!galleryNode) throw new ConfigError(RED._('imprint-classify.errors.gallery'));
       trackerOptions = {
@@ -48,7 +48,7 @@ export = function register(RED: NodeAPI): void {
         maxMissedMs: configNumber('imprint-classify', 'maxMissed', config.maxMissed) * 1000,
       };
     } catch (error) {
-      configError = error;
+      configError = error instanceof Error ? error : new Error(String(error));
       trackerOptions = { confirmFrames: 0, unknownFrames: 0, cooldownMs: 0, maxMissedMs: 0 };
     }
     const onReload = (people: string[]) => showStatus(node, 'ready', RED._('imprint-classify.status.people', { count: people.length }));
@@ -118,7 +118,8 @@ export = function register(RED: NodeAPI): void {
       for (const { key, events } of trackers.tick(Date.now())) void emit(key, events).catch((e) => node.error(errorMessage(e)));
     }, 250);
 
-    node.on('input', async (raw, send, done) => {
+    // Node-RED does not await a handler: the promise is dropped on purpose, every failure goes to done().
+    node.on('input', (raw, send, done) => void (async () => {
       const msg = raw as NodeMessageInFlow & FaceMessage;
       try {
         const r = await recognizer();
@@ -160,7 +161,7 @@ export = function register(RED: NodeAPI): void {
       } catch (error) {
         fail(node, error, done);
       }
-    });
+    })());
 
     node.on('close', () => {
       clearInterval(ticker);

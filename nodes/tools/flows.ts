@@ -42,8 +42,8 @@ const DEFAULT_LABELS: Record<string, (n: FlowNode) => string> = {
   'edgetpu-embed': () => 'embed',
   'imprint-classify': () => 'classify',
   enrol: () => 'enrol',
-  'ha-face-entities': (n) => (n.camera ? `${String(n.camera)} → HA` : 'HA face entities'),
-  debug: (n) => (n.complete === 'true' ? 'msg' : `msg.${String(n.complete ?? 'payload')}`),
+  'ha-face-entities': (n) => (typeof n.camera === 'string' && n.camera ? `${n.camera} → HA` : 'HA face entities'),
+  debug: (n) => (n.complete === 'true' ? 'msg' : `msg.${typeof n.complete === 'string' ? n.complete : 'payload'}`),
   inject: () => 'inject',
   comment: () => '',
 };

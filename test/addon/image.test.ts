@@ -23,7 +23,7 @@ const DOCKERFILE = path.join(ADDON, 'Dockerfile');
 const TARBALL = 'node-red-contrib-coral-face.tgz';
 
 const read = (file: string) => fs.readFileSync(file, 'utf8');
-const lint = (text: string) => validate(text).map((d) => `line ${d.range.start.line + 1}: ${d.message}`);
+const lint = (text: string) => validate(text).map((d) => `line ${d.range.start.line + 1}: ${typeof d.message === 'string' ? d.message : d.message.value}`);
 
 /** Files in the build context: what git has under addon/ (or the folder itself outside git), plus the tarball. */
 function buildContext(): Set<string> {
@@ -99,16 +99,16 @@ describe('Home Assistant app: the image recipe, checked without Docker', () => {
     const runs = DockerfileParser.parse(text).getInstructions().filter((i) => i.getKeyword() === 'RUN').map((i) => i.getArgumentsContent() ?? '');
     const install = runs.find((r) => r.includes('npm install'));
     assert.ok(install, 'one RUN installs the packages');
-    assert.match(install!, /\/tmp\/node-red-contrib-coral-face\.tgz/);
-    assert.match(install!, /"node-red@\$\{NODE_RED_VERSION\}"/);
+    assert.match(install, /\/tmp\/node-red-contrib-coral-face\.tgz/);
+    assert.match(install, /"node-red@\$\{NODE_RED_VERSION\}"/);
     assert.doesNotMatch(text, /node-red-contrib-coral-face@/, 'never a registry version');
     const aptInstalls = runs.flatMap((r) => r.split('&&')).filter((step) => /apt-get install/.test(step));
     assert.ok(aptInstalls.length > 0);
     for (const step of aptInstalls) assert.doesNotMatch(step, /\b(g\+\+|gcc|make|python3|build-essential)\b/, `no compiler: ${step.trim()}`);
     // It refuses a tarball of another version, and fails unless the prebuilt addon is what loads.
-    assert.match(install!, /tar -xzOf \/tmp\/node-red-contrib-coral-face\.tgz package\/package\.json \| jq -r \.version/);
-    assert.match(install!, /"\$\{packaged\}" != "\$\{BUILD_VERSION\}"/);
-    assert.match(install!, /addonInfo\(\)[^"]*if \(!a\.prebuilt\) process\.exit\(1\)/);
+    assert.match(install, /tar -xzOf \/tmp\/node-red-contrib-coral-face\.tgz package\/package\.json \| jq -r \.version/);
+    assert.match(install, /"\$\{packaged\}" != "\$\{BUILD_VERSION\}"/);
+    assert.match(install, /addonInfo\(\)[^"]*if \(!a\.prebuilt\) process\.exit\(1\)/);
   });
 
   it('config.yaml, package.json, the image and the changelog carry one version', () => {

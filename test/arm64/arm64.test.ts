@@ -89,7 +89,7 @@ describe('prebuilt addons under emulation: arm64, and x64 without AVX', function
     const run = await runNode(machine, [PROBE, inputFile, outputFile]);
     assert.equal(run.status, 0, `${machine} probe failed (signal ${run.signal}) after ${run.ms} ms:\n${run.stderr}`);
     const result = JSON.parse(fs.readFileSync(outputFile, 'utf8')) as ProbeOutputs;
-    // eslint-disable-next-line no-console
+     
     console.log(`      ${machine}: probe ${(run.ms / 1000).toFixed(0)} s; ${Object.entries(result.ms).filter(([k]) => !k.startsWith('resample')).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
     outputs[machine] = result;
     return result;
@@ -107,7 +107,7 @@ describe('prebuilt addons under emulation: arm64, and x64 without AVX', function
     }
     worst.sort((a, b) => b[1] - a[1]);
     const absolute = Math.max(...worst.map((w) => w[2]));
-    // eslint-disable-next-line no-console
+     
     console.log(`      ${machine}: ${worst.length} tensors within ${TOLERANCE} of x64; largest difference ${worst[0][1].toExponential(2)} ` +
       `(${worst[0][0]}; largest absolute ${absolute.toExponential(2)})`);
     for (const [name, faces] of Object.entries(reference.detections)) {
@@ -166,7 +166,7 @@ describe('prebuilt addons under emulation: arm64, and x64 without AVX', function
       '--grep', ARM64_LEFT_OUT, '--invert', ...files,
     ], { CC: 'aarch64-linux-gnu-gcc', CORAL_FACE_NODE_WRAPPER: arm64NodeWrapper(), CORAL_FACE_EMULATED: '1', CORAL_FACE_TIMEOUT_SCALE: '10' });
     const summary = /(\d+) passing[^\n]*(?:\n\s*(\d+) pending)?(?:\n\s*(\d+) failing)?/.exec(run.stdout);
-    // eslint-disable-next-line no-console
+     
     console.log(`      arm64 mocha: ${summary?.[0].replace(/\s+/g, ' ') ?? 'no summary'} in ${(run.ms / 1000).toFixed(0)} s`);
     assert.equal(run.status, 0, `arm64 mocha failed:\n${run.stdout.slice(-6000)}\n${run.stderr.slice(-3000)}`);
     assert.ok(summary && Number(summary[1]) >= 40, `tests ran on arm64:\n${run.stdout.slice(-3000)}`);

@@ -21,6 +21,8 @@ if (scale > 1 && /mocha/.test(process.argv[1] ?? '')) {
     } catch {
       continue;
     }
+    // Called with the runnable's own this below.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
     const original = proto.timeout;
     proto.timeout = function (this: unknown, ...args: [(number | string)?]) {
       if (args.length === 0) return original.call(this);

@@ -113,8 +113,8 @@ describe('the demo in a browser: walk-up, then recognized', function () {
   it('refuses a second demo on the same port before printing a URL, and says --port', async () => {
     const second = spawn(process.execPath, [CLI, 'demo', '--port', String(port), '--dir', path.join(dir, 'second')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
-    second.stdout!.on('data', (d) => { text += d; });
-    second.stderr!.on('data', (d) => { text += d; });
+    second.stdout.on('data', (d) => { text += d; });
+    second.stderr.on('data', (d) => { text += d; });
     const code = await new Promise((r) => second.once('exit', r));
     assert.equal(code, 1);
     assert.doesNotMatch(text, /editor: http/);

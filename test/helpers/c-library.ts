@@ -44,7 +44,7 @@ export function buildSharedLibrary(source: string, name: string, args: string[],
   } catch (err) {
     fs.rmSync(temp, { force: true });
     const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
-    throw new Error(`building ${name} failed: ${cc} ${all.join(' ')}\n${stderr}`);
+    throw new Error(`building ${name} failed: ${cc} ${all.join(' ')}\n${stderr}`, { cause: err });
   }
   fs.renameSync(temp, output);
   return output;

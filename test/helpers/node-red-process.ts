@@ -75,7 +75,7 @@ export async function startMosquitto(): Promise<{ url: string; stop(): Promise<v
   fs.chmodSync(conf, 0o644);
   const proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  proc.stderr!.on('data', (d) => { stderr += d; });
+  proc.stderr.on('data', (d) => { stderr += d; });
   const net = await import('net');
   const deadline = Date.now() + 10_000;
   for (;;) {

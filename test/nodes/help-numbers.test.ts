@@ -40,7 +40,7 @@ function checkNoOtherNumbers(text: string, known: number[], examples: number[]):
   const allowed = new Set([...known, ...examples]);
   for (const m of text.matchAll(/(?<![\w.])\d+(?:\.\d+)?/g)) {
     const value = Number(m[0]);
-    assert.ok(allowed.has(value), `unchecked number ${m[0]} in "…${text.slice(Math.max(0, m.index! - 50), m.index! + 30)}…"`);
+    assert.ok(allowed.has(value), `unchecked number ${m[0]} in "…${text.slice(Math.max(0, m.index - 50), m.index + 30)}…"`);
   }
 }
 

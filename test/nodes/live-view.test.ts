@@ -144,7 +144,7 @@ describe('nodes: camera-in live view', function () {
     // separate process, so that their sockets are not Node-RED's memory.
     const viewers = spawn('python3', ['-c', SLOW_VIEWERS, String(port), '8'], { stdio: ['pipe', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
-      viewers.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('READY')) resolve(); });
+      viewers.stdout.on('data', (d: Buffer) => { if (d.toString().includes('READY')) resolve(); });
       viewers.once('exit', (code) => reject(new Error(`slow viewers exited with ${code}`)));
     });
     await waitUntil(() => cam.live.stats.viewers === 8, 10000, '8 viewers');
@@ -171,7 +171,7 @@ describe('nodes: camera-in live view', function () {
     assert.ok(afterMb.rss - before.rss < 30, figures);
     assert.ok(stats.skipped > stats.sent, `frames are skipped for viewers that do not read: ${figures}`);
     assert.ok(queued() < 8 * 256 * 1024, `${(queued() / 2 ** 20).toFixed(1)} MB queued in Node-RED for 8 viewers`);
-    viewers.stdin!.end();
+    viewers.stdin.end();
     await waitUntil(() => cam.live.stats.viewers === 0, 5000, 'the viewers to go');
     assert.equal(cam.live.running, false, 'no timer without viewers');
   });

@@ -42,7 +42,8 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';
   if (typeof value === 'string') return `a string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value)}`;
-  return String(value); // a number (NaN, Infinity), a boolean
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value); // NaN, Infinity, true
+  return typeof value;
 }
 
 function isBox(value: unknown): value is Box {

@@ -255,7 +255,7 @@ async function commitCandidates(embedder: Embedder, gallery: Gallery, name: stri
   const result: EnrolResult = { name, person: null, existing, accepted: kept.length, rejected: reports.length - kept.length, photos: reports };
   const needed = existing ? 1 : minPhotos;
   if (kept.length < needed) {
-    const who = existing ? `${target!.name} (already enrolled)` : name;
+    const who = existing ? `${target.name} (already enrolled)` : name;
     throw new EnrolError(
       `${who}: ${kept.length} usable photo(s) of ${reports.length}, ${needed} needed; nothing was saved. ` +
         (existing ? 'Photos added to a known person must be recognised as them already.' : 'Use clear, frontal, well-lit photos with one face each.'),

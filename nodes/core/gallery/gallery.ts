@@ -603,7 +603,7 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
           png: (await this.fs.readFile(this.cropPath(person.id, crop.file, negative))).toString('base64'),
           addedAt: crop.addedAt,
           ...(crop.source !== undefined ? { source: crop.source } : {}),
-          ...(crop.quality !== undefined ? { quality: jsonCopy(crop.quality) as Record<string, unknown> } : {}),
+          ...(crop.quality !== undefined ? { quality: jsonCopy(crop.quality) } : {}),
         })));
       return {
         format: EXPORT_FORMAT,
@@ -1091,7 +1091,7 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
         }
       }
       const stale = [...cache.vectors.keys()].some((key) => !keep.has(key));
-      let failure: unknown;
+      let failure: Error | undefined;
       try {
         for (let start = 0; start < missing.length; start += EMBED_BATCH_SIZE) {
           const batch = missing.slice(start, start + EMBED_BATCH_SIZE);

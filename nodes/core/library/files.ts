@@ -40,7 +40,7 @@ export async function writeFileAtomic(target: string, data: Uint8Array | string,
   if (options.syncDir !== false) await syncDirectory(dir);
 }
 
-export async function readJsonFile(file: string): Promise<unknown | undefined> {
+export async function readJsonFile(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await fsp.readFile(file, 'utf8');

@@ -114,7 +114,7 @@ export function galleryHealth(people: readonly HealthPersonInput[], strangers: r
     let nearest: PersonHealth['nearest'] = null;
     weights.forEach((w, q) => {
       if (q === p || !w || !weights[p]) return;
-      const cosine = dot(weights[p]!, w);
+      const cosine = dot(weights[p], w);
       if (!nearest || cosine > nearest.cosine) nearest = { personId: people[q].id, name: people[q].name, cosine };
     });
     const top1Rate = scored.length > 0 ? scored.filter((photo) => photo.top1).length / scored.length : null;

@@ -424,7 +424,7 @@ function parseRecord(line: Record<string, unknown>): VisitRecord | undefined {
     closest: str(line.closest),
     margin: typeof line.margin === 'number' ? line.margin : null,
     ...(isPlainObject(line.box) ? { box: line.box as unknown as Box } : {}),
-    ...(isPlainObject(line.quality) ? { quality: line.quality as VisitRecord['quality'] } : {}),
+    ...(isPlainObject(line.quality) ? { quality: line.quality } : {}),
     hasCrop: line.hasCrop === true,
     embedding: decodeVector(line.embedding) ?? null,
   };

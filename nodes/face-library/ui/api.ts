@@ -17,8 +17,8 @@ export function setGallery(id: string): void {
 
 export function token(): string | null {
   try {
-    const tokens = JSON.parse(localStorage.getItem('auth-tokens') ?? 'null');
-    return tokens && typeof tokens.access_token === 'string' ? tokens.access_token : null;
+    const tokens = JSON.parse(localStorage.getItem('auth-tokens') ?? 'null') as { access_token?: unknown } | null;
+    return typeof tokens?.access_token === 'string' ? tokens.access_token : null;
   } catch {
     return null;
   }
@@ -52,7 +52,7 @@ async function call<T>(method: string, path: string, options: { params?: Record<
   }
   const response = await fetch(url(path, options.params), { method, headers, body, credentials: 'same-origin' });
   const text = await response.text();
-  let data: unknown = null;
+  let data: unknown;
   try {
     data = text ? JSON.parse(text) : null;
   } catch {

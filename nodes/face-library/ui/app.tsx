@@ -351,7 +351,7 @@ function Chart({ options, data }: { options: Omit<uPlot.Options, 'width' | 'heig
   useEffect(() => {
     if (!box.current) return;
     const width = Math.min(720, box.current.clientWidth || 720);
-    const plot = new uPlot({ legend: { live: false }, ...options, width, height: 260 } as uPlot.Options, data, box.current);
+    const plot = new uPlot({ legend: { live: false }, ...options, width, height: 260 }, data, box.current);
     return () => plot.destroy();
   }, [options, data]);
   return <div class="chart" ref={box} />;
@@ -446,7 +446,7 @@ function LiveCamera({ camera }: { camera: { id: string; name: string } }) {
     const headers: Record<string, string> = {};
     const t = token();
     if (t) headers.Authorization = `Bearer ${t}`;
-    const poll = () => fetch(`../camera-in/${camera.id}/faces`, { headers }).then((r) => (r.ok ? r.json() : null)).then(setFaces, () => undefined);
+    const poll = () => void fetch(`../camera-in/${camera.id}/faces`, { headers }).then((r) => (r.ok ? r.json() : null)).then(setFaces, () => undefined);
     poll();
     const timer = setInterval(poll, 500);
     return () => clearInterval(timer);

@@ -10,11 +10,11 @@ import { print, withPipeline } from './output';
 
 /** The part of test/bench/peers/faceapi.ts that eval uses. */
 interface FaceApiPeerModule {
-  openFaceApiPeer(): Promise<{
+  openFaceApiPeer(this: void): Promise<{
     describe(image: RgbImage, options?: { padding?: number }): Promise<{ box: Box; descriptor: Float32Array }[]>;
     dispose(): Promise<void>;
   }>;
-  largestFace<T extends { box: Box }>(faces: readonly T[]): T | undefined;
+  largestFace<T extends { box: Box }>(this: void, faces: readonly T[]): T | undefined;
 }
 
 async function ourDescriber(pipeline: FacePipeline, aligned: boolean): Promise<DescribePhoto> {

@@ -6,7 +6,6 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { l2normalize } from '../../../nodes/core/identify/imprint';
 import { CACHE, DEV, PAIRS, readDev } from './cache';
 import { addUnit, dot } from './metrics';
 

@@ -20,8 +20,7 @@ import {
 } from '../../../nodes/core/detect/blazeface';
 import { alignFace, applyAffine, templateFor } from '../../../nodes/core/align/warp';
 import { intersectionOverUnion, type Point, type RgbImage } from '../../../nodes/core/media/image';
-import { blazeFaceModel } from '../../../nodes/core/pipeline';
-import { CpuRuntime, resampleRgb } from '../../../native';
+import { resampleRgb } from '../../../native';
 import { DEV_DIR, loadPhoto, modelRunner } from '../../helpers/real-models';
 
 const close = (actual: number, expected: number, tolerance = 1e-6, what = ''): void =>

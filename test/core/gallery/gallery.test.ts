@@ -379,7 +379,7 @@ describe('gallery', function () {
         await fsp.rename(path.join(dir, 'gallery.json'), path.join(tempRoot, 'moved-away.json'));
         const recovered = await Gallery.open(dir, options);
         assert.ok(recovered.recovery, 'says it rebuilt the index');
-        assert.match(recovered.recovery!.reason, /missing/);
+        assert.match(recovered.recovery.reason, /missing/);
         assert.deepEqual(recovered.listPeople().map((p) => [p.id, p.name, p.ignored ?? false, p.crops.map((c) => c.file), p.negatives.length]),
           before.map((p) => [p.id, p.name, p.ignored ?? false, p.crops.map((c) => c.file), p.negatives.length]));
         assert.equal(recovered.getPerson('Robert')?.crops[0].source, 'Bob-0.jpg', 'details come back from person.json');
@@ -667,8 +667,8 @@ describe('gallery', function () {
         let stderr = '';
         const current = spawn(process.execPath, [childScript, 'crash', dir, String(run)], { stdio: ['ignore', 'pipe', 'pipe'] });
         children.push(current);
-        current.stdout!.setEncoding('utf8');
-        current.stdout!.on('data', (chunk: string) => {
+        current.stdout.setEncoding('utf8');
+        current.stdout.on('data', (chunk: string) => {
           buffered += chunk;
           let newline: number;
           while ((newline = buffered.indexOf('\n')) >= 0) {
@@ -678,7 +678,7 @@ describe('gallery', function () {
             if (report.op === 'ready') setTimeout(() => current.kill('SIGKILL'), delayMs);
           }
         });
-        current.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        current.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
         current.on('error', reject);
         current.on('close', (code, signal) => {
           if (signal !== 'SIGKILL') reject(new Error(`child exited on its own (${code}): ${stderr}`));
@@ -728,8 +728,8 @@ describe('gallery', function () {
           assert.ok(person.crops.length - model.get(inFlight.name!)!.files.size <= 1, where);
           for (const c of person.crops) model.get(inFlight.name!)!.files.add(c.file);
         } else if (inFlight?.kind === 'rename') {
-          const renamed = gallery.listPeople().some((p) => p.name === inFlight!.to);
-          assert.notEqual(renamed, gallery.listPeople().some((p) => p.name === inFlight!.name), `${where}: exactly one of the names`);
+          const renamed = gallery.listPeople().some((p) => p.name === inFlight.to);
+          assert.notEqual(renamed, gallery.listPeople().some((p) => p.name === inFlight.name), `${where}: exactly one of the names`);
           if (renamed) {
             model.set(inFlight.to!, model.get(inFlight.name!)!);
             model.delete(inFlight.name!);
@@ -762,7 +762,7 @@ describe('gallery', function () {
         let stderr = '';
         const current = spawn(process.execPath, [childScript, 'write', galleryDir, prefix, '8'], { stdio: ['ignore', 'ignore', 'pipe'] });
         children.push(current);
-        current.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        current.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
         current.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`writer ${prefix} failed: ${stderr}`))));
       });
       for (let trial = 0; trial < 6; trial++) {

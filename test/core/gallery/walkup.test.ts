@@ -52,7 +52,7 @@ describe('core/gallery/walkup', () => {
     const c = collect(30, () => [face('bob', central(150, -400)), face('alice', central(160)), face('carol', central(150, 400))]);
     const choice = await c.choose(embed);
     assert.equal(choice.refusal?.code, 'ERR_WALKUP_CROWDED');
-    assert.match(choice.refusal!.message, /3 faces of similar size/);
+    assert.match(choice.refusal.message, /3 faces of similar size/);
     assert.deepEqual(choice.crops, []);
   });
 
@@ -60,7 +60,7 @@ describe('core/gallery/walkup', () => {
     const c = collect(40, (i) => [face(i < 20 ? 'alice' : 'bob', central(200, i < 20 ? 0 : 300))]);
     const choice = await c.choose(embed);
     assert.equal(choice.refusal?.code, 'ERR_WALKUP_SEVERAL_PEOPLE');
-    assert.match(choice.refusal!.message, /20 and 20 frames/);
+    assert.match(choice.refusal.message, /20 and 20 frames/);
   });
 
   it('joins the tracks of one person who stepped aside and back, and still takes a short appearance of someone else as no rival', async () => {
@@ -88,7 +88,7 @@ describe('core/gallery/walkup', () => {
     const c = collect(30, (i) => (i < 10 ? [face('alice', central(220))] : [face('alice', central(220)), face('bob', central(200, 350))]));
     const choice = await c.choose(embed);
     assert.equal(choice.refusal?.code, 'ERR_WALKUP_CROWDED');
-    assert.match(choice.refusal!.message, /20 of 30 frames/);
+    assert.match(choice.refusal.message, /20 of 30 frames/);
   });
 
   it('says nothing when no face was seen: enrolment then reports too few photos', async () => {

@@ -8,7 +8,7 @@ import { disposeSharedPipeline, Face, facesOf, identities } from './faces';
 
 describe('library: unknown clusters', function () {
   this.timeout(300000);
-  let faces: Face[] = [];
+  const faces: Face[] = [];
   before(async () => {
     // 8 people x up to 6 photos, interleaved as a camera would see repeat visitors.
     const people = identities().slice(10, 18);
