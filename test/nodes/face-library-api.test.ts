@@ -219,7 +219,8 @@ describe('nodes: face library API in a real Node-RED with adminAuth', function (
     const result = await json(named);
     assert.equal(named.status, 200, JSON.stringify(result));
     assert.equal(result.person.name, 'Gerd');
-    assert.ok(result.accepted >= 2);
+    // The clip shows the same photo on every loop: its identical faces count once.
+    assert.ok(result.accepted >= 1, JSON.stringify(result));
     assert.equal(result.crops.length, result.accepted + result.rejected);
     const recognised = await until('a visit recognised as Gerd', async () => {
       const page = await json(await fetch(`${api('visits')}?person=Gerd&kind=recognized`, { headers: as(admin) }));
@@ -242,13 +243,14 @@ describe('nodes: face library API in a real Node-RED with adminAuth', function (
     assert.equal(negative.status, 200);
     assert.equal((await fetch(api(`people/gerd/negatives/${after.negatives[0].file}`), { method: 'DELETE', headers: write(admin) })).status, 200);
 
-    // Delete one photo: gone from the person and from disk.
-    const file = after.photos[0].file;
-    assert.equal((await fetch(api(`people/gerd/photos/${file}`), { method: 'DELETE', headers: write(admin) })).status, 200);
-    const fewer = await json(await fetch(api('people/gerd'), { headers: as(admin) }));
-    assert.equal(fewer.photos.length, after.photos.length - 1);
-    assert.equal(fs.existsSync(path.join(galleryDir, 'people', 'gerd', file)), false);
-    assert.equal((await fetch(api(`people/gerd/photos/${file}`), { method: 'DELETE', headers: write(admin) })).status, 404);
+    // Delete one photo (of Uma, uploaded with four): gone from the person and from disk.
+    const uma = await json(await fetch(api('people/uma'), { headers: as(admin) }));
+    const file = uma.photos[0].file;
+    assert.equal((await fetch(api(`people/uma/photos/${file}`), { method: 'DELETE', headers: write(admin) })).status, 200);
+    const fewer = await json(await fetch(api('people/uma'), { headers: as(admin) }));
+    assert.equal(fewer.photos.length, uma.photos.length - 1);
+    assert.equal(fs.existsSync(path.join(galleryDir, 'people', 'uma', file)), false);
+    assert.equal((await fetch(api(`people/uma/photos/${file}`), { method: 'DELETE', headers: write(admin) })).status, 404);
   });
 
   it('deletes a stranger group: its visits and their face images', async () => {

@@ -10,7 +10,9 @@ import * as path from 'path';
 import { MAX_STATUS_LENGTH } from '../../nodes/kit';
 
 const NODES_DIR = path.resolve(__dirname, '..', '..', '..', 'nodes');
-const TYPES = fs.readdirSync(NODES_DIR).filter((t) => fs.existsSync(path.join(NODES_DIR, t, `${t}.ts`)));
+// The node types package.json registers (the face library is a plugin: its page has no node status or catalog).
+const PACKAGE = JSON.parse(fs.readFileSync(path.join(NODES_DIR, '..', 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } };
+const TYPES = Object.keys(PACKAGE['node-red'].nodes);
 
 /** Typical values for each placeholder a status text uses; free text (an error message) counts as empty, the status cuts it. */
 const SAMPLES: Record<string, string> = {
