@@ -93,6 +93,26 @@ function checkModelBytes(model: string | Uint8Array, label: string): void {
   }
 }
 
+/**
+ * The rewritten bytes of a model file, kept for the few files a process opens again and again: every
+ * Node-RED deploy opens the detector and the embedder anew, and rewriting MobileFaceNet is about 10 ms of
+ * JavaScript on the event loop. Keyed by path, size and modification time, so a changed file is read again.
+ */
+const rewriteCache = new Map<string, ReturnType<typeof rewriteForCpu>>();
+const REWRITE_CACHE_FILES = 8;
+
+async function rewrittenModel(model: string | Uint8Array): Promise<ReturnType<typeof rewriteForCpu>> {
+  if (typeof model !== 'string') return rewriteForCpu(model);
+  const stat = await fs.promises.stat(model);
+  const key = `${stat.size}:${stat.mtimeMs}:${model}`;
+  const cached = rewriteCache.get(key);
+  if (cached) return cached;
+  const result = rewriteForCpu(await fs.promises.readFile(model));
+  if (rewriteCache.size >= REWRITE_CACHE_FILES) rewriteCache.delete(rewriteCache.keys().next().value!);
+  rewriteCache.set(key, result);
+  return result;
+}
+
 export class CpuRuntime extends EventEmitter implements InferenceRuntime {
   private native: NativeInterpreter | undefined;
   private queue = new SerialQueue();
@@ -116,7 +136,7 @@ export class CpuRuntime extends EventEmitter implements InferenceRuntime {
     checkModelBytes(model, label);
     const threads = options.threads ?? defaultThreads();
     const xnnpack = options.xnnpack ?? true;
-    const rewritten = options.rewrite ?? true ? rewriteForCpu(typeof model === 'string' ? await fs.promises.readFile(model) : model) : null;
+    const rewritten = options.rewrite ?? true ? await rewrittenModel(model) : null;
     const backend = (rewrites: string[]): BackendInfo => ({ kind: 'cpu', reason, reasonCode, threads, model: label, rewrites });
     if (rewritten?.applied.length) {
       try {
