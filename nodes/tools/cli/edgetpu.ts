@@ -88,7 +88,8 @@ Then compile (this command does it for you once the compiler is on PATH):
 
 Every row of ${compiled.replace(/\.tflite$/, '.log')} should say "Mapped to Edge TPU". Keep
 ${path.basename(compiled)} beside ${path.basename(model)} (${outDir}): the runtime uses the pair,
-the compiled model on the Coral and ${path.basename(model)} on the CPU when the Coral is away.
+the compiled model on the Coral and ${path.basename(model)} on the CPU when the Coral is away${path.resolve(model) === shippedModels.mobilefacenetInt8
+    ? '\n(for the bundled MobileFaceNet the CPU runs the float model unless the edgetpu-device config\'s "CPU model" is int8)' : ''}.
 `;
 }
 
