@@ -128,6 +128,8 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
   private restartTimer: NodeJS.Timeout | undefined;
   private stableTimer: NodeJS.Timeout | undefined;
   private current: BackendInfo;
+  /** The Edge TPU backend of the live child: what answers from it are tagged with. */
+  private tpuBackend: BackendInfo | undefined;
   /** How many times the Edge TPU process died; for status and tests. */
   crashes = 0;
 
@@ -178,10 +180,11 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
     this.tpuInputs = opened.inputs.map(describe);
     this.tpuOutputs = opened.outputs.map(describe);
     void host.exited.then(({ code, signal }) => this.onHostExit(host, code, signal));
-    return {
+    this.tpuBackend = {
       kind: 'edgetpu', device: opened.device, devicePath: opened.devicePath, reason: 'Edge TPU in use',
       threads: this.options.threads ?? defaultThreads(), model: this.pair.edgetpu!,
     };
+    return this.tpuBackend;
   }
 
   get backend(): BackendInfo {
@@ -249,11 +252,18 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
       throw new RuntimeError('ERR_EDGETPU_UNAVAILABLE',
         `${this.current.reason}; and there is no CPU model to fall back to (put X.tflite beside X_edgetpu.tflite)`);
     }
-    this.cpu = await CpuRuntime.open(this.pair.cpu, this.options);
-    return this.cpu;
+    const cpu = await CpuRuntime.open(this.pair.cpu, this.options);
+    // The two sides may differ in batch (a compiled model has batch 1, the
+    // float MobileFaceNet ships with 2): callers size their inputs for the
+    // compiled model, so the CPU model takes its shapes where it can.
+    for (const [i, info] of this.tpuInputs.entries()) {
+      if (cpu.inputs[i] && cpu.inputs[i].shape.join() !== info.shape.join()) await cpu.resizeInput(i, [...info.shape]).catch(() => undefined);
+    }
+    this.cpu = cpu;
+    return cpu;
   }
 
-  private async run(inputs: InputData[]): Promise<{ raw: RawTensorData[]; infos: readonly TensorInfo[] }> {
+  private async run(inputs: InputData[]): Promise<{ raw: RawTensorData[]; infos: readonly TensorInfo[]; answeredBy: BackendInfo }> {
     if (this.disposed) throw new RuntimeError('ERR_DISPOSED', 'this runtime was disposed: open the model again to use it');
     if (this.active.kind === 'tpu') {
       const host = this.active.host;
@@ -266,7 +276,7 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
         const reply = await host.request<InvokeReply>({ type: 'invoke', id, inputs: prepared }, `invoke:${id}`,
           this.options.invokeTimeoutMs ?? 10000);
         if (reply.type === 'error') throw new RuntimeError(reply.code as RuntimeErrorCode, reply.message);
-        return { raw: reply.outputs.map((b, i) => rawOutput(b, this.tpuOutputs[i])), infos: this.tpuOutputs };
+        return { raw: reply.outputs.map((b, i) => rawOutput(b, this.tpuOutputs[i])), infos: this.tpuOutputs, answeredBy: this.tpuBackend! };
       } catch (error) {
         if ((error as RuntimeError).code !== 'ERR_EDGETPU_CRASHED') throw error;
         // The device died under this inference: wait for the switch, then
@@ -276,7 +286,8 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
       }
     }
     const cpu = await this.cpuRuntime();
-    return { raw: await cpu.invokeRaw(inputs), infos: cpu.outputs };
+    const answeredBy = this.current.kind === 'cpu' ? this.current : { ...cpu.backend, reason: this.current.reason };
+    return { raw: await cpu.invokeRaw(inputs), infos: cpu.outputs, answeredBy };
   }
 
   invokeRaw(inputs: InputData[]): Promise<RawTensorData[]> {
@@ -284,9 +295,13 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
   }
 
   invoke(inputs: InputData[]): Promise<Float32Array[]> {
+    return this.invokeWithBackend(inputs).then((r) => r.outputs);
+  }
+
+  invokeWithBackend(inputs: InputData[]): Promise<{ outputs: Float32Array[]; backend: BackendInfo }> {
     return this.queue.run(async () => {
-      const { raw, infos } = await this.run(inputs);
-      return raw.map((data, i) => floatOutput(data, infos[i]));
+      const { raw, infos, answeredBy } = await this.run(inputs);
+      return { outputs: raw.map((data, i) => floatOutput(data, infos[i])), backend: answeredBy };
     });
   }
 

@@ -48,7 +48,9 @@ export async function openRuntime(model: string | Uint8Array | ModelPair, option
     return CpuRuntime.open(pair.cpu, options, reason, code);
   };
   if (spec.kind === 'cpu') return cpuFallback('CPU requested');
-  if (!pair.edgetpu) return cpuFallback('no Edge TPU-compiled model (X_edgetpu.tflite) for this model', 'ERR_NO_COMPILED_MODEL');
+  if (!pair.edgetpu) {
+    return cpuFallback('no Edge TPU-compiled model (X_edgetpu.tflite) for this model: make one with coral-face edgetpu-compile', 'ERR_NO_COMPILED_MODEL');
+  }
   const started = await EdgeTpuRuntime.start(pair, options);
   if (started.ok) return started.runtime;
   return cpuFallback(started.reason, started.code);

@@ -17,6 +17,13 @@ export const shippedModels = {
   blazefaceShort: path.join(MODELS_DIR, 'face_detection_short_range.tflite'),
   /** BlazeFace full range, 192x192 (same package). */
   blazefaceFull: path.join(MODELS_DIR, 'face_detection_full_range.tflite'),
+  /**
+   * The full-int8 MobileFaceNet, made at build time from the float one and the committed calibration record
+   * (native/scripts/make-int8.mjs, native/models/mobilefacenet_int8.calibration.json); derived, same licence.
+   */
+  mobilefacenetInt8: path.join(MODELS_DIR, 'mobilefacenet_int8.tflite'),
+  /** Its Edge TPU-compiled twin, there when someone compiled it (the add-on image does; coral-face edgetpu-compile). */
+  mobilefacenetInt8EdgeTpu: path.join(MODELS_DIR, 'mobilefacenet_int8_edgetpu.tflite'),
   /** MediaPipe's face landmark model, 468 points, 192x192 (from @mediapipe/face_mesh 0.4.1657299874, Apache-2.0). */
   faceLandmark: path.join(MODELS_DIR, 'face_landmark.tflite'),
 } as const;

@@ -40,6 +40,12 @@ export interface InferenceRuntime extends EventEmitter {
   invoke(inputs: InputData[]): Promise<Float32Array[]>;
   /** Same, outputs in each tensor's own dtype. */
   invokeRaw(inputs: InputData[]): Promise<RawTensorData[]>;
+  /**
+   * Same as invoke, and which backend answered. It differs from `backend`
+   * only around a switch (an Edge TPU crash answers on the CPU model), and
+   * matters when the two sides of a pair are different models.
+   */
+  invokeWithBackend(inputs: InputData[]): Promise<{ outputs: Float32Array[]; backend: BackendInfo }>;
   /** Changes an input's shape (e.g. the batch); waits for invokes already queued. */
   resizeInput(index: number, shape: number[]): Promise<void>;
   dispose(): Promise<void>;
@@ -187,6 +193,10 @@ export class CpuRuntime extends EventEmitter implements InferenceRuntime {
   async invoke(inputs: InputData[]): Promise<Float32Array[]> {
     const raw = await this.invokeRaw(inputs);
     return raw.map((data, i) => floatOutput(data, this.outputInfo[i]));
+  }
+
+  async invokeWithBackend(inputs: InputData[]): Promise<{ outputs: Float32Array[]; backend: BackendInfo }> {
+    return { outputs: await this.invoke(inputs), backend: this.backend };
   }
 
   resizeInput(index: number, shape: number[]): Promise<void> {

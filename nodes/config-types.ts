@@ -1,4 +1,5 @@
 /** What the config nodes offer the nodes that use them. */
+import * as path from 'path';
 import type { Node } from 'node-red';
 import type { BackendInfo } from '../native';
 import type { TfliteEmbedder } from './core/embed/embedder';
@@ -21,8 +22,22 @@ export interface FaceGalleryNode extends Node {
   deviceNode(): EdgeTpuDeviceNode;
 }
 
-/** "Edge TPU usb:0", "CPU" (when asked for), or "CPU (why not the Edge TPU)". */
+/** The model a backend runs, by file name: "mobilefacenet_int8" (compiled or not), "mobilefacenet" (float). */
+export function modelLabel(backend: BackendInfo): string {
+  return path.basename(backend.model).replace(/\.tflite$/, '').replace(/_edgetpu$/, '');
+}
+
+/** The same, short enough for a node status: "int8" or "float" for the shipped MobileFaceNet, else the file name. */
+export function shortModelLabel(backend: BackendInfo): string {
+  const label = modelLabel(backend);
+  return label === 'mobilefacenet_int8' ? 'int8' : label === 'mobilefacenet' ? 'float' : label;
+}
+
+/**
+ * Which model runs where: "Edge TPU usb:0, mobilefacenet_int8", "CPU,
+ * mobilefacenet" (when asked for), or "CPU, mobilefacenet (why not the Edge TPU)".
+ */
 export function describeBackend(backend: BackendInfo): string {
-  if (backend.kind === 'edgetpu') return `Edge TPU ${backend.device}`;
-  return backend.reasonCode === undefined ? 'CPU' : `CPU (${backend.reason})`;
+  if (backend.kind === 'edgetpu') return `Edge TPU ${backend.device}, ${modelLabel(backend)}`;
+  return backend.reasonCode === undefined ? `CPU, ${modelLabel(backend)}` : `CPU, ${modelLabel(backend)} (${backend.reason})`;
 }

@@ -15,6 +15,8 @@ interface EdgeTpuDeviceDef extends NodeDef {
   device: string;
   performance: Performance;
   model: string;
+  /** The CPU side of the built-in pair: float (default) or int8. */
+  cpuModel?: string;
   threads: string;
 }
 
@@ -26,6 +28,10 @@ export = function register(RED: NodeAPI): void {
       device: config.device || 'auto',
       performance: config.performance || 'high',
       model: config.model?.trim() || undefined,
+      // The Edge TPU always runs the compiled int8 model; the CPU runs the
+      // float one (most accurate) unless int8 is chosen, which keeps the
+      // same embeddings when the Coral drops out.
+      cpuModel: config.cpuModel === 'int8' ? 'int8' : 'float',
       // Blank: half the cores. A camera flow runs the detector, ffmpeg and
       // the embedder side by side; on two cores one XNNPACK thread kept up
       // with more frames, on less CPU, than two, whose idle pool threads spin

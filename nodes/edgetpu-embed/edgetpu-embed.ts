@@ -6,7 +6,7 @@
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { BackendInfo } from '../../native';
-import { describeBackend, EdgeTpuDeviceNode } from '../config-types';
+import { describeBackend, EdgeTpuDeviceNode, shortModelLabel } from '../config-types';
 import type { TfliteEmbedder } from '../core/embed/embedder';
 import type { FaceMessage, FaceRecord } from '../core/flow/messages';
 import { EmbeddingReuse } from '../core/embed/embedding-reuse';
@@ -48,9 +48,10 @@ export = function register(RED: NodeAPI): void {
     let msPerFace = 0;
     const showBackend = (backend: BackendInfo) => {
       // Short enough for the status: the reason goes to the log and msg.embedder.
+      const model = shortModelLabel(backend);
       const backendText = backend.kind === 'edgetpu'
-        ? RED._('edgetpu-embed.status.edgetpu', { device: backend.device ?? '' })
-        : RED._(backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'edgetpu-embed.status.cpuFallback' : 'edgetpu-embed.status.cpu');
+        ? RED._('edgetpu-embed.status.edgetpu', { device: backend.device ?? '', model })
+        : RED._(backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'edgetpu-embed.status.cpuFallback' : 'edgetpu-embed.status.cpu', { model });
       showStatus(node, backend.kind === 'edgetpu' ? 'ok' : backend.reasonCode === 'ERR_EDGETPU_CRASHED' ? 'warning' : 'notice',
         msPerFace ? RED._('edgetpu-embed.status.speed', { backend: backendText, ms: msPerFace.toFixed(1) }) : backendText);
     };
@@ -84,17 +85,27 @@ export = function register(RED: NodeAPI): void {
         // Frames of a camera: a face that was embedded a moment ago at the same place keeps that embedding.
         const camera = msg.frame?.camera;
         const now = msg.frame?.timestamp ?? Date.now();
-        const fresh = chosen.filter((f) => {
-          const known = camera === undefined ? undefined : reuse.lookup(camera, f.box, now);
+        // Reused embeddings come from the model running now (e.id); when the
+        // fresh ones turn out to come from the other side of the pair (a
+        // fallback just happened), every face is embedded again, so that one
+        // message never mixes two models.
+        const reusedId = e.id;
+        let fresh = chosen.filter((f) => {
+          const known = camera === undefined ? undefined : reuse.lookup(camera, f.box, now, reusedId);
           if (known) f.embedding = Array.from(known);
           return !known;
         });
         const started = performance.now();
-        const vectors = await e.embed(fresh.map((f) => pixels.get(f.crop)));
+        let tagged = await e.embedTagged(fresh.map((f) => pixels.get(f.crop)));
+        if (tagged.id !== reusedId && fresh.length < chosen.length) {
+          fresh = chosen;
+          tagged = await e.embedTagged(fresh.map((f) => pixels.get(f.crop)));
+        }
+        const vectors = tagged.embeddings;
         fresh.forEach((f, i) => { f.embedding = Array.from(vectors[i]); });
-        if (camera !== undefined) reuse.remember(camera, fresh.map((f, i) => ({ box: f.box, embedding: vectors[i] })), now);
+        if (camera !== undefined) reuse.remember(camera, fresh.map((f, i) => ({ box: f.box, embedding: vectors[i] })), now, tagged.id);
         if (fresh.length) msPerFace = (performance.now() - started) / fresh.length;
-        msg.embedder = { id: e.id, backend: describeBackend(e.backend), msPerFace: Math.round(msPerFace * 100) / 100 };
+        msg.embedder = { id: tagged.id, backend: describeBackend(e.backend), msPerFace: Math.round(msPerFace * 100) / 100 };
         send(msg);
         if (problems.length) return fail(node, new BadFacesError(problems, faces.length), done);
         done();

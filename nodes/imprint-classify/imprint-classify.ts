@@ -67,11 +67,20 @@ export = function register(RED: NodeAPI): void {
       return current;
     };
     recognizer().catch((error) => showStatus(node, 'error', errorMessage(error)));
+    /** The embedder id of the last message's embeddings. */
+    let latestEmbedderId: string | undefined;
 
     // One tracker per camera, bounded and dropped when idle (see tracker-registry.ts).
     const trackers = new TrackerRegistry<VisitEvent<VisitEvidence>, VisitTracker<VisitEvidence>>(
       // A track's mean embedding is named against the gallery as it is at each frame (the recognizer of the moment).
-      (camera) => new VisitTracker<VisitEvidence>({ camera, identify: (embedding) => listening!.identify(embedding), ...trackerOptions }));
+      // On a pair whose Edge TPU and CPU sides run different models, it is named with the head of the model
+      // that made the latest frame's embeddings (a track across a fallback averages the two models' embeddings
+      // of the same face, whose cosine is about 0.99), or the current one when that head is gone.
+      (camera) => new VisitTracker<VisitEvidence>({
+        camera,
+        identify: (embedding) => listening!.identify(embedding, latestEmbedderId !== undefined && listening!.loadedIds().includes(latestEmbedderId) ? latestEmbedderId : undefined),
+        ...trackerOptions,
+      }));
     const boundWarning = new RepeatedWarning(60_000);
     const trackerFor = (camera: string): VisitTracker<VisitEvidence> | undefined => {
       const tracker = trackers.get(camera, Date.now());
@@ -123,9 +132,13 @@ export = function register(RED: NodeAPI): void {
       const msg = raw as NodeMessageInFlow & FaceMessage;
       try {
         const r = await recognizer();
-        if (msg.embedder && msg.embedder.id !== r.embedder.id) {
-          throw new CodedError('ERR_EMBEDDER_MISMATCH', RED._('imprint-classify.errors.embedder', { got: msg.embedder.id, want: r.embedder.id }));
+        // The embeddings' own model: on a pair whose Edge TPU and CPU sides differ it changes at a
+        // fallback, and the recognizer loads the head of that model (from the gallery's cache for it).
+        const embedderId = msg.embedder?.id;
+        if (embedderId !== undefined && !(await r.ready(embedderId))) {
+          throw new CodedError('ERR_EMBEDDER_MISMATCH', RED._('imprint-classify.errors.embedder', { got: embedderId, want: r.embedder.id }));
         }
+        latestEmbedderId = embedderId;
         if (!Array.isArray(msg.faces)) throw new CodedError('ERR_INPUT', RED._('imprint-classify.errors.input'));
         // Faces that cannot be tracked (not objects, no box) are left out; a face whose embedding is
         // unusable (NaN, wrong length) is tracked as seen but not named. Both are reported below.
@@ -146,7 +159,7 @@ export = function register(RED: NodeAPI): void {
         const tracked: TrackedFace<VisitEvidence>[] = faces.map((face) => {
           if (!face.embedding || face.error) return { box: face.box, embedding: null, crop: { ref: face.crop } };
           const embedding = Float32Array.from(face.embedding);
-          const id = r.identify(embedding);
+          const id = r.identify(embedding, embedderId);
           face.identity = { name: id.name, known: id.known, cosine: id.cosine, confidence: id.confidence, unknownReason: id.unknownReason };
           return { box: face.box, embedding, crop: { ref: face.crop, embedding: face.embedding, identification: id, quality: face.quality } };
         });

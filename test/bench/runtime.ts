@@ -8,12 +8,14 @@
  * XNNPACK switched on through a delegate plugin. A model that our load-time
  * rewrites change (native/model-rewrite.ts: MobileFaceNet) is measured both
  * as shipped, the same graph the peer runs, and rewritten: same outputs,
- * fewer ops.
+ * fewer ops. The int8 MobileFaceNet (build/models, made by the quantiser)
+ * runs last, with XNNPACK (its QS8 kernels; TFLite 2.9 leaves int8 PRELU and
+ * RESHAPE to its own kernels) and without; the peer is not run on it.
  */
 import { monitorEventLoopDelay } from 'perf_hooks';
 import * as os from 'os';
 import * as fs from 'fs';
-import { CpuRuntime } from '../../native';
+import { CpuRuntime, shippedModels } from '../../native';
 import { rewriteForCpu } from '../../native/model-rewrite';
 import { MODELS, ModelName } from '../models';
 import { PeerModel } from '../peer';
@@ -34,8 +36,8 @@ function randomInput(length: number, seed: number): Float32Array {
   return data;
 }
 
-async function benchOurs(model: string, threads: number, rewrite: boolean, inputs: Float32Array[][]) {
-  const runtime = await CpuRuntime.open(model, { threads, rewrite });
+async function benchOurs(model: string, threads: number, rewrite: boolean, inputs: Float32Array[][], xnnpack = true) {
+  const runtime = await CpuRuntime.open(model, { threads, rewrite, xnnpack });
   for (let i = 0; i < 10; i++) await runtime.invoke(inputs[i % inputs.length]);
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
@@ -64,7 +66,7 @@ function benchPeer(model: string, threads: number, xnnpack: boolean, inputs: Flo
 
 async function main(): Promise<void> {
   if (!json) console.log(`bench:runtime on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores), ${iterations} invokes per case\n`);
-  const rows: Record<string, string | number | boolean>[] = [];
+  const rows: Record<string, string | number | boolean | null>[] = [];
   for (const name of Object.keys(MODELS) as ModelName[]) {
     const probe = await CpuRuntime.open(MODELS[name], { threads: 1 });
     const info = probe.inputs[0];
@@ -98,10 +100,26 @@ async function main(): Promise<void> {
       if (json) console.log(JSON.stringify(row));
     }
   }
+  if (fs.existsSync(shippedModels.mobilefacenetInt8)) {
+    const length = 112 * 112 * 3;
+    const inputs = [0, 1, 2, 3].map((seed) => [randomInput(length, seed + 1)]);
+    for (const [threads, xnnpack] of [[1, true], [2, true], [1, false], [2, false]] as [number, boolean][]) {
+      const ours = await benchOurs(shippedModels.mobilefacenetInt8, threads, true, inputs, xnnpack);
+      const medianMs = median(ours.times);
+      const row = {
+        model: `mobilefacenet-int8${xnnpack ? '' : ' (no XNNPACK)'}`, rewritten: false, backend: 'cpu', threads, batch: 1,
+        medianMs: round(medianMs, 3), p95Ms: round(percentile(ours.times, 95), 3), perFaceMs: round(medianMs, 3),
+        peerMedianMs: null, speedup: null, peerXnnpackMedianMs: null, speedupVsXnnpack: null, eventLoopP99Ms: round(ours.loopP99, 3),
+      };
+      rows.push(row);
+      if (json) console.log(JSON.stringify(row));
+    }
+  }
   if (!json) {
     console.log('model                      thr batch  median   p95  per-face | peer default  x     | peer+XNNPACK  x     | loop p99');
     for (const r of rows) {
-      console.log(`${(String(r.model) + (r.rewritten ? ' (rewritten)' : '')).padEnd(26)} ${r.threads}   ${r.batch}    ${String(r.medianMs).padStart(6)} ${String(r.p95Ms).padStart(6)} ${String(r.perFaceMs).padStart(6)}  | ${String(r.peerMedianMs).padStart(8)} ms ${String(r.speedup).padStart(6)} | ${String(r.peerXnnpackMedianMs).padStart(8)} ms ${String(r.speedupVsXnnpack).padStart(5)} | ${r.eventLoopP99Ms} ms`);
+      const cell = (v: string | number | boolean | null | undefined) => (v === null || v === undefined ? '-' : String(v));
+      console.log(`${(String(r.model) + (r.rewritten ? ' (rewritten)' : '')).padEnd(26)} ${r.threads}   ${r.batch}    ${String(r.medianMs).padStart(6)} ${String(r.p95Ms).padStart(6)} ${String(r.perFaceMs).padStart(6)}  | ${cell(r.peerMedianMs).padStart(8)} ms ${cell(r.speedup).padStart(6)} | ${cell(r.peerXnnpackMedianMs).padStart(8)} ms ${cell(r.speedupVsXnnpack).padStart(5)} | ${r.eventLoopP99Ms} ms`);
     }
   }
 }

@@ -14,6 +14,8 @@ import { intersectionOverUnion } from '../media/image';
 interface Remembered {
   box: Box;
   embedding: Float32Array;
+  /** The embedder id that made it: an embedding of another model is never reused. */
+  id: string;
   time: number;
 }
 
@@ -23,12 +25,12 @@ export class EmbeddingReuse {
   constructor(readonly maxAgeMs = 200, readonly minIoU = 0.6) {}
 
   /** The remembered embedding for a face at `box`, or undefined when it must be embedded. */
-  lookup(camera: string, box: Box, now: number): Float32Array | undefined {
+  lookup(camera: string, box: Box, now: number, id: string): Float32Array | undefined {
     if (this.maxAgeMs <= 0) return undefined;
     let best: Remembered | undefined;
     let bestIoU = this.minIoU;
     for (const r of this.cameras.get(camera) ?? []) {
-      if (now - r.time >= this.maxAgeMs) continue;
+      if (now - r.time >= this.maxAgeMs || r.id !== id) continue;
       const iou = intersectionOverUnion(r.box, box);
       if (iou >= bestIoU) {
         best = r;
@@ -39,9 +41,9 @@ export class EmbeddingReuse {
   }
 
   /** Replaces the camera's memory with this frame's freshly embedded faces (plus still-valid older ones). */
-  remember(camera: string, faces: { box: Box; embedding: Float32Array }[], now: number): void {
-    const kept = (this.cameras.get(camera) ?? []).filter((r) => now - r.time < this.maxAgeMs
+  remember(camera: string, faces: { box: Box; embedding: Float32Array }[], now: number, id: string): void {
+    const kept = (this.cameras.get(camera) ?? []).filter((r) => now - r.time < this.maxAgeMs && r.id === id
       && !faces.some((f) => intersectionOverUnion(f.box, r.box) >= this.minIoU));
-    this.cameras.set(camera, [...kept, ...faces.map((f) => ({ box: f.box, embedding: f.embedding, time: now }))].slice(-32));
+    this.cameras.set(camera, [...kept, ...faces.map((f) => ({ box: f.box, embedding: f.embedding, id, time: now }))].slice(-32));
   }
 }

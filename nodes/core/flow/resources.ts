@@ -56,7 +56,7 @@ export interface EmbedderSpec extends TfliteEmbedderOptions {
 }
 
 export function embedderKey(spec: EmbedderSpec): string {
-  return JSON.stringify([spec.model ?? '', spec.device ?? 'auto', spec.performance ?? 'high', spec.threads ?? 0, spec.mirror ?? false]);
+  return JSON.stringify([spec.model ?? '', spec.device ?? 'auto', spec.performance ?? 'high', spec.threads ?? 0, spec.mirror ?? false, spec.cpuModel ?? 'float']);
 }
 
 const embedders = new SharedPool<TfliteEmbedder>();

@@ -27,7 +27,7 @@
  */
 import type { FaceQuality, QualityReason } from '../align/quality';
 import { CodedError } from '../common/errors';
-import type { Embedder } from '../embed/embedder';
+import { type Embedder, embedFor } from '../embed/embedder';
 import { cosinesToRest, DEFAULT_MARGIN, DEFAULT_OUTLIER_MIN_COSINE, DEFAULT_THRESHOLD, ImprintedHead, l2normalize } from '../identify/imprint';
 import { decodeImage, ImageError } from '../media/decode';
 import type { RgbImage } from '../media/image';
@@ -205,7 +205,8 @@ async function commitCandidates(embedder: Embedder, gallery: Gallery, name: stri
   if (mode === 'auto' && !exact && similar.length > 0) {
     throw nameCollisionError(name, similar); // before any work: the gallery would refuse it at the end
   }
-  const byPerson = await gallery.embeddings(embedder.id, (c) => embedder.embed(c));
+  // embedFor: the cache of this id never takes another model's embeddings (a pair switching sides).
+  const byPerson = await gallery.embeddings(embedder.id, embedFor(embedder, embedder.id));
   const known = target ? byPerson.get(target.id) ?? [] : [];
   const storedDigests = new Set(target?.crops.map((crop) => crop.sha256).filter(Boolean));
 

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { Embedder } from '../embed/embedder';
+import { type Embedder, embedFor } from '../embed/embedder';
 import { CropQuality, EnrolError, enrolCrops, enrolPerson, EnrolResult, PhotoReport } from '../gallery/enrol';
 import type { Gallery } from '../gallery/gallery';
 import type { PersonRecord } from '../gallery/format';
@@ -374,7 +374,7 @@ export class FaceLibrary {
   async health(): Promise<GalleryHealth & { threshold: number; margin: number; applied: LibrarySettings['recognition'] }> {
     const gallery = await this.deps.gallery();
     const embedder = await this.deps.embedder();
-    const byPerson = await gallery.embeddings(embedder.id, (crops) => embedder.embed(crops));
+    const byPerson = await gallery.embeddings(embedder.id, embedFor(embedder, embedder.id));
     const people = gallery.listPeople().map((p) => ({
       id: p.id, name: p.name, files: p.crops.map((c) => c.file), embeddings: byPerson.get(p.id) ?? [],
     }));

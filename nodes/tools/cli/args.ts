@@ -17,7 +17,20 @@ commands:
   list                         list people
   repair                       rebuild a damaged or lost gallery index from the person folders
   identify <image...>          name every face in each image, or say unknown and why
-  eval <dataset-dir>           accuracy on a folder per identity + _unknown/ (see README)
+  eval <dataset-dir>           accuracy on a folder per identity + _unknown/ (see README); --model <path>
+  eval-pairs <pairs.txt>       verification accuracy on LFW's pairs format (the k-fold protocol);
+                               --images <dir> (default images/ beside the file), --model <path>
+  quantize [model] --calibration <dir> -o <int8.tflite> [--record <file.json>] [--method mse|minmax|percentile[:p]] [--limit N]
+                               full-int8 copy of a float embedder (default the shipped MobileFaceNet),
+                               calibrated on the main face of every photo under <dir>
+  quantize [model] --record <file.json> -o <int8.tflite>
+                               the same from a saved calibration record (no photos), as the build does
+  quantize --detector short|full --calibration <dir> -o <int8.tflite>
+                               the same for BlazeFace, calibrated on its own inputs for the photos in <dir>
+  edgetpu-check <model>        would edgetpu_compiler map every operation? (exit 0 yes, 1 no, and why)
+  edgetpu-compile [model] [-o <dir>]
+                               compile for the Coral with edgetpu_compiler (default the int8 MobileFaceNet),
+                               or print how to install it and what to run
   devices                      list Coral Edge TPUs
   demo [--port N] [--host H] [--dir D]
                                start Node-RED with the demo flow on a clip (no camera or Coral needed);
@@ -28,6 +41,8 @@ options:
                        default: ~/.node-red/coral-face/gallery)
   --detector short|full  BlazeFace short-range (near faces, default) or full-range (far faces)
   --device <spec>      auto (default), cpu, usb, usb:N, pci, pci:N
+  --model <path>       eval, eval-pairs: the embedder model (default the float MobileFaceNet; an
+                       X_edgetpu.tflite beside it runs on a Coral)
   --threshold <cos>    accept a face above this cosine (default ${DEFAULT_THRESHOLD})
   --margin <cos>       and this far above the runner-up (default ${DEFAULT_MARGIN})
   --min-photos <n>     enrol: fewest usable photos for a new person (default 3)
@@ -48,7 +63,8 @@ export interface Args {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['gallery', 'detector', 'device', 'threshold', 'margin', 'min-photos', 'port', 'host', 'dir', 'shots']);
+const VALUE_FLAGS = new Set(['gallery', 'detector', 'device', 'threshold', 'margin', 'min-photos', 'port', 'host', 'dir', 'shots',
+  'model', 'calibration', 'out', 'images', 'method', 'record', 'limit']);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
@@ -58,6 +74,12 @@ export function parseArgs(argv: string[]): Args {
     if (arg === '--') {
       positional.push(...argv.slice(i + 1));
       break;
+    }
+    if (arg === '-o') {
+      const value = argv[++i];
+      if (value === undefined || value.startsWith('--')) throw new UsageError('-o needs a value (the output file or folder)');
+      flags.set('out', value);
+      continue;
     }
     if (arg.startsWith('--')) {
       const [key, inline] = arg.slice(2).split(/=(.*)/s, 2);
@@ -77,6 +99,13 @@ export function parseArgs(argv: string[]): Args {
     }
   }
   return { command: positional.shift() ?? '', positional, flags };
+}
+
+/** An option's text value, or undefined when it was not given. */
+export function stringFlag(args: Args, name: string): string | undefined {
+  const value = args.flags.get(name);
+  if (value === true) throw new UsageError(`--${name} needs a value`);
+  return value;
 }
 
 /** A numeric option within its range (the same ranges the nodes use: nodes/core/flow/settings.ts). */
@@ -103,9 +132,10 @@ export function pipelineOptions(args: Args): PipelineOptions {
   const detector = args.flags.get('detector') ?? 'short';
   if (detector !== 'short' && detector !== 'full') throw new UsageError('--detector is short or full');
   const device = args.flags.get('device');
+  const model = stringFlag(args, 'model');
   return {
     detector: { variant: detector },
-    embedder: { device: typeof device === 'string' ? device : 'auto' },
+    embedder: { device: typeof device === 'string' ? device : 'auto', ...(model === undefined ? {} : { model: path.resolve(model) }) },
   };
 }
 

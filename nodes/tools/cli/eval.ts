@@ -54,8 +54,12 @@ export async function runEval(args: Args): Promise<number> {
     if (!json && process.stderr.isTTY) process.stderr.write(`\r${label} ${done}/${total}`);
   };
   const folder = path.resolve(dir);
-  const ours = await withPipeline(args, async (pipeline) =>
-    evaluateShots(folder, await ourDescriber(pipeline, args.flags.has('aligned')), shots, { ...rule, onProgress: progress('coral-face') }));
+  // Which model made the embeddings (--model, or the default), and where it ran.
+  let embedder = { id: '', backend: '', model: '' };
+  const ours = await withPipeline(args, async (pipeline) => {
+    embedder = { id: pipeline.embedder.id, backend: pipeline.embedder.backend.kind, model: pipeline.embedder.backend.model };
+    return evaluateShots(folder, await ourDescriber(pipeline, args.flags.has('aligned')), shots, { ...rule, onProgress: progress('coral-face') });
+  });
   let peer: EvalResult[] | null = null;
   if (args.flags.has('peer')) {
     // The peer is a benchmark of the repository (with its dev dependencies), not part of the package.
@@ -75,11 +79,12 @@ export async function runEval(args: Args): Promise<number> {
     }
   }
   if (!json && process.stderr.isTTY) process.stderr.write('\n');
+  if (!json) console.log(`model: ${embedder.model} (${embedder.backend})`);
   ours.forEach((result, index) => {
     const peerResult = peer ? peer[index] : null;
     if (json) {
       const { curve, ...summary } = result;
-      print({ ...summary, peer: peerResult ? (({ curve: _p, atDefault: _a, ...s }) => s)(peerResult) : null, curve });
+      print({ ...summary, model: embedder.model, embedder, peer: peerResult ? (({ curve: _p, atDefault: _a, ...s }) => s)(peerResult) : null, curve });
     } else {
       printTable(result, peerResult);
     }

@@ -6,6 +6,9 @@
  *   coral-face forget <name>               coral-face list
  *   coral-face rename <old> <new>          coral-face eval <dataset-dir> [--json] [--peer] [--aligned] [--shots N]
  *   coral-face devices                     coral-face demo [--port N] [--host H]
+ *   coral-face eval-pairs <pairs.txt> [--images <dir>] [--model <path>]
+ *   coral-face quantize [model] --calibration <dir> -o <int8.tflite>   (or --record <file.json>)
+ *   coral-face edgetpu-check <model>       coral-face edgetpu-compile [model] [-o <dir>]
  *
  * Output for people by default, one JSON object per result with --json;
  * errors in one place (output.ts). Exit codes: 0 success, 1 the operation
@@ -37,6 +40,10 @@ const COMMANDS: Record<string, (args: Args) => Promise<number>> = {
   rename: async (a) => (await gallery()).rename(a),
   repair: async (a) => (await gallery()).repair(a),
   eval: async (a) => (await import('./eval')).runEval(a),
+  'eval-pairs': async (a) => (await import('./eval-pairs')).evalPairs(a),
+  quantize: async (a) => (await import('./quantize')).quantize(a),
+  'edgetpu-check': async (a) => (await import('./edgetpu')).edgetpuCheck(a),
+  'edgetpu-compile': async (a) => (await import('./edgetpu')).edgetpuCompile(a),
   devices,
   demo: async (a) => (await import('./demo')).demo(a),
 };
