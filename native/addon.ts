@@ -3,7 +3,8 @@ import nodeGypBuild from 'node-gyp-build';
 import * as path from 'path';
 import { RuntimeError } from './errors';
 
-export type DType = 'float32' | 'int32' | 'uint8' | 'int64' | 'bool' | 'int16' | 'int8' | 'float16' | 'float64' | 'unsupported';
+export type DType =
+  'float32' | 'int32' | 'uint8' | 'int64' | 'bool' | 'int16' | 'int8' | 'float16' | 'float64' | 'unsupported';
 
 export interface NativeTensorInfo {
   index: number;
@@ -54,7 +55,14 @@ export interface ResampleTaps {
 export interface NativeAddon {
   open(model: string | Uint8Array, options: NativeOpenOptions): Promise<NativeInterpreter>;
   /** RGB rows of `width` pixels to a float tensor (value * scale + offset), on the libuv pool. */
-  resample(rgb: Uint8Array, width: number, x: ResampleTaps, y: ResampleTaps, scale: number, offset: number): Promise<Float32Array>;
+  resample(
+    rgb: Uint8Array,
+    width: number,
+    x: ResampleTaps,
+    y: ResampleTaps,
+    scale: number,
+    offset: number,
+  ): Promise<Float32Array>;
   edgetpuProbe(library: string): EdgeTpuProbe;
   tfliteVersion(): string;
   /** flock(fd, LOCK_EX | LOCK_NB): true when this open file now holds the lock. */
@@ -92,15 +100,19 @@ function load(): { addon: NativeAddon; file: string } {
   try {
     file = nodeGypBuild.path(nativeDir);
   } catch {
-    throw new RuntimeError('ERR_ADDON_MISSING',
-      `no native addon for ${process.platform}-${process.arch} in ${nativeDir}. ${ADDON_HELP}`);
+    throw new RuntimeError(
+      'ERR_ADDON_MISSING',
+      `no native addon for ${process.platform}-${process.arch} in ${nativeDir}. ${ADDON_HELP}`,
+    );
   }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     loaded = { addon: require(file) as NativeAddon, file };
   } catch (error) {
-    throw new RuntimeError('ERR_ADDON_MISSING',
-      `the native addon ${file} does not load here: ${(error as Error).message.split('\n')[0]}. ${ADDON_HELP}`);
+    throw new RuntimeError(
+      'ERR_ADDON_MISSING',
+      `the native addon ${file} does not load here: ${(error as Error).message.split('\n')[0]}. ${ADDON_HELP}`,
+    );
   }
   return loaded;
 }
@@ -117,5 +129,9 @@ export interface AddonInfo {
 /** Loads the addon (or throws the RuntimeError that says what to install) and says which one runs. */
 export function addonInfo(): AddonInfo {
   const { addon, file } = load();
-  return { file, prebuilt: path.relative(nativeDir, file).split(path.sep)[0] === 'prebuilds', tflite: addon.tfliteVersion() };
+  return {
+    file,
+    prebuilt: path.relative(nativeDir, file).split(path.sep)[0] === 'prebuilds',
+    tflite: addon.tfliteVersion(),
+  };
 }

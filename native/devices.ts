@@ -12,9 +12,7 @@ export interface EdgeTpuDevice {
   path: string;
 }
 
-export type DeviceSpec =
-  | { kind: 'cpu' }
-  | { kind: 'edgetpu'; type?: 'usb' | 'pci'; index?: number; text: string };
+export type DeviceSpec = { kind: 'cpu' } | { kind: 'edgetpu'; type?: 'usb' | 'pci'; index?: number; text: string };
 
 export function parseDeviceSpec(text: string | undefined): DeviceSpec {
   const spec = (text ?? '').trim().toLowerCase();
@@ -22,8 +20,7 @@ export function parseDeviceSpec(text: string | undefined): DeviceSpec {
   if (spec === '' || spec === 'auto') return { kind: 'edgetpu', text: spec };
   const match = /^(usb|pci)?(?::(\d+))?$/.exec(spec);
   if (!match || (!match[1] && match[2] === undefined)) {
-    throw new RuntimeError('ERR_DEVICE_SPEC',
-      `unknown device "${text}": use cpu, auto, usb, usb:N, pci, pci:N or :N`);
+    throw new RuntimeError('ERR_DEVICE_SPEC', `unknown device "${text}": use cpu, auto, usb, usb:N, pci, pci:N or :N`);
   }
   return {
     kind: 'edgetpu',
@@ -45,11 +42,19 @@ export type DeviceChoice =
 
 export function chooseDevice(devices: EdgeTpuDevice[], spec: Extract<DeviceSpec, { kind: 'edgetpu' }>): DeviceChoice {
   if (devices.length === 0) {
-    return { ok: false, code: 'ERR_EDGETPU_NO_DEVICE', reason: 'no Edge TPU found (check the USB cable or the PCIe driver and /dev/apex_0)' };
+    return {
+      ok: false,
+      code: 'ERR_EDGETPU_NO_DEVICE',
+      reason: 'no Edge TPU found (check the USB cable or the PCIe driver and /dev/apex_0)',
+    };
   }
   // Enumeration order of libedgetpu lists PCIe first, like its plugin's OpenDevice().
   const ordered = [...devices.filter((d) => d.type === 'pci'), ...devices.filter((d) => d.type === 'usb')];
-  const candidates = spec.type ? ordered.filter((d) => d.type === spec.type) : spec.index === undefined ? ordered : devices;
+  const candidates = spec.type
+    ? ordered.filter((d) => d.type === spec.type)
+    : spec.index === undefined
+      ? ordered
+      : devices;
   const index = spec.index ?? 0;
   const device = candidates[index];
   if (!device) {

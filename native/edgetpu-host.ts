@@ -18,10 +18,16 @@ async function open(request: OpenRequest): Promise<void> {
   const addon = loadAddon();
   const probe = addon.edgetpuProbe(request.library);
   if (!probe.loaded) {
-    return reply({ type: 'opened', ok: false, code: 'ERR_EDGETPU_LIBRARY', reason: `libedgetpu not found (${probe.error})` });
+    return reply({
+      type: 'opened',
+      ok: false,
+      code: 'ERR_EDGETPU_LIBRARY',
+      reason: `libedgetpu not found (${probe.error})`,
+    });
   }
   const spec = parseDeviceSpec(request.device);
-  if (spec.kind === 'cpu') return reply({ type: 'opened', ok: false, code: 'ERR_DEVICE_SPEC', reason: 'cpu requested' });
+  if (spec.kind === 'cpu')
+    return reply({ type: 'opened', ok: false, code: 'ERR_DEVICE_SPEC', reason: 'cpu requested' });
   const choice = chooseDevice(probe.devices, spec);
   if (!choice.ok) return reply({ type: 'opened', ok: false, code: choice.code, reason: choice.reason });
   const options: Record<string, string> = {};
@@ -36,11 +42,21 @@ async function open(request: OpenRequest): Promise<void> {
     });
   } catch (error) {
     const err = error as { code?: string; message?: string };
-    return reply({ type: 'opened', ok: false, code: err.code ?? 'ERR_EDGETPU_DELEGATE', reason: err.message ?? String(error) });
+    return reply({
+      type: 'opened',
+      ok: false,
+      code: err.code ?? 'ERR_EDGETPU_DELEGATE',
+      reason: err.message ?? String(error),
+    });
   }
   reply({
-    type: 'opened', ok: true, device: choice.name, devicePath: choice.device.path, version: probe.version,
-    inputs: interpreter.inputs(), outputs: interpreter.outputs(),
+    type: 'opened',
+    ok: true,
+    device: choice.name,
+    devicePath: choice.device.path,
+    version: probe.version,
+    inputs: interpreter.inputs(),
+    outputs: interpreter.outputs(),
   });
 }
 
@@ -57,13 +73,19 @@ process.on('message', (request: HostRequest) => {
       case 'open':
         return open(request);
       case 'invoke': {
-        if (!interpreter) return reply({ type: 'error', id: request.id, code: 'ERR_EDGETPU_UNAVAILABLE', message: 'model not open' });
+        if (!interpreter)
+          return reply({ type: 'error', id: request.id, code: 'ERR_EDGETPU_UNAVAILABLE', message: 'model not open' });
         try {
           const outputs = await interpreter.invoke(request.inputs);
           return reply({ type: 'result', id: request.id, outputs });
         } catch (error) {
           const err = error as { code?: string; message?: string };
-          return reply({ type: 'error', id: request.id, code: err.code ?? 'ERR_INVOKE', message: err.message ?? String(error) });
+          return reply({
+            type: 'error',
+            id: request.id,
+            code: err.code ?? 'ERR_INVOKE',
+            message: err.message ?? String(error),
+          });
         }
       }
     }

@@ -35,18 +35,17 @@ export interface ProbeReply {
 
 export type OpenReply =
   | {
-    type: 'opened';
-    ok: true;
-    device: string;
-    devicePath: string;
-    version?: string;
-    inputs: NativeTensorInfo[];
-    outputs: NativeTensorInfo[];
-  }
+      type: 'opened';
+      ok: true;
+      device: string;
+      devicePath: string;
+      version?: string;
+      inputs: NativeTensorInfo[];
+      outputs: NativeTensorInfo[];
+    }
   | { type: 'opened'; ok: false; code: string; reason: string };
 
 export type InvokeReply =
-  | { type: 'result'; id: number; outputs: ArrayBuffer[] }
-  | { type: 'error'; id: number; code: string; message: string };
+  { type: 'result'; id: number; outputs: ArrayBuffer[] } | { type: 'error'; id: number; code: string; message: string };
 
 export type HostReply = ProbeReply | OpenReply | InvokeReply;

@@ -81,7 +81,10 @@ class HostProcess {
   deathReason(code: number | null, signal: NodeJS.Signals | null): string {
     const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
     // libedgetpu's fatal log lines look like "F driver/usb/usb_driver.cc:802] bulk out ... Abort."
-    const lines = this.stderr.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('INFO:'));
+    const lines = this.stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('INFO:'));
     const fatal = lines.reverse().find((l) => /^F\d*\s|abort|fatal|error/i.test(l));
     return `Edge TPU process ${how}${fatal ? `: ${fatal.slice(0, 300)}` : ''}`;
   }
@@ -102,11 +105,16 @@ export interface EdgeTpuListing {
  * Lists Edge TPUs through a short-lived child process (libedgetpu never loads
  * in this one). `timeoutMs` (default 15 s) bounds the child's start and answer.
  */
-export async function listEdgeTpuDevices(options: { edgetpuLibrary?: string; timeoutMs?: number } = {}): Promise<EdgeTpuListing> {
+export async function listEdgeTpuDevices(
+  options: { edgetpuLibrary?: string; timeoutMs?: number } = {},
+): Promise<EdgeTpuListing> {
   const host = new HostProcess();
   try {
-    const reply = await host.request<ProbeReply>({ type: 'probe', library: options.edgetpuLibrary ?? defaultEdgeTpuLibrary() }, 'probe',
-      options.timeoutMs ?? 15000);
+    const reply = await host.request<ProbeReply>(
+      { type: 'probe', library: options.edgetpuLibrary ?? defaultEdgeTpuLibrary() },
+      'probe',
+      options.timeoutMs ?? 15000,
+    );
     return { ...reply, devices: reply.devices.map((d) => ({ ...d, name: deviceName(reply.devices, d) })) };
   } finally {
     host.child.disconnect?.();
@@ -133,8 +141,12 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
   /** How many times the Edge TPU process died; for status and tests. */
   crashes = 0;
 
-  private constructor(private readonly pair: ModelPair, private readonly options: EdgeTpuOptions, host: HostProcess,
-    opened: Extract<OpenReply, { ok: true }>) {
+  private constructor(
+    private readonly pair: ModelPair,
+    private readonly options: EdgeTpuOptions,
+    host: HostProcess,
+    opened: Extract<OpenReply, { ok: true }>,
+  ) {
     super();
     this.restartDelay = options.restart?.initialMs ?? 1000;
     this.active = { kind: 'tpu', host };
@@ -145,26 +157,37 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
    * Starts the child and opens the compiled model on the chosen device.
    * Resolves with the runtime, or with the reason the Edge TPU cannot be used.
    */
-  static async start(pair: ModelPair, options: EdgeTpuOptions):
-    Promise<{ ok: true; runtime: EdgeTpuRuntime } | { ok: false; code: RuntimeErrorCode; reason: string }> {
+  static async start(
+    pair: ModelPair,
+    options: EdgeTpuOptions,
+  ): Promise<{ ok: true; runtime: EdgeTpuRuntime } | { ok: false; code: RuntimeErrorCode; reason: string }> {
     const attempt = await EdgeTpuRuntime.openHost(pair, options);
     if (!attempt.ok) return attempt;
     return { ok: true, runtime: new EdgeTpuRuntime(pair, options, attempt.host, attempt.reply) };
   }
 
-  private static async openHost(pair: ModelPair, options: EdgeTpuOptions):
-    Promise<{ ok: true; host: HostProcess; reply: Extract<OpenReply, { ok: true }> } | { ok: false; code: RuntimeErrorCode; reason: string }> {
+  private static async openHost(
+    pair: ModelPair,
+    options: EdgeTpuOptions,
+  ): Promise<
+    | { ok: true; host: HostProcess; reply: Extract<OpenReply, { ok: true }> }
+    | { ok: false; code: RuntimeErrorCode; reason: string }
+  > {
     const host = new HostProcess();
     try {
-      const reply = await host.request<OpenReply>({
-        type: 'open',
-        model: pair.edgetpu!,
-        library: options.edgetpuLibrary ?? defaultEdgeTpuLibrary(),
-        device: options.device ?? 'auto',
-        performance: options.performance ?? 'high',
-        threads: options.threads ?? defaultThreads(),
-        xnnpack: options.xnnpack ?? true,
-      }, 'opened', 60000); // a USB Coral's first open loads firmware and may retry for many seconds
+      const reply = await host.request<OpenReply>(
+        {
+          type: 'open',
+          model: pair.edgetpu!,
+          library: options.edgetpuLibrary ?? defaultEdgeTpuLibrary(),
+          device: options.device ?? 'auto',
+          performance: options.performance ?? 'high',
+          threads: options.threads ?? defaultThreads(),
+          xnnpack: options.xnnpack ?? true,
+        },
+        'opened',
+        60000,
+      ); // a USB Coral's first open loads firmware and may retry for many seconds
       if (reply.ok) return { ok: true, host, reply };
       host.child.disconnect?.();
       host.kill();
@@ -181,8 +204,12 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
     this.tpuOutputs = opened.outputs.map(describe);
     void host.exited.then(({ code, signal }) => this.onHostExit(host, code, signal));
     this.tpuBackend = {
-      kind: 'edgetpu', device: opened.device, devicePath: opened.devicePath, reason: 'Edge TPU in use',
-      threads: this.options.threads ?? defaultThreads(), model: this.pair.edgetpu!,
+      kind: 'edgetpu',
+      device: opened.device,
+      devicePath: opened.devicePath,
+      reason: 'Edge TPU in use',
+      threads: this.options.threads ?? defaultThreads(),
+      model: this.pair.edgetpu!,
     };
     return this.tpuBackend;
   }
@@ -210,8 +237,13 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
     clearTimeout(this.stableTimer);
     this.active = { kind: 'cpu' };
     const reason = `${host.deathReason(code, signal)}; CPU fallback, restarting in ${this.restartDelay} ms`;
-    this.setBackend({ kind: 'cpu', reason, reasonCode: 'ERR_EDGETPU_CRASHED', threads: this.options.threads ?? defaultThreads(),
-      model: this.pair.cpu ?? '(none)' });
+    this.setBackend({
+      kind: 'cpu',
+      reason,
+      reasonCode: 'ERR_EDGETPU_CRASHED',
+      threads: this.options.threads ?? defaultThreads(),
+      model: this.pair.cpu ?? '(none)',
+    });
     this.scheduleRestart();
   }
 
@@ -230,7 +262,10 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
       return;
     }
     if (!attempt.ok) {
-      this.setBackend({ ...this.current, reason: `Edge TPU restart failed (${attempt.reason}); CPU fallback, next try in ${this.restartDelay} ms` });
+      this.setBackend({
+        ...this.current,
+        reason: `Edge TPU restart failed (${attempt.reason}); CPU fallback, next try in ${this.restartDelay} ms`,
+      });
       this.scheduleRestart();
       return;
     }
@@ -242,41 +277,59 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
     // Only a device that stays up resets the backoff: one that dies right
     // after each restart keeps backing off.
     const initial = this.options.restart?.initialMs ?? 1000;
-    this.stableTimer = setTimeout(() => { this.restartDelay = initial; }, 60000);
+    this.stableTimer = setTimeout(() => {
+      this.restartDelay = initial;
+    }, 60000);
     this.stableTimer.unref?.();
   }
 
   private async cpuRuntime(): Promise<CpuRuntime> {
     if (this.cpu) return this.cpu;
     if (!this.pair.cpu) {
-      throw new RuntimeError('ERR_EDGETPU_UNAVAILABLE',
-        `${this.current.reason}; and there is no CPU model to fall back to (put X.tflite beside X_edgetpu.tflite)`);
+      throw new RuntimeError(
+        'ERR_EDGETPU_UNAVAILABLE',
+        `${this.current.reason}; and there is no CPU model to fall back to (put X.tflite beside X_edgetpu.tflite)`,
+      );
     }
     const cpu = await CpuRuntime.open(this.pair.cpu, this.options);
     // The two sides may differ in batch (a compiled model has batch 1, the
     // float MobileFaceNet ships with 2): callers size their inputs for the
     // compiled model, so the CPU model takes its shapes where it can.
     for (const [i, info] of this.tpuInputs.entries()) {
-      if (cpu.inputs[i] && cpu.inputs[i].shape.join() !== info.shape.join()) await cpu.resizeInput(i, [...info.shape]).catch(() => undefined);
+      if (cpu.inputs[i] && cpu.inputs[i].shape.join() !== info.shape.join())
+        await cpu.resizeInput(i, [...info.shape]).catch(() => undefined);
     }
     this.cpu = cpu;
     return cpu;
   }
 
-  private async run(inputs: InputData[]): Promise<{ raw: RawTensorData[]; infos: readonly TensorInfo[]; answeredBy: BackendInfo }> {
-    if (this.disposed) throw new RuntimeError('ERR_DISPOSED', 'this runtime was disposed: open the model again to use it');
+  private async run(
+    inputs: InputData[],
+  ): Promise<{ raw: RawTensorData[]; infos: readonly TensorInfo[]; answeredBy: BackendInfo }> {
+    if (this.disposed)
+      throw new RuntimeError('ERR_DISPOSED', 'this runtime was disposed: open the model again to use it');
     if (this.active.kind === 'tpu') {
       const host = this.active.host;
       if (!Array.isArray(inputs) || inputs.length !== this.tpuInputs.length) {
-        throw new RuntimeError('ERR_INPUT_COUNT', `the model takes ${this.tpuInputs.length} input(s), got ${Array.isArray(inputs) ? inputs.length : typeof inputs}`);
+        throw new RuntimeError(
+          'ERR_INPUT_COUNT',
+          `the model takes ${this.tpuInputs.length} input(s), got ${Array.isArray(inputs) ? inputs.length : typeof inputs}`,
+        );
       }
       const prepared = inputs.map((data, i) => prepareInput(data, this.tpuInputs[i]));
       const id = this.nextId++;
       try {
-        const reply = await host.request<InvokeReply>({ type: 'invoke', id, inputs: prepared }, `invoke:${id}`,
-          this.options.invokeTimeoutMs ?? 10000);
+        const reply = await host.request<InvokeReply>(
+          { type: 'invoke', id, inputs: prepared },
+          `invoke:${id}`,
+          this.options.invokeTimeoutMs ?? 10000,
+        );
         if (reply.type === 'error') throw new RuntimeError(reply.code as RuntimeErrorCode, reply.message);
-        return { raw: reply.outputs.map((b, i) => rawOutput(b, this.tpuOutputs[i])), infos: this.tpuOutputs, answeredBy: this.tpuBackend! };
+        return {
+          raw: reply.outputs.map((b, i) => rawOutput(b, this.tpuOutputs[i])),
+          infos: this.tpuOutputs,
+          answeredBy: this.tpuBackend!,
+        };
       } catch (error) {
         if ((error as RuntimeError).code !== 'ERR_EDGETPU_CRASHED') throw error;
         // The device died under this inference: wait for the switch, then
@@ -306,7 +359,12 @@ export class EdgeTpuRuntime extends EventEmitter implements InferenceRuntime {
   }
 
   resizeInput(): Promise<void> {
-    return Promise.reject(new RuntimeError('ERR_RESIZE', 'Edge TPU-compiled models have fixed input shapes; compile one for the batch you need'));
+    return Promise.reject(
+      new RuntimeError(
+        'ERR_RESIZE',
+        'Edge TPU-compiled models have fixed input shapes; compile one for the batch you need',
+      ),
+    );
   }
 
   async dispose(): Promise<void> {

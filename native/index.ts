@@ -34,22 +34,32 @@ export type RuntimeOptions = EdgeTpuOptions;
  * model runs on the Edge TPU named by `options.device` when one is there; the
  * CPU model runs otherwise, and `backend.reason` says why.
  */
-export async function openRuntime(model: string | Uint8Array | ModelPair, options: RuntimeOptions = {}): Promise<InferenceRuntime> {
+export async function openRuntime(
+  model: string | Uint8Array | ModelPair,
+  options: RuntimeOptions = {},
+): Promise<InferenceRuntime> {
   if (typeof model !== 'string' && !(model instanceof Uint8Array)) {
-    if (!model.cpu && !model.edgetpu) throw new RuntimeError('ERR_MODEL_NOT_FOUND', 'a model pair needs a cpu or an edgetpu model path');
+    if (!model.cpu && !model.edgetpu)
+      throw new RuntimeError('ERR_MODEL_NOT_FOUND', 'a model pair needs a cpu or an edgetpu model path');
   }
   if (model instanceof Uint8Array) return CpuRuntime.open(model, options, 'model given as a buffer: CPU');
   const pair = resolveModelPair(model);
   const spec = parseDeviceSpec(options.device ?? 'auto');
   const cpuFallback = (reason: string, code?: string): Promise<CpuRuntime> => {
     if (!pair.cpu) {
-      throw new RuntimeError((code ?? 'ERR_EDGETPU_UNAVAILABLE') as never, `${reason}; and no CPU model to fall back to (put X.tflite beside X_edgetpu.tflite)`);
+      throw new RuntimeError(
+        (code ?? 'ERR_EDGETPU_UNAVAILABLE') as never,
+        `${reason}; and no CPU model to fall back to (put X.tflite beside X_edgetpu.tflite)`,
+      );
     }
     return CpuRuntime.open(pair.cpu, options, reason, code);
   };
   if (spec.kind === 'cpu') return cpuFallback('CPU requested');
   if (!pair.edgetpu) {
-    return cpuFallback('no Edge TPU-compiled model (X_edgetpu.tflite) for this model: make one with coral-face edgetpu-compile', 'ERR_NO_COMPILED_MODEL');
+    return cpuFallback(
+      'no Edge TPU-compiled model (X_edgetpu.tflite) for this model: make one with coral-face edgetpu-compile',
+      'ERR_NO_COMPILED_MODEL',
+    );
   }
   const started = await EdgeTpuRuntime.start(pair, options);
   if (started.ok) return started.runtime;

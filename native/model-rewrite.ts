@@ -182,7 +182,15 @@ function fusePrelu(g: Graph): number {
     return users.length === 1 && !outputsSet.has(t) ? users[0] : undefined;
   };
 
-  interface Match { relu: number; abs: number; sub: number; mul: number; add: number; x: number; c: number }
+  interface Match {
+    relu: number;
+    abs: number;
+    sub: number;
+    mul: number;
+    add: number;
+    x: number;
+    c: number;
+  }
   const matches: Match[] = [];
   g.operators.forEach((_, abs) => {
     if (builtin(g, g.operators[abs]) !== Op.ABS) return;
@@ -206,7 +214,8 @@ function fusePrelu(g: Graph): number {
     const data = constantData(g, c);
     const shape = fb.ints(g.tensors[c], 0);
     if (!data || tensorType(g, c) !== FLOAT32 || (consumers.get(c) ?? []).length !== 1 || sharedBuffer(g, c)) return;
-    if (shape.length === 0 || shape.slice(0, -1).some((d) => d !== 1) || data.length !== 4 * shape[shape.length - 1]) return;
+    if (shape.length === 0 || shape.slice(0, -1).some((d) => d !== 1) || data.length !== 4 * shape[shape.length - 1])
+      return;
     matches.push({ relu, abs, sub, mul, add, x, c });
   });
   if (matches.length === 0) return 0;
@@ -216,13 +225,17 @@ function fusePrelu(g: Graph): number {
   const dropped = new Set<number>();
   const reused: { match: Match; table: number }[] = [];
   for (const match of matches) {
-    const candidate = [match.sub, match.mul, match.add].find((i) => fb.field(g.operators[i], 0) && fb.vector(g.operators[i], 1)?.length === 2);
+    const candidate = [match.sub, match.mul, match.add].find(
+      (i) => fb.field(g.operators[i], 0) && fb.vector(g.operators[i], 1)?.length === 2,
+    );
     if (candidate === undefined) continue;
     reused.push({ match, table: candidate });
     for (const i of [match.relu, match.abs, match.sub, match.mul, match.add]) if (i !== candidate) dropped.add(i);
   }
   // An operator-code entry that no remaining op uses becomes PRELU.
-  const stillUsed = new Set(g.operators.filter((_, i) => !dropped.has(i) && !reused.some((r) => r.table === i)).map((op) => opcodeIndex(g, op)));
+  const stillUsed = new Set(
+    g.operators.filter((_, i) => !dropped.has(i) && !reused.some((r) => r.table === i)).map((op) => opcodeIndex(g, op)),
+  );
   const free = g.opcodeTables.findIndex((t, i) => !stillUsed.has(i) && g.builtinOf[i] >= 0 && fb.field(t, 0) !== 0);
   if (free < 0 || reused.length === 0) return 0;
   const code = g.opcodeTables[free];
@@ -233,7 +246,8 @@ function fusePrelu(g: Graph): number {
   for (const { match, table } of reused) {
     const op = g.operators[table];
     const data = constantData(g, match.c)!;
-    for (let at = data.at; at < data.at + data.length; at += 4) fb.view.setFloat32(at, 2 * fb.view.getFloat32(at, true), true);
+    for (let at = data.at; at < data.at + data.length; at += 4)
+      fb.view.setFloat32(at, 2 * fb.view.getFloat32(at, true), true);
     const inputs = fb.vector(op, 1)!;
     fb.view.setInt32(inputs.at, match.x, true);
     fb.view.setInt32(inputs.at + 4, match.c, true);
@@ -264,7 +278,11 @@ function freeBatch(g: Graph): number {
     const shapeTensor = fb.ints(op, 1)[1];
     const data = shapeTensor === undefined ? null : constantData(g, shapeTensor);
     // The constant is edited in place: it must be this op's alone.
-    if (data && (sharedBuffer(g, shapeTensor) || g.operators.filter((o) => fb.ints(o, 1).includes(shapeTensor)).length > 1)) continue;
+    if (
+      data &&
+      (sharedBuffer(g, shapeTensor) || g.operators.filter((o) => fb.ints(o, 1).includes(shapeTensor)).length > 1)
+    )
+      continue;
     const options = fb.field(op, 4);
     const newShape = options ? fb.vector(fb.deref(options), 0) : null;
     // The target shape is stored twice, as the constant second input and as
@@ -273,8 +291,16 @@ function freeBatch(g: Graph): number {
     const copies: { at: number; length: number }[] = [];
     if (data && tensorType(g, shapeTensor) === INT32) copies.push({ at: data.at, length: data.length / 4 });
     if (newShape && newShape.length > 0) copies.push(newShape);
-    const values = ({ at, length }: { at: number; length: number }) => Array.from({ length }, (_, i) => fb.i32(at + 4 * i));
-    if (copies.length === 0 || !copies.every((c) => { const v = values(c); return v[0] === batch && !v.includes(-1); })) continue;
+    const values = ({ at, length }: { at: number; length: number }) =>
+      Array.from({ length }, (_, i) => fb.i32(at + 4 * i));
+    if (
+      copies.length === 0 ||
+      !copies.every((c) => {
+        const v = values(c);
+        return v[0] === batch && !v.includes(-1);
+      })
+    )
+      continue;
     for (const { at } of copies) fb.view.setInt32(at, -1, true);
     freed++;
   }

@@ -14,7 +14,9 @@ export class SerialQueue {
 
   run<T>(job: () => Promise<T>): Promise<T> {
     this.waiting++;
-    const result = this.tail.then(job).finally(() => { this.waiting--; });
+    const result = this.tail.then(job).finally(() => {
+      this.waiting--;
+    });
     this.tail = result.catch(() => undefined);
     return result;
   }

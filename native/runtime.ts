@@ -94,8 +94,10 @@ function checkModelBytes(model: string | Uint8Array, label: string): void {
     head = Buffer.from(model.buffer, model.byteOffset, Math.min(8, model.byteLength));
   }
   if (head.length < 8 || head.toString('latin1', 4, 8) !== 'TFL3') {
-    throw new RuntimeError('ERR_MODEL_INVALID',
-      `${label} is not a TFLite model (no "TFL3" identifier): give a .tflite file`);
+    throw new RuntimeError(
+      'ERR_MODEL_INVALID',
+      `${label} is not a TFLite model (no "TFL3" identifier): give a .tflite file`,
+    );
   }
 }
 
@@ -135,18 +137,32 @@ export class CpuRuntime extends EventEmitter implements InferenceRuntime {
   }
 
   /** Opens a model (path or bytes) on the CPU. */
-  static async open(model: string | Uint8Array, options: CpuOptions = {}, reason = 'CPU requested',
-    reasonCode?: string): Promise<CpuRuntime> {
+  static async open(
+    model: string | Uint8Array,
+    options: CpuOptions = {},
+    reason = 'CPU requested',
+    reasonCode?: string,
+  ): Promise<CpuRuntime> {
     const label = typeof model === 'string' ? model : 'model buffer';
     checkModelFile(model);
     checkModelBytes(model, label);
     const threads = options.threads ?? defaultThreads();
     const xnnpack = options.xnnpack ?? true;
-    const rewritten = options.rewrite ?? true ? await rewrittenModel(model) : null;
-    const backend = (rewrites: string[]): BackendInfo => ({ kind: 'cpu', reason, reasonCode, threads, model: label, rewrites });
+    const rewritten = (options.rewrite ?? true) ? await rewrittenModel(model) : null;
+    const backend = (rewrites: string[]): BackendInfo => ({
+      kind: 'cpu',
+      reason,
+      reasonCode,
+      threads,
+      model: label,
+      rewrites,
+    });
     if (rewritten?.applied.length) {
       try {
-        return new CpuRuntime(await loadAddon().open(rewritten.bytes, { threads, xnnpack }), backend(rewritten.applied));
+        return new CpuRuntime(
+          await loadAddon().open(rewritten.bytes, { threads, xnnpack }),
+          backend(rewritten.applied),
+        );
       } catch {
         // A rewrite TFLite rejects only loses the speed-up: load the model as it is.
       }
@@ -168,7 +184,8 @@ export class CpuRuntime extends EventEmitter implements InferenceRuntime {
   }
 
   private live(): NativeInterpreter {
-    if (!this.native) throw new RuntimeError('ERR_DISPOSED', 'this runtime was disposed: open the model again to use it');
+    if (!this.native)
+      throw new RuntimeError('ERR_DISPOSED', 'this runtime was disposed: open the model again to use it');
     return this.native;
   }
 
@@ -176,8 +193,10 @@ export class CpuRuntime extends EventEmitter implements InferenceRuntime {
     return this.queue.run(async () => {
       const native = this.live();
       if (!Array.isArray(inputs) || inputs.length !== this.inputInfo.length) {
-        throw new RuntimeError('ERR_INPUT_COUNT',
-          `the model takes ${this.inputInfo.length} input(s), got ${Array.isArray(inputs) ? inputs.length : typeof inputs}`);
+        throw new RuntimeError(
+          'ERR_INPUT_COUNT',
+          `the model takes ${this.inputInfo.length} input(s), got ${Array.isArray(inputs) ? inputs.length : typeof inputs}`,
+        );
       }
       const prepared = inputs.map((data, i) => prepareInput(data, this.inputInfo[i]));
       let buffers: ArrayBuffer[];

@@ -23,7 +23,8 @@ export interface TensorInfo {
 }
 
 /** Raw data in a tensor's own dtype. */
-export type RawTensorData = Float32Array | Int8Array | Uint8Array | Int16Array | Int32Array | BigInt64Array | Float64Array;
+export type RawTensorData =
+  Float32Array | Int8Array | Uint8Array | Int16Array | Int32Array | BigInt64Array | Float64Array;
 
 /**
  * An input: raw data of the tensor's dtype, or a Float32Array for a quantised
@@ -42,14 +43,22 @@ export function elementCount(shape: readonly number[]): number {
 
 function rawMatches(dtype: DType, data: InputData): boolean {
   switch (dtype) {
-    case 'float32': return data instanceof Float32Array;
-    case 'int8': return data instanceof Int8Array;
-    case 'uint8': return data instanceof Uint8Array; // Buffer is a Uint8Array
-    case 'int16': return data instanceof Int16Array;
-    case 'int32': return data instanceof Int32Array;
-    case 'int64': return data instanceof BigInt64Array;
-    case 'float64': return data instanceof Float64Array;
-    default: return false;
+    case 'float32':
+      return data instanceof Float32Array;
+    case 'int8':
+      return data instanceof Int8Array;
+    case 'uint8':
+      return data instanceof Uint8Array; // Buffer is a Uint8Array
+    case 'int16':
+      return data instanceof Int16Array;
+    case 'int32':
+      return data instanceof Int32Array;
+    case 'int64':
+      return data instanceof BigInt64Array;
+    case 'float64':
+      return data instanceof Float64Array;
+    default:
+      return false;
   }
 }
 
@@ -77,28 +86,40 @@ export function prepareInput(data: InputData, info: TensorInfo): ArrayBufferView
   }
   const expected = elementCount(info.shape);
   if (data.length !== expected) {
-    throw new RuntimeError('ERR_INPUT_SIZE',
+    throw new RuntimeError(
+      'ERR_INPUT_SIZE',
       `input ${info.index} ("${info.name}") has shape [${info.shape.join(',')}] = ${expected} values, got ${data.length}; ` +
-      'resize the input (resizeInput) for another batch size');
+        'resize the input (resizeInput) for another batch size',
+    );
   }
   if (rawMatches(info.dtype, data)) return data;
   if (info.quantized && data instanceof Float32Array) return quantize(data, info);
   const given = data.constructor.name;
   const accepted = info.quantized ? `Float32Array (quantised for you) or raw ${info.dtype}` : info.dtype;
-  throw new RuntimeError('ERR_INPUT_DTYPE',
-    `input ${info.index} ("${info.name}") is ${info.dtype}; got ${given}, expected ${accepted}`);
+  throw new RuntimeError(
+    'ERR_INPUT_DTYPE',
+    `input ${info.index} ("${info.name}") is ${info.dtype}; got ${given}, expected ${accepted}`,
+  );
 }
 
 export function rawOutput(buffer: ArrayBuffer, info: TensorInfo): RawTensorData {
   switch (info.dtype) {
-    case 'float32': return new Float32Array(buffer);
-    case 'int8': return new Int8Array(buffer);
-    case 'uint8': return new Uint8Array(buffer);
-    case 'int16': return new Int16Array(buffer);
-    case 'int32': return new Int32Array(buffer);
-    case 'int64': return new BigInt64Array(buffer);
-    case 'float64': return new Float64Array(buffer);
-    default: return new Uint8Array(buffer);
+    case 'float32':
+      return new Float32Array(buffer);
+    case 'int8':
+      return new Int8Array(buffer);
+    case 'uint8':
+      return new Uint8Array(buffer);
+    case 'int16':
+      return new Int16Array(buffer);
+    case 'int32':
+      return new Int32Array(buffer);
+    case 'int64':
+      return new BigInt64Array(buffer);
+    case 'float64':
+      return new Float64Array(buffer);
+    default:
+      return new Uint8Array(buffer);
   }
 }
 

@@ -24,7 +24,10 @@ export interface FaceGalleryNode extends Node {
 
 /** The model a backend runs, by file name: "mobilefacenet_int8" (compiled or not), "mobilefacenet" (float). */
 export function modelLabel(backend: BackendInfo): string {
-  return path.basename(backend.model).replace(/\.tflite$/, '').replace(/_edgetpu$/, '');
+  return path
+    .basename(backend.model)
+    .replace(/\.tflite$/, '')
+    .replace(/_edgetpu$/, '');
 }
 
 /** The same, short enough for a node status: "int8" or "float" for the shipped MobileFaceNet, else the file name. */
@@ -39,5 +42,7 @@ export function shortModelLabel(backend: BackendInfo): string {
  */
 export function describeBackend(backend: BackendInfo): string {
   if (backend.kind === 'edgetpu') return `Edge TPU ${backend.device}, ${modelLabel(backend)}`;
-  return backend.reasonCode === undefined ? `CPU, ${modelLabel(backend)}` : `CPU, ${modelLabel(backend)} (${backend.reason})`;
+  return backend.reasonCode === undefined
+    ? `CPU, ${modelLabel(backend)}`
+    : `CPU, ${modelLabel(backend)} (${backend.reason})`;
 }

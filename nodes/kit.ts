@@ -14,7 +14,14 @@
  */
 import type { Node, NodeAPI } from 'node-red';
 import { errorMessage } from './core/common/errors';
-import { ConfigError, numberSetting, SETTINGS, type NodeType, type NumberRule, type NumericSetting } from './core/flow/settings';
+import {
+  ConfigError,
+  numberSetting,
+  SETTINGS,
+  type NodeType,
+  type NumberRule,
+  type NumericSetting,
+} from './core/flow/settings';
 
 export { ConfigError, numberSetting, type NumberRule };
 
@@ -76,10 +83,13 @@ export function fail(node: Node, error: unknown, done: (error?: Error) => void):
  * only worth a log line.
  */
 export function closeWhen(node: Node, promise: Promise<unknown>, done: () => void): void {
-  promise.then(() => done(), (error) => {
-    node.warn(errorMessage(error));
-    done();
-  });
+  promise.then(
+    () => done(),
+    (error) => {
+      node.warn(errorMessage(error));
+      done();
+    },
+  );
 }
 
 /** Node-RED's userDir, where galleries live by default. */
@@ -88,7 +98,11 @@ export function userDir(RED: NodeAPI): string {
 }
 
 /** A node's numeric setting (config field or message property), by the one table of defaults and ranges. */
-export function configNumber<T extends NodeType>(type: T, field: keyof (typeof SETTINGS)[T] & string, value: unknown): number {
+export function configNumber<T extends NodeType>(
+  type: T,
+  field: keyof (typeof SETTINGS)[T] & string,
+  value: unknown,
+): number {
   const rule = (SETTINGS[type] as Record<string, NumericSetting>)[field];
   return numberSetting(field, value, rule.default, rule);
 }

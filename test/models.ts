@@ -11,4 +11,5 @@ export const MODELS = {
 export type ModelName = keyof typeof MODELS;
 
 /** The dev photo set beside the project (never committed into it). */
-export const FACES_DIR = process.env.CORAL_FACES_DIR ?? path.resolve(__dirname, '..', '..', '..', 'shared', 'faces', 'dev');
+export const FACES_DIR =
+  process.env.CORAL_FACES_DIR ?? path.resolve(__dirname, '..', '..', '..', 'shared', 'faces', 'dev');

@@ -24,10 +24,13 @@ interface PeerRunner {
   infer(): void;
 }
 
-export type PeerRunnerClass = new (model: ArrayBuffer, options: {
-  threads: number;
-  delegate?: { path: string; options: [string, string][] };
-}) => PeerRunner;
+export type PeerRunnerClass = new (
+  model: ArrayBuffer,
+  options: {
+    threads: number;
+    delegate?: { path: string; options: [string, string][] };
+  },
+) => PeerRunner;
 
 /**
  * The peer's native binding itself (its Interpreter class is what the package
@@ -38,15 +41,19 @@ export type PeerRunnerClass = new (model: ArrayBuffer, options: {
 export function peerRunnerClass(): PeerRunnerClass {
   const dir = path.dirname(require.resolve('tfjs-tflite-node/package.json'));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require(path.join(dir, 'build', 'Release', 'node_tflite_binding.node')) as { Interpreter: PeerRunnerClass }).Interpreter;
+  return (require(path.join(dir, 'build', 'Release', 'node_tflite_binding.node')) as { Interpreter: PeerRunnerClass })
+    .Interpreter;
 }
 
 /** The benchmark's external-delegate plugin, linked against the peer's own TFLite library. */
 export function xnnpackPlugin(): string {
   const { includeDir, libDir } = tfliteCcDeps();
-  return buildSharedLibrary(path.join(findRepoRoot(), 'test', 'bench', 'xnnpack_plugin.c'), 'xnnpack_plugin.so',
+  return buildSharedLibrary(
+    path.join(findRepoRoot(), 'test', 'bench', 'xnnpack_plugin.c'),
+    'xnnpack_plugin.so',
     ['-O2', `-I${includeDir}`, `-I${path.join(findRepoRoot(), 'native', 'src')}`],
-    [`-L${libDir}`, '-ltensorflowlite_c', `-Wl,-rpath,${libDir}`]);
+    [`-L${libDir}`, '-ltensorflowlite_c', `-Wl,-rpath,${libDir}`],
+  );
 }
 
 export class PeerModel {
@@ -59,9 +66,15 @@ export class PeerModel {
     const bytes = fs.readFileSync(modelPath);
     const model = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
     // The binding checks for the key, not its value: leave it out for "no delegate".
-    this.runner = new TFLiteNodeModelRunner(model, options.xnnpack
-      ? { threads: options.threads, delegate: { path: xnnpackPlugin(), options: [['num_threads', String(options.threads)]] } }
-      : { threads: options.threads });
+    this.runner = new TFLiteNodeModelRunner(
+      model,
+      options.xnnpack
+        ? {
+            threads: options.threads,
+            delegate: { path: xnnpackPlugin(), options: [['num_threads', String(options.threads)]] },
+          }
+        : { threads: options.threads },
+    );
     this.inputs = this.runner.getInputs();
     this.outputs = this.runner.getOutputs();
   }

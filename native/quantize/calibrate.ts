@@ -44,7 +44,11 @@ export interface CalibrateOptions {
  * some intermediate tensors are outputs. Checks TFLite's shapes against the
  * declared ones, which the quantised model keeps.
  */
-async function openProbe(model: TfliteModel, wanted: number[], threads?: number): Promise<{ runtime: CpuRuntime; slots: number[] }> {
+async function openProbe(
+  model: TfliteModel,
+  wanted: number[],
+  threads?: number,
+): Promise<{ runtime: CpuRuntime; slots: number[] }> {
   const probe = structuredClone(model);
   const all = activationTensors(model);
   mainSubgraph(probe).outputs = all;
@@ -53,13 +57,19 @@ async function openProbe(model: TfliteModel, wanted: number[], threads?: number)
     const declared = mainSubgraph(model).tensors[all[i]];
     if (info.shape.join() !== declared.shape.join()) {
       await runtime.dispose();
-      throw new Error(`tensor "${declared.name}" is declared [${declared.shape}] but TFLite computes [${info.shape}] at batch 1`);
+      throw new Error(
+        `tensor "${declared.name}" is declared [${declared.shape}] but TFLite computes [${info.shape}] at batch 1`,
+      );
     }
   }
   return { runtime, slots: wanted.map((t) => all.indexOf(t)) };
 }
 
-export async function calibrate(floatModel: Uint8Array, inputs: CalibrationInputs, options: CalibrateOptions = {}): Promise<Calibration> {
+export async function calibrate(
+  floatModel: Uint8Array,
+  inputs: CalibrationInputs,
+  options: CalibrateOptions = {},
+): Promise<Calibration> {
   const { model, applied } = prepareFloatGraph(floatModel, readModel);
   let equalization: Record<string, number[]> = {};
   if (options.equalize ?? true) {
@@ -102,7 +112,8 @@ export async function calibrate(floatModel: Uint8Array, inputs: CalibrationInput
         options.onProgress?.(pass, done);
       }
       if (pass === 1) samples = done;
-      else if (done !== samples) throw new Error(`the calibration inputs changed between passes (${samples} then ${done})`);
+      else if (done !== samples)
+        throw new Error(`the calibration inputs changed between passes (${samples} then ${done})`);
       if (done === 0) break;
     }
   } finally {

@@ -67,10 +67,13 @@ export function findPairs(model: TfliteModel): EqualizationGroup[] {
     if (!CONVOLUTIONS.has(code(i)) || !isConstant(model, subgraph.tensors[op.inputs[1]])) return false;
     const activation = fusedActivation(op);
     if (activation !== Activation.NONE && activation !== Activation.RELU) return false;
-    return code(i) !== Op.DEPTHWISE_CONV_2D || subgraph.tensors[op.inputs[1]].shape[3] === subgraph.tensors[op.inputs[0]].shape[3];
+    return (
+      code(i) !== Op.DEPTHWISE_CONV_2D ||
+      subgraph.tensors[op.inputs[1]].shape[3] === subgraph.tensors[op.inputs[0]].shape[3]
+    );
   };
-  const reads = (i: number, t: number) => scalable(i) && subgraph.operators[i].inputs[0] === t
-    && !subgraph.operators[i].inputs.slice(1).includes(t);
+  const reads = (i: number, t: number) =>
+    scalable(i) && subgraph.operators[i].inputs[0] === t && !subgraph.operators[i].inputs.slice(1).includes(t);
 
   const groups: EqualizationGroup[] = [];
   const taken = new Set<number>();
@@ -125,7 +128,12 @@ export function findPairs(model: TfliteModel): EqualizationGroup[] {
     if (!valid || readers.size === 0 || new Set(tensors.map(channels)).size !== 1) continue;
     // In graph order: the key is the stream's first tensor.
     const ordered = [...tensors].sort((x, y) => (producer.get(x) ?? 0) - (producer.get(y) ?? 0));
-    groups.push({ producers: [...producers], consumers: [...readers], tensors: ordered, key: subgraph.tensors[ordered[0]].name });
+    groups.push({
+      producers: [...producers],
+      consumers: [...readers],
+      tensors: ordered,
+      key: subgraph.tensors[ordered[0]].name,
+    });
     for (const t of tensors) taken.add(t);
   }
 
@@ -144,7 +152,13 @@ export function findPairs(model: TfliteModel): EqualizationGroup[] {
     if (next !== undefined && code(next) === Op.PRELU) {
       const prelu = subgraph.operators[next];
       const alpha = subgraph.tensors[prelu.inputs[1]];
-      if (prelu.inputs[0] !== x || !isConstant(model, alpha) || alpha.shape.length !== 1 || alpha.shape[0] !== channels(x)) return;
+      if (
+        prelu.inputs[0] !== x ||
+        !isConstant(model, alpha) ||
+        alpha.shape.length !== 1 ||
+        alpha.shape[0] !== channels(x)
+      )
+        return;
       tensors.push(prelu.outputs[0]);
       next = sole(prelu.outputs[0]);
     }
@@ -170,13 +184,20 @@ export function channelMaxAbs(values: Float32Array, channels: number, into: Floa
  * |value| of channel c over all of them). Channels that were never non-zero
  * keep scale 1.
  */
-export function chooseScales(model: TfliteModel, groups: EqualizationGroup[], channelRange: Map<number, Float64Array>): Record<string, number[]> {
+export function chooseScales(
+  model: TfliteModel,
+  groups: EqualizationGroup[],
+  channelRange: Map<number, Float64Array>,
+): Record<string, number[]> {
   const subgraph = mainSubgraph(model);
   const scales: Record<string, number[]> = {};
   for (const group of groups) {
     const channels = subgraph.tensors[group.tensors[0]].shape.at(-1)!;
     const range = new Float64Array(channels);
-    for (const t of group.tensors) channelRange.get(t)?.forEach((v, c) => { range[c] = Math.max(range[c], v); });
+    for (const t of group.tensors)
+      channelRange.get(t)?.forEach((v, c) => {
+        range[c] = Math.max(range[c], v);
+      });
     const active = [...range].filter((v) => v > 0);
     if (active.length === 0) continue;
     const target = Math.max(...active);
@@ -207,15 +228,23 @@ export function applyEqualization(model: TfliteModel, scales: Record<string, num
     const s = scales[group.key];
     if (!s) continue;
     const channels = subgraph.tensors[group.tensors[0]].shape.at(-1);
-    if (s.length !== channels) throw new Error(`equalisation scales for "${group.key}" have ${s.length} channels, the tensor ${channels}`);
+    if (s.length !== channels)
+      throw new Error(`equalisation scales for "${group.key}" have ${s.length} channels, the tensor ${channels}`);
     for (const p of group.producers) {
       const op = subgraph.operators[p];
       // Output channel c is dim 0 of CONV_2D weights [O,H,W,I], dim 3 of depthwise ones [1,H,W,C].
-      scaleConstant(model, subgraph.tensors[op.inputs[1]], builtinOf(model, op) === Op.CONV_2D ? 0 : 3, (c) => 1 / s[c]);
-      if (op.inputs[2] !== undefined && op.inputs[2] >= 0) scaleConstant(model, subgraph.tensors[op.inputs[2]], 0, (c) => 1 / s[c]);
+      scaleConstant(
+        model,
+        subgraph.tensors[op.inputs[1]],
+        builtinOf(model, op) === Op.CONV_2D ? 0 : 3,
+        (c) => 1 / s[c],
+      );
+      if (op.inputs[2] !== undefined && op.inputs[2] >= 0)
+        scaleConstant(model, subgraph.tensors[op.inputs[2]], 0, (c) => 1 / s[c]);
     }
     // Input channel c is the last dim of both CONV_2D and depthwise weights.
-    for (const c of group.consumers) scaleConstant(model, subgraph.tensors[subgraph.operators[c].inputs[1]], 3, (k) => s[k]);
+    for (const c of group.consumers)
+      scaleConstant(model, subgraph.tensors[subgraph.operators[c].inputs[1]], 3, (k) => s[k]);
     applied++;
   }
   return applied;

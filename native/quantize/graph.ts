@@ -25,7 +25,8 @@ export function isConstant(model: TfliteModel, tensor: Tensor): boolean {
 }
 
 export function mainSubgraph(model: TfliteModel): Subgraph {
-  if (model.subgraphs.length !== 1) throw new Error(`only single-subgraph models are handled (this one has ${model.subgraphs.length})`);
+  if (model.subgraphs.length !== 1)
+    throw new Error(`only single-subgraph models are handled (this one has ${model.subgraphs.length})`);
   return model.subgraphs[0];
 }
 
@@ -50,7 +51,8 @@ function float16ToFloat32(bits: number): number {
 /** Float values of a constant float32 or float16 tensor. */
 export function constantFloats(model: TfliteModel, tensor: Tensor): Float32Array {
   const data = model.buffers[tensor.buffer];
-  if (tensor.type === TensorType.FLOAT32) return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  if (tensor.type === TensorType.FLOAT32)
+    return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
   if (tensor.type === TensorType.FLOAT16) {
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     return Float32Array.from({ length: data.byteLength / 2 }, (_, i) => float16ToFloat32(view.getUint16(2 * i, true)));
@@ -85,10 +87,16 @@ function foldConstantDequantize(model: TfliteModel): number {
     let values: Float32Array;
     if (input.type === TensorType.FLOAT16) {
       values = constantFloats(model, input);
-    } else if ((input.type === TensorType.INT8 || input.type === TensorType.UINT8) && input.quantization?.scale.length === 1) {
+    } else if (
+      (input.type === TensorType.INT8 || input.type === TensorType.UINT8) &&
+      input.quantization?.scale.length === 1
+    ) {
       const data = model.buffers[input.buffer];
       const raw = input.type === TensorType.INT8 ? new Int8Array(data.buffer, data.byteOffset, data.byteLength) : data;
-      const { scale: [scale], zeroPoint: [zeroPoint = 0] } = input.quantization;
+      const {
+        scale: [scale],
+        zeroPoint: [zeroPoint = 0],
+      } = input.quantization;
       values = Float32Array.from(raw, (q) => (q - zeroPoint) * scale);
     } else {
       return true;
@@ -160,7 +168,8 @@ function fixBatch(model: TfliteModel): void {
 export function prune(model: TfliteModel): void {
   const subgraph = mainSubgraph(model);
   const usedTensors = new Set<number>([...subgraph.inputs, ...subgraph.outputs]);
-  for (const op of subgraph.operators) for (const t of [...op.inputs, ...op.outputs, ...(op.intermediates ?? [])]) if (t >= 0) usedTensors.add(t);
+  for (const op of subgraph.operators)
+    for (const t of [...op.inputs, ...op.outputs, ...(op.intermediates ?? [])]) if (t >= 0) usedTensors.add(t);
   const tensorIndex = new Map<number, number>();
   subgraph.tensors = subgraph.tensors.filter((_, i) => {
     if (!usedTensors.has(i)) return false;
@@ -177,7 +186,11 @@ export function prune(model: TfliteModel): void {
   }
   model.signatureDefs = model.signatureDefs
     .filter((s) => [...s.inputs, ...s.outputs].every((m) => tensorIndex.has(m.tensor)))
-    .map((s) => ({ ...s, inputs: s.inputs.map((m) => ({ ...m, tensor: remap(m.tensor) })), outputs: s.outputs.map((m) => ({ ...m, tensor: remap(m.tensor) })) }));
+    .map((s) => ({
+      ...s,
+      inputs: s.inputs.map((m) => ({ ...m, tensor: remap(m.tensor) })),
+      outputs: s.outputs.map((m) => ({ ...m, tensor: remap(m.tensor) })),
+    }));
 
   const usedBuffers = new Set<number>([0, ...model.metadata.map((m) => m.buffer), ...(model.metadataBuffer ?? [])]);
   for (const t of subgraph.tensors) usedBuffers.add(t.buffer);
@@ -221,7 +234,8 @@ export function prepareFloatGraph(bytes: Uint8Array, read: (b: Uint8Array) => Tf
   const subgraph = mainSubgraph(model);
   for (const index of subgraph.inputs) {
     const t = subgraph.tensors[index];
-    if (t.type !== TensorType.FLOAT32) throw new Error(`input "${t.name}" is ${t.type}, not float32: the quantiser takes float models`);
+    if (t.type !== TensorType.FLOAT32)
+      throw new Error(`input "${t.name}" is ${t.type}, not float32: the quantiser takes float models`);
   }
   for (const op of subgraph.operators) {
     const code = builtinOf(model, op);
@@ -236,6 +250,7 @@ export function prepareFloatGraph(bytes: Uint8Array, read: (b: Uint8Array) => Tf
 export function activationTensors(model: TfliteModel): number[] {
   const subgraph = mainSubgraph(model);
   const seen = new Set<number>(subgraph.inputs);
-  for (const op of subgraph.operators) for (const t of op.outputs) if (t >= 0 && !isConstant(model, subgraph.tensors[t])) seen.add(t);
+  for (const op of subgraph.operators)
+    for (const t of op.outputs) if (t >= 0 && !isConstant(model, subgraph.tensors[t])) seen.add(t);
   return [...seen].sort((a, b) => a - b);
 }

@@ -33,15 +33,32 @@ export interface QuantizeWithCalibrationOptions extends CalibrateOptions {
   source?: string;
 }
 
-export async function quantizeWithCalibration(floatModel: Uint8Array, inputs: CalibrationInputs, options: QuantizeWithCalibrationOptions = {}):
-  Promise<{ bytes: Uint8Array; parameters: QuantizeParameters; report: QuantizeReport; record: CalibrationRecord; samples: number }> {
+export async function quantizeWithCalibration(
+  floatModel: Uint8Array,
+  inputs: CalibrationInputs,
+  options: QuantizeWithCalibrationOptions = {},
+): Promise<{
+  bytes: Uint8Array;
+  parameters: QuantizeParameters;
+  report: QuantizeReport;
+  record: CalibrationRecord;
+  samples: number;
+}> {
   const method = options.method ?? parseMethod(DEFAULT_METHOD);
   const calibration = await calibrate(floatModel, inputs, options);
-  const parameters: QuantizeParameters = { ranges: rangesFrom(calibration, method), equalization: calibration.equalization };
+  const parameters: QuantizeParameters = {
+    ranges: rangesFrom(calibration, method),
+    equalization: calibration.equalization,
+  };
   const { bytes, report } = quantizeModel(floatModel, parameters);
   const record = makeRecord({
-    modelFile: options.modelFile ?? 'model.tflite', floatModel, int8Model: bytes, command: options.command ?? '',
-    source: options.source ?? '', samples: calibration.samples, method: method.name === 'percentile' ? `percentile:${method.p}` : method.name,
+    modelFile: options.modelFile ?? 'model.tflite',
+    floatModel,
+    int8Model: bytes,
+    command: options.command ?? '',
+    source: options.source ?? '',
+    samples: calibration.samples,
+    method: method.name === 'percentile' ? `percentile:${method.p}` : method.name,
     parameters,
   });
   return { bytes, parameters, report, record, samples: calibration.samples };
@@ -52,7 +69,10 @@ export async function quantizeWithCalibration(floatModel: Uint8Array, inputs: Ca
  * `identical` is false when this quantiser gives other bytes than the ones
  * the record's figures were measured on.
  */
-export function quantizeFromRecord(floatModel: Uint8Array, record: unknown): { bytes: Uint8Array; report: QuantizeReport; identical: boolean } {
+export function quantizeFromRecord(
+  floatModel: Uint8Array,
+  record: unknown,
+): { bytes: Uint8Array; report: QuantizeReport; identical: boolean } {
   const parameters = recordParameters(record, floatModel);
   const { bytes, report } = quantizeModel(floatModel, parameters);
   return { bytes, report, identical: sha256(bytes) === (record as CalibrationRecord).result?.sha256 };

@@ -19,7 +19,16 @@
  * - operator versions: the lowest TFLite 2.9 registers for int8.
  */
 import { applyEqualization } from './equalize';
-import { activationTensors, builtinOf, bytesOf, constantFloats, isConstant, mainSubgraph, prepareFloatGraph, prune } from './graph';
+import {
+  activationTensors,
+  builtinOf,
+  bytesOf,
+  constantFloats,
+  isConstant,
+  mainSubgraph,
+  prepareFloatGraph,
+  prune,
+} from './graph';
 import { Op, operatorName, TensorType } from './schema';
 import { Quantization, readModel, Tensor, TfliteModel, writeModel } from './tflite-file';
 
@@ -31,14 +40,41 @@ export class QuantizeError extends Error {
 
 /** The int8 operator version for each op the quantiser handles (TFLite 2.9's op_version table). */
 const INT8_VERSION: Record<number, number> = {
-  [Op.CONV_2D]: 3, [Op.DEPTHWISE_CONV_2D]: 3, [Op.FULLY_CONNECTED]: 4, [Op.ADD]: 2, [Op.SUB]: 2, [Op.MUL]: 2,
-  [Op.PRELU]: 1, [Op.RESHAPE]: 1, [Op.PAD]: 2, [Op.PADV2]: 2, [Op.MAX_POOL_2D]: 2, [Op.AVERAGE_POOL_2D]: 2,
-  [Op.CONCATENATION]: 2, [Op.RESIZE_BILINEAR]: 2, [Op.SOFTMAX]: 2, [Op.LOGISTIC]: 2, [Op.TANH]: 2, [Op.MEAN]: 2,
-  [Op.RELU]: 2, [Op.RELU6]: 2, [Op.SQUEEZE]: 1, [Op.EXPAND_DIMS]: 1, [Op.L2_NORMALIZATION]: 2, [Op.HARD_SWISH]: 1,
+  [Op.CONV_2D]: 3,
+  [Op.DEPTHWISE_CONV_2D]: 3,
+  [Op.FULLY_CONNECTED]: 4,
+  [Op.ADD]: 2,
+  [Op.SUB]: 2,
+  [Op.MUL]: 2,
+  [Op.PRELU]: 1,
+  [Op.RESHAPE]: 1,
+  [Op.PAD]: 2,
+  [Op.PADV2]: 2,
+  [Op.MAX_POOL_2D]: 2,
+  [Op.AVERAGE_POOL_2D]: 2,
+  [Op.CONCATENATION]: 2,
+  [Op.RESIZE_BILINEAR]: 2,
+  [Op.SOFTMAX]: 2,
+  [Op.LOGISTIC]: 2,
+  [Op.TANH]: 2,
+  [Op.MEAN]: 2,
+  [Op.RELU]: 2,
+  [Op.RELU6]: 2,
+  [Op.SQUEEZE]: 1,
+  [Op.EXPAND_DIMS]: 1,
+  [Op.L2_NORMALIZATION]: 2,
+  [Op.HARD_SWISH]: 1,
 };
 
 /** Ops whose output must carry the input's quantisation. */
-const SAME_AS_INPUT = new Set<number>([Op.RESHAPE, Op.PAD, Op.MAX_POOL_2D, Op.SQUEEZE, Op.EXPAND_DIMS, Op.RESIZE_BILINEAR]);
+const SAME_AS_INPUT = new Set<number>([
+  Op.RESHAPE,
+  Op.PAD,
+  Op.MAX_POOL_2D,
+  Op.SQUEEZE,
+  Op.EXPAND_DIMS,
+  Op.RESIZE_BILINEAR,
+]);
 
 /** Ops whose output quantisation is fixed by the kernel. */
 const FIXED_OUTPUT: Record<number, { scale: number; zeroPoint: number }> = {
@@ -50,7 +86,11 @@ const FIXED_OUTPUT: Record<number, { scale: number; zeroPoint: number }> = {
 
 /** Inputs that stay int32 constants (shapes, paddings, sizes, axes). */
 const INT32_OPERAND: Record<number, number[]> = {
-  [Op.RESHAPE]: [1], [Op.PAD]: [1], [Op.PADV2]: [1], [Op.RESIZE_BILINEAR]: [1], [Op.MEAN]: [1],
+  [Op.RESHAPE]: [1],
+  [Op.PAD]: [1],
+  [Op.PADV2]: [1],
+  [Op.RESIZE_BILINEAR]: [1],
+  [Op.MEAN]: [1],
 };
 
 /**
@@ -70,7 +110,11 @@ export function activationQuantization(lo: number, hi: number): Quantization {
 }
 
 /** Symmetric int8 in [-127, 127] per channel along `axis` (or per tensor when axis is undefined). */
-export function quantizeSymmetric(values: Float32Array, shape: number[], axis: number | undefined): { data: Int8Array; scales: number[] } {
+export function quantizeSymmetric(
+  values: Float32Array,
+  shape: number[],
+  axis: number | undefined,
+): { data: Int8Array; scales: number[] } {
   const channels = axis === undefined ? 1 : shape[axis];
   const inner = axis === undefined ? values.length : shape.slice(axis + 1).reduce((n, d) => n * d, 1);
   const channelOf = (i: number) => (axis === undefined ? 0 : Math.floor(i / inner) % channels);
@@ -86,9 +130,18 @@ export function quantizeSymmetric(values: Float32Array, shape: number[], axis: n
   return { data, scales };
 }
 
-function quantizeBias(values: Float32Array, inputScale: number, weightScales: number[]): { data: Int32Array; scales: number[] } {
-  const scales = values.length === weightScales.length ? weightScales.map((w) => inputScale * w) : Array(values.length).fill(inputScale * weightScales[0]);
-  const data = Int32Array.from(values, (v, i) => Math.max(-2147483647, Math.min(2147483647, Math.round(v / scales[i]))));
+function quantizeBias(
+  values: Float32Array,
+  inputScale: number,
+  weightScales: number[],
+): { data: Int32Array; scales: number[] } {
+  const scales =
+    values.length === weightScales.length
+      ? weightScales.map((w) => inputScale * w)
+      : Array(values.length).fill(inputScale * weightScales[0]);
+  const data = Int32Array.from(values, (v, i) =>
+    Math.max(-2147483647, Math.min(2147483647, Math.round(v / scales[i]))),
+  );
   return { data, scales: scales.map(Math.fround) };
 }
 
@@ -145,7 +198,11 @@ export interface QuantizeOptions {
  * calibration record, and the channel equalisation measured with them. The
  * same inputs always give the same bytes.
  */
-export function quantizeModel(floatModel: Uint8Array, parameters: QuantizeParameters, options: QuantizeOptions = {}): { bytes: Uint8Array; report: QuantizeReport } {
+export function quantizeModel(
+  floatModel: Uint8Array,
+  parameters: QuantizeParameters,
+  options: QuantizeOptions = {},
+): { bytes: Uint8Array; report: QuantizeReport } {
   const { model, applied } = prepareFloatGraph(floatModel, readModel);
   const { ranges } = parameters;
   const equalised = applyEqualization(model, parameters.equalization ?? {});
@@ -176,20 +233,29 @@ export function quantizeModel(floatModel: Uint8Array, parameters: QuantizeParame
     const code = builtinOf(model, op);
     const name = operatorName(code);
     const where = `operator ${opIndex} (${name})`;
-    if (INT8_VERSION[code] === undefined) throw new QuantizeError(`${where}: no int8 rule for this operator in the quantiser`);
+    if (INT8_VERSION[code] === undefined)
+      throw new QuantizeError(`${where}: no int8 rule for this operator in the quantiser`);
     operators[name] = (operators[name] ?? 0) + 1;
 
     // Activation inputs must already have parameters (ops run in order).
     const inputParams = (k: number): Quantization => {
       const q = params.get(op.inputs[k]);
-      if (!q) throw new QuantizeError(`${where}: input ${k} ("${subgraph.tensors[op.inputs[k]]?.name}") has no quantisation yet`);
+      if (!q)
+        throw new QuantizeError(
+          `${where}: input ${k} ("${subgraph.tensors[op.inputs[k]]?.name}") has no quantisation yet`,
+        );
       return q;
     };
     // Output parameters: tied to the input, fixed by the kernel, or calibrated.
     for (const out of op.outputs) {
       if (params.has(out)) continue;
       if (SAME_AS_INPUT.has(code)) params.set(out, inputParams(0));
-      else if (FIXED_OUTPUT[code]) params.set(out, { scale: [Math.fround(FIXED_OUTPUT[code].scale)], zeroPoint: [FIXED_OUTPUT[code].zeroPoint], quantizedDimension: 0 });
+      else if (FIXED_OUTPUT[code])
+        params.set(out, {
+          scale: [Math.fround(FIXED_OUTPUT[code].scale)],
+          zeroPoint: [FIXED_OUTPUT[code].zeroPoint],
+          quantizedDimension: 0,
+        });
       else params.set(out, activationQuantization(...rangeOf(out)));
     }
 
@@ -202,15 +268,24 @@ export function quantizeModel(floatModel: Uint8Array, parameters: QuantizeParame
 
     if (code === Op.CONV_2D || code === Op.DEPTHWISE_CONV_2D || code === Op.FULLY_CONNECTED) {
       const weights = constantInput(1);
-      if (!weights || weights.type !== TensorType.FLOAT32) throw new QuantizeError(`${where}: the weights must be a float constant`);
+      if (!weights || weights.type !== TensorType.FLOAT32)
+        throw new QuantizeError(`${where}: the weights must be a float constant`);
       const axis = code === Op.CONV_2D ? 0 : code === Op.DEPTHWISE_CONV_2D ? 3 : undefined;
       const { data, scales } = quantizeSymmetric(constantFloats(model, weights), weights.shape, axis);
-      setConstant(weights, data, TensorType.INT8, { scale: scales, zeroPoint: scales.map(() => 0), quantizedDimension: axis ?? 0 });
+      setConstant(weights, data, TensorType.INT8, {
+        scale: scales,
+        zeroPoint: scales.map(() => 0),
+        quantizedDimension: axis ?? 0,
+      });
       const bias = constantInput(2);
       if (bias) {
         const [inputScale] = inputParams(0).scale;
         const b = quantizeBias(constantFloats(model, bias), inputScale, scales);
-        setConstant(bias, b.data, TensorType.INT32, { scale: b.scales, zeroPoint: b.scales.map(() => 0), quantizedDimension: 0 });
+        setConstant(bias, b.data, TensorType.INT32, {
+          scale: b.scales,
+          zeroPoint: b.scales.map(() => 0),
+          quantizedDimension: 0,
+        });
       } else if (op.inputs[2] !== undefined && op.inputs[2] >= 0) {
         throw new QuantizeError(`${where}: the bias must be a constant`);
       }
@@ -237,14 +312,17 @@ export function quantizeModel(floatModel: Uint8Array, parameters: QuantizeParame
       if (isConstant(model, t) || retyped.has(index)) continue;
       const q = params.get(index);
       if (!q) continue;
-      if (t.type !== TensorType.FLOAT32) throw new QuantizeError(`${where}: tensor "${t.name}" is ${t.type}, not float`);
+      if (t.type !== TensorType.FLOAT32)
+        throw new QuantizeError(`${where}: tensor "${t.name}" is ${t.type}, not float`);
       t.type = TensorType.INT8;
       t.quantization = q;
       retyped.add(index);
     }
     // One operator code per (op, version): split codes when a float code was shared.
     const version = code === Op.RESIZE_BILINEAR && op.options.half_pixel_centers ? 3 : INT8_VERSION[code];
-    let codeIndex = model.operatorCodes.findIndex((c) => c.builtin === code && c.version === version && c.customCode === undefined);
+    let codeIndex = model.operatorCodes.findIndex(
+      (c) => c.builtin === code && c.version === version && c.customCode === undefined,
+    );
     if (codeIndex < 0) {
       model.operatorCodes.push({ builtin: code, version });
       codeIndex = model.operatorCodes.length - 1;
@@ -253,12 +331,18 @@ export function quantizeModel(floatModel: Uint8Array, parameters: QuantizeParame
   }
 
   const leftover = activationTensors(model).filter((i) => subgraph.tensors[i].type === TensorType.FLOAT32);
-  if (leftover.length) throw new QuantizeError(`tensors left float: ${leftover.map((i) => subgraph.tensors[i].name).join(', ')}`);
+  if (leftover.length)
+    throw new QuantizeError(`tensors left float: ${leftover.map((i) => subgraph.tensors[i].name).join(', ')}`);
   prune(model);
   model.description = options.description ?? 'coral-face int8 (post-training quantisation)';
   const describeTensor = (index: number) => {
     const t = subgraph.tensors[index];
-    return { name: t.name, shape: [...t.shape], scale: t.quantization!.scale[0], zeroPoint: t.quantization!.zeroPoint[0] };
+    return {
+      name: t.name,
+      shape: [...t.shape],
+      scale: t.quantization!.scale[0],
+      zeroPoint: t.quantization!.zeroPoint[0],
+    };
   };
   return {
     bytes: writeModel(model),

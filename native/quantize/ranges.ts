@@ -69,7 +69,13 @@ export function parseMethod(text: string): RangeMethod {
 }
 
 /** Bin edges and running sums of the histogram: counts, and the first two moments of the bin centres. */
-function prefixSums(stats: TensorStats): { edges: Float64Array; n: Float64Array; s1: Float64Array; s2: Float64Array; centre: (i: number) => number } {
+function prefixSums(stats: TensorStats): {
+  edges: Float64Array;
+  n: Float64Array;
+  s1: Float64Array;
+  s2: Float64Array;
+  centre: (i: number) => number;
+} {
   const histogram = stats.histogram!;
   const [lo, hi] = stats.domain;
   const width = (hi - lo) / HISTOGRAM_BINS;
@@ -122,7 +128,7 @@ function mseRange(stats: TensorStats): [number, number] {
       const step = (b - a) / 255;
       const nAbove = total - n[j];
       const above = b * b * nAbove - 2 * b * (s1[HISTOGRAM_BINS] - s1[j]) + (s2[HISTOGRAM_BINS] - s2[j]);
-      const error = below + above + (n[j] - n[i]) * step * step / 12;
+      const error = below + above + ((n[j] - n[i]) * step * step) / 12;
       if (error < best.error) best = { error, a, b };
     }
   }

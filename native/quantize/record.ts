@@ -39,7 +39,13 @@ function decodeScales(text: string): number[] {
 }
 
 export function makeRecord(fields: {
-  modelFile: string; floatModel: Uint8Array; int8Model: Uint8Array; command: string; source: string; samples: number; method: string;
+  modelFile: string;
+  floatModel: Uint8Array;
+  int8Model: Uint8Array;
+  command: string;
+  source: string;
+  samples: number;
+  method: string;
   parameters: QuantizeParameters;
 }): CalibrationRecord {
   return {
@@ -48,7 +54,9 @@ export function makeRecord(fields: {
     model: { file: fields.modelFile, sha256: sha256(fields.floatModel), bytes: fields.floatModel.length },
     calibration: { command: fields.command, source: fields.source, samples: fields.samples, method: fields.method },
     ranges: fields.parameters.ranges,
-    equalization: Object.fromEntries(Object.entries(fields.parameters.equalization ?? {}).map(([k, v]) => [k, encodeScales(v)])),
+    equalization: Object.fromEntries(
+      Object.entries(fields.parameters.equalization ?? {}).map(([k, v]) => [k, encodeScales(v)]),
+    ),
     result: { sha256: sha256(fields.int8Model), bytes: fields.int8Model.length },
   };
 }
@@ -56,8 +64,12 @@ export function makeRecord(fields: {
 /** Checks a parsed record and returns the quantiser's parameters from it. */
 export function recordParameters(record: unknown, floatModel?: Uint8Array): QuantizeParameters {
   const r = record as Partial<CalibrationRecord> | null;
-  if (!r || r.format !== RECORD_FORMAT) throw new Error(`not a calibration record (format "${RECORD_FORMAT}" expected)`);
-  if (r.version !== RECORD_VERSION) throw new Error(`calibration record version ${r.version} is not supported (this quantiser reads ${RECORD_VERSION})`);
+  if (!r || r.format !== RECORD_FORMAT)
+    throw new Error(`not a calibration record (format "${RECORD_FORMAT}" expected)`);
+  if (r.version !== RECORD_VERSION)
+    throw new Error(
+      `calibration record version ${r.version} is not supported (this quantiser reads ${RECORD_VERSION})`,
+    );
   if (!r.ranges || typeof r.ranges !== 'object' || !r.model) throw new Error('the calibration record has no ranges');
   for (const [key, range] of Object.entries(r.ranges)) {
     if (!Array.isArray(range) || range.length !== 2 || !range.every(Number.isFinite) || range[0] > range[1]) {
@@ -65,7 +77,9 @@ export function recordParameters(record: unknown, floatModel?: Uint8Array): Quan
     }
   }
   if (floatModel && sha256(floatModel) !== r.model.sha256) {
-    throw new Error(`the calibration record was made for another float model (${r.model.file}, sha256 ${r.model.sha256.slice(0, 12)}…): calibrate this one`);
+    throw new Error(
+      `the calibration record was made for another float model (${r.model.file}, sha256 ${r.model.sha256.slice(0, 12)}…): calibrate this one`,
+    );
   }
   return {
     ranges: r.ranges,

@@ -90,7 +90,10 @@ export class ModelFormatError extends Error {
 
 /** Field access on one flatbuffer table, by field id. */
 class Table {
-  constructor(private readonly bb: ByteBuffer, readonly at: number) {}
+  constructor(
+    private readonly bb: ByteBuffer,
+    readonly at: number,
+  ) {}
 
   private slot(id: number): number {
     return this.bb.__offset(this.at, 4 + 2 * id);
@@ -151,7 +154,8 @@ class Table {
     if (!o) return undefined;
     const start = this.bb.__vector(this.at + o);
     const length = this.bb.__vector_len(this.at + o);
-    if (start + length * elementSize > this.bb.capacity()) throw new ModelFormatError('a vector runs past the end of the file');
+    if (start + length * elementSize > this.bb.capacity())
+      throw new ModelFormatError('a vector runs past the end of the file');
     return { start, length };
   }
 
@@ -190,13 +194,27 @@ function readOptions(table: Table | undefined, type: number, where: string): Rec
   spec.fields.forEach((field, id) => {
     if (!table.has(id)) return;
     switch (field.kind) {
-      case 'bool': options[field.name] = table.bool(id); break;
-      case 'int8': options[field.name] = table.int8(id); break;
-      case 'uint8': options[field.name] = table.uint8(id); break;
-      case 'int32': options[field.name] = table.int32(id); break;
-      case 'uint32': options[field.name] = table.uint32(id); break;
-      case 'float32': options[field.name] = table.float32(id); break;
-      case 'int32[]': options[field.name] = table.int32s(id) ?? []; break;
+      case 'bool':
+        options[field.name] = table.bool(id);
+        break;
+      case 'int8':
+        options[field.name] = table.int8(id);
+        break;
+      case 'uint8':
+        options[field.name] = table.uint8(id);
+        break;
+      case 'int32':
+        options[field.name] = table.int32(id);
+        break;
+      case 'uint32':
+        options[field.name] = table.uint32(id);
+        break;
+      case 'float32':
+        options[field.name] = table.float32(id);
+        break;
+      case 'int32[]':
+        options[field.name] = table.int32s(id) ?? [];
+        break;
     }
   });
   return options;
@@ -230,7 +248,8 @@ export function readModel(bytes: Uint8Array): TfliteModel {
       name: s.string(4) ?? '',
       tensors: s.tables(0).map((t, ti): Tensor => {
         if (t.has(6)) throw new ModelFormatError(`tensor ${ti} of subgraph ${si} is sparse, which is not supported`);
-        if (t.has(9)) throw new ModelFormatError(`tensor ${ti} of subgraph ${si} has variant subtypes, which are not supported`);
+        if (t.has(9))
+          throw new ModelFormatError(`tensor ${ti} of subgraph ${si} has variant subtypes, which are not supported`);
         const quantization = readQuantization(t.table(4));
         const shapeSignature = t.int32s(7);
         return {
@@ -247,7 +266,8 @@ export function readModel(bytes: Uint8Array): TfliteModel {
       inputs: s.int32s(1) ?? [],
       outputs: s.int32s(2) ?? [],
       operators: s.tables(3).map((o, oi): Operator => {
-        if (o.uint8(11) !== 0) throw new ModelFormatError(`operator ${oi} uses builtin_options_2, which is not supported`);
+        if (o.uint8(11) !== 0)
+          throw new ModelFormatError(`operator ${oi} uses builtin_options_2, which is not supported`);
         const optionsType = o.uint8(3);
         const customOptions = o.bytes(5);
         const mutating = o.bytes(7);
@@ -265,7 +285,8 @@ export function readModel(bytes: Uint8Array): TfliteModel {
       }),
     }));
     const buffers = model.tables(4).map((b, bi) => {
-      if (b.uint64(1) > 1n) throw new ModelFormatError(`buffer ${bi} is stored outside the flatbuffer, which is not supported`);
+      if (b.uint64(1) > 1n)
+        throw new ModelFormatError(`buffer ${bi} is stored outside the flatbuffer, which is not supported`);
       return b.bytes(0) ?? new Uint8Array(0);
     });
     const metadata = model.tables(6).map((m) => ({ name: m.string(0) ?? '', buffer: m.uint32(1) }));
@@ -278,8 +299,14 @@ export function readModel(bytes: Uint8Array): TfliteModel {
       outputs: s.tables(1).map(tensorMap),
     }));
     return {
-      version: model.uint32(0), description: model.string(3) ?? '', operatorCodes, subgraphs, buffers, metadata,
-      ...(metadataBuffer ? { metadataBuffer } : {}), signatureDefs,
+      version: model.uint32(0),
+      description: model.string(3) ?? '',
+      operatorCodes,
+      subgraphs,
+      buffers,
+      metadata,
+      ...(metadataBuffer ? { metadataBuffer } : {}),
+      signatureDefs,
     };
   } catch (error) {
     if (error instanceof ModelFormatError) throw error;
@@ -351,11 +378,23 @@ function writeOptions(b: Builder, type: number, options: Record<string, OptionVa
     if (value === undefined) return;
     const fallback = field.fallback ?? (field.kind === 'bool' ? false : 0);
     switch (field.kind) {
-      case 'bool': b.addFieldInt8(id, value ? 1 : 0, fallback ? 1 : 0); break;
-      case 'int8': case 'uint8': b.addFieldInt8(id, value as number, fallback as number); break;
-      case 'int32': case 'uint32': b.addFieldInt32(id, value as number, fallback as number); break;
-      case 'float32': b.addFieldFloat32(id, value as number, fallback as number); break;
-      case 'int32[]': b.addFieldOffset(id, vectors.get(field.name)!, 0); break;
+      case 'bool':
+        b.addFieldInt8(id, value ? 1 : 0, fallback ? 1 : 0);
+        break;
+      case 'int8':
+      case 'uint8':
+        b.addFieldInt8(id, value as number, fallback as number);
+        break;
+      case 'int32':
+      case 'uint32':
+        b.addFieldInt32(id, value as number, fallback as number);
+        break;
+      case 'float32':
+        b.addFieldFloat32(id, value as number, fallback as number);
+        break;
+      case 'int32[]':
+        b.addFieldOffset(id, vectors.get(field.name)!, 0);
+        break;
     }
   });
   return b.endObject();
@@ -438,10 +477,16 @@ function writeOperatorCode(b: Builder, code: OperatorCode): Offset {
 }
 
 function writeSubgraph(b: Builder, s: Subgraph): Offset {
-  const tensors = offsetVector(b, s.tensors.map((t) => writeTensor(b, t)));
+  const tensors = offsetVector(
+    b,
+    s.tensors.map((t) => writeTensor(b, t)),
+  );
   const inputs = int32Vector(b, s.inputs);
   const outputs = int32Vector(b, s.outputs);
-  const operators = offsetVector(b, s.operators.map((o) => writeOperator(b, o)));
+  const operators = offsetVector(
+    b,
+    s.operators.map((o) => writeOperator(b, o)),
+  );
   const name = b.createString(s.name);
   b.startObject(5);
   b.addFieldOffset(0, tensors, 0);
@@ -458,40 +503,59 @@ export function writeModel(model: TfliteModel): Uint8Array {
   const b = new Builder(size);
   // Buffers first (they are written back to front, so they end up last in
   // the file, after the tables, as the converter lays them out).
-  const buffers = offsetVector(b, model.buffers.map((data) => {
-    const vector = data.length ? alignedBytes(b, data) : 0;
-    b.startObject(3);
-    if (vector) b.addFieldOffset(0, vector, 0);
-    return b.endObject();
-  }));
-  const operatorCodes = offsetVector(b, model.operatorCodes.map((c) => writeOperatorCode(b, c)));
-  const subgraphs = offsetVector(b, model.subgraphs.map((s) => writeSubgraph(b, s)));
+  const buffers = offsetVector(
+    b,
+    model.buffers.map((data) => {
+      const vector = data.length ? alignedBytes(b, data) : 0;
+      b.startObject(3);
+      if (vector) b.addFieldOffset(0, vector, 0);
+      return b.endObject();
+    }),
+  );
+  const operatorCodes = offsetVector(
+    b,
+    model.operatorCodes.map((c) => writeOperatorCode(b, c)),
+  );
+  const subgraphs = offsetVector(
+    b,
+    model.subgraphs.map((s) => writeSubgraph(b, s)),
+  );
   const description = b.createString(model.description);
-  const metadata = offsetVector(b, model.metadata.map((m) => {
-    const name = b.createString(m.name);
-    b.startObject(2);
-    b.addFieldOffset(0, name, 0);
-    b.addFieldInt32(1, m.buffer, 0);
-    return b.endObject();
-  }));
-  const tensorMaps = (maps: { name: string; tensor: number }[]) => offsetVector(b, maps.map((m) => {
-    const name = b.createString(m.name);
-    b.startObject(2);
-    b.addFieldOffset(0, name, 0);
-    b.addFieldInt32(1, m.tensor, 0);
-    return b.endObject();
-  }));
-  const signatureDefs = offsetVector(b, model.signatureDefs.map((s) => {
-    const inputs = tensorMaps(s.inputs);
-    const outputs = tensorMaps(s.outputs);
-    const key = b.createString(s.key);
-    b.startObject(5);
-    b.addFieldOffset(0, inputs, 0);
-    b.addFieldOffset(1, outputs, 0);
-    b.addFieldOffset(2, key, 0);
-    b.addFieldInt32(4, s.subgraphIndex, 0);
-    return b.endObject();
-  }));
+  const metadata = offsetVector(
+    b,
+    model.metadata.map((m) => {
+      const name = b.createString(m.name);
+      b.startObject(2);
+      b.addFieldOffset(0, name, 0);
+      b.addFieldInt32(1, m.buffer, 0);
+      return b.endObject();
+    }),
+  );
+  const tensorMaps = (maps: { name: string; tensor: number }[]) =>
+    offsetVector(
+      b,
+      maps.map((m) => {
+        const name = b.createString(m.name);
+        b.startObject(2);
+        b.addFieldOffset(0, name, 0);
+        b.addFieldInt32(1, m.tensor, 0);
+        return b.endObject();
+      }),
+    );
+  const signatureDefs = offsetVector(
+    b,
+    model.signatureDefs.map((s) => {
+      const inputs = tensorMaps(s.inputs);
+      const outputs = tensorMaps(s.outputs);
+      const key = b.createString(s.key);
+      b.startObject(5);
+      b.addFieldOffset(0, inputs, 0);
+      b.addFieldOffset(1, outputs, 0);
+      b.addFieldOffset(2, key, 0);
+      b.addFieldInt32(4, s.subgraphIndex, 0);
+      return b.endObject();
+    }),
+  );
   const metadataBuffer = model.metadataBuffer ? int32Vector(b, model.metadataBuffer) : 0;
   b.startObject(8);
   b.addFieldInt32(0, model.version, 0);

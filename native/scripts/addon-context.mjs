@@ -30,10 +30,15 @@ export function addonVersion() {
 export function makeAddonContext() {
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const wanted = addonVersion();
-  if (wanted !== version) throw new Error(`addon/config.yaml has version ${wanted}, package.json ${version}: bump them together`);
+  if (wanted !== version)
+    throw new Error(`addon/config.yaml has version ${wanted}, package.json ${version}: bump them together`);
   const out = mkdtempSync(join(tmpdir(), 'coral-face-pack-'));
   try {
-    const packed = spawnSync('npm', ['pack', '--pack-destination', out, '--json'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const packed = spawnSync('npm', ['pack', '--pack-destination', out, '--json'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     if (packed.status !== 0) throw new Error(`npm pack failed (exit ${packed.status})`);
     const [file] = readdirSync(out).filter((f) => f.endsWith('.tgz'));
     if (!file) throw new Error(`npm pack wrote no tarball into ${out}`);
@@ -50,8 +55,10 @@ export function makeAddonContext() {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
     const made = makeAddonContext();
-    console.log(`addon/${ADDON_TARBALL}: node-red-contrib-coral-face ${made.version}, ${made.entryCount} files, ` +
-      `${(made.size / 1e6).toFixed(1)} MB packed, ${(made.unpackedSize / 1e6).toFixed(1)} MB unpacked`);
+    console.log(
+      `addon/${ADDON_TARBALL}: node-red-contrib-coral-face ${made.version}, ${made.entryCount} files, ` +
+        `${(made.size / 1e6).toFixed(1)} MB packed, ${(made.unpackedSize / 1e6).toFixed(1)} MB unpacked`,
+    );
   } catch (error) {
     console.error(error.message);
     process.exitCode = 1;

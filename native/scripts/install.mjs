@@ -72,8 +72,19 @@ function missingBuildTools() {
 function nodeGypCommand() {
   // npm hands its own node-gyp to lifecycle scripts; a global one is the fallback.
   // Run by hand (node native/scripts/install.mjs): npm's own copy beside this node.
-  for (const bundled of [process.env.npm_config_node_gyp,
-    join(dirname(dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')]) {
+  for (const bundled of [
+    process.env.npm_config_node_gyp,
+    join(
+      dirname(dirname(process.execPath)),
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
+  ]) {
     if (bundled && existsSync(bundled)) return [process.execPath, bundled];
   }
   const global = onPath('node-gyp');
@@ -83,17 +94,22 @@ function nodeGypCommand() {
 function buildFromSource() {
   const nodeGyp = nodeGypCommand();
   if (!nodeGyp) {
-    say('node-gyp was not found (npm normally provides it to install scripts): npm install -g node-gyp, then npm rebuild node-red-contrib-coral-face');
+    say(
+      'node-gyp was not found (npm normally provides it to install scripts): npm install -g node-gyp, then npm rebuild node-red-contrib-coral-face',
+    );
     return 1;
   }
   const args = [...nodeGyp.slice(1), 'rebuild', '--directory', nativeDir];
   // The Node.js headers usually sit beside the binary (official tarballs,
   // NodeSource and Debian packages): use them instead of a download.
   const prefix = dirname(dirname(process.execPath));
-  if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+  if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h')))
+    args.push(`--nodedir=${prefix}`);
   const result = spawnSync(nodeGyp[0], args, { stdio: 'inherit', cwd: packageRoot });
   if (result.status !== 0) {
-    say(`building the addon from source failed (node-gyp exit ${result.status ?? result.signal}); the output above says why`);
+    say(
+      `building the addon from source failed (node-gyp exit ${result.status ?? result.signal}); the output above says why`,
+    );
     return 1;
   }
   const after = tryAddon();
@@ -106,7 +122,8 @@ function buildFromSource() {
 }
 
 async function developerCheckout() {
-  if (!existsSync(join(packageRoot, 'test')) || !existsSync(join(packageRoot, 'native', 'src', 'addon.cc'))) return false;
+  if (!existsSync(join(packageRoot, 'test')) || !existsSync(join(packageRoot, 'native', 'src', 'addon.cc')))
+    return false;
   try {
     require.resolve('tfjs-tflite-node/package.json', { paths: [packageRoot] });
   } catch {
@@ -119,7 +136,8 @@ async function developerCheckout() {
 }
 
 async function main() {
-  const forced = process.env.CORAL_FACE_BUILD_FROM_SOURCE === '1' || process.env.npm_config_build_from_source === 'true';
+  const forced =
+    process.env.CORAL_FACE_BUILD_FROM_SOURCE === '1' || process.env.npm_config_build_from_source === 'true';
   if (await developerCheckout()) return buildFromSource();
   if (!forced) {
     const addon = tryAddon();
@@ -127,14 +145,18 @@ async function main() {
     say(addon.reason);
   }
   if (!glibcVersion()) {
-    say('this system\'s C library is not glibc (Alpine uses musl): the TFLite library this package uses is a glibc build, ' +
-      'so the addon cannot work here. Use a Debian- or Ubuntu-based system or image.');
+    say(
+      "this system's C library is not glibc (Alpine uses musl): the TFLite library this package uses is a glibc build, " +
+        'so the addon cannot work here. Use a Debian- or Ubuntu-based system or image.',
+    );
     return 1;
   }
   const missing = missingBuildTools();
   if (missing.length) {
-    say(`the prebuilt addons need Linux x64 or arm64 with glibc 2.34 or newer (this system: glibc ${glibcVersion()}). ` +
-      `Building the addon from source needs python3, make and g++, and ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not installed.`);
+    say(
+      `the prebuilt addons need Linux x64 or arm64 with glibc 2.34 or newer (this system: glibc ${glibcVersion()}). ` +
+        `Building the addon from source needs python3, make and g++, and ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not installed.`,
+    );
     say('Debian, Ubuntu, Raspberry Pi OS: sudo apt-get install python3 make g++');
     say('then, in the Node-RED user directory (usually ~/.node-red): npm rebuild node-red-contrib-coral-face');
     return 1;

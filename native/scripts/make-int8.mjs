@@ -35,6 +35,8 @@ const temp = `${out}.${process.pid}.tmp`;
 writeFileSync(temp, bytes);
 renameSync(temp, out);
 if (!identical) {
-  console.warn(`make-int8: ${out} differs from the model the record was measured on (sha256 ${record.result.sha256.slice(0, 12)}…): ` +
-    're-run the calibration (native/README.md, "Quantiser") so that the accuracy figures match');
+  console.warn(
+    `make-int8: ${out} differs from the model the record was measured on (sha256 ${record.result.sha256.slice(0, 12)}…): ` +
+      're-run the calibration (native/README.md, "Quantiser") so that the accuracy figures match',
+  );
 }

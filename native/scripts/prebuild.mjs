@@ -17,7 +17,18 @@
 //   node native/scripts/prebuild.mjs --if-stale                    build only when --check would fail
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -30,20 +41,38 @@ const require = createRequire(join(repoRoot, 'package.json'));
 
 const TOOLCHAINS = {
   'linux-x64': { arch: 'x64', cc: 'gcc', cxx: 'g++', elfMachine: 62, apt: 'g++' },
-  'linux-arm64': { arch: 'arm64', cc: 'aarch64-linux-gnu-gcc', cxx: 'aarch64-linux-gnu-g++', elfMachine: 183, apt: 'g++-aarch64-linux-gnu' },
+  'linux-arm64': {
+    arch: 'arm64',
+    cc: 'aarch64-linux-gnu-gcc',
+    cxx: 'aarch64-linux-gnu-g++',
+    elfMachine: 183,
+    apt: 'g++-aarch64-linux-gnu',
+  },
 };
 
 function run(command, args, options = {}) {
   const result = spawnSync(command, args, { encoding: 'utf8', ...options });
   if (result.error) throw new Error(`${command}: ${result.error.message}`);
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (exit ${result.status}):\n${result.stdout ?? ''}${result.stderr ?? ''}`);
+  if (result.status !== 0)
+    throw new Error(
+      `${command} ${args.join(' ')} failed (exit ${result.status}):\n${result.stdout ?? ''}${result.stderr ?? ''}`,
+    );
   return result.stdout ?? '';
 }
 
 function nodeGyp() {
   const candidates = [
     process.env.npm_config_node_gyp,
-    join(dirname(dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    join(
+      dirname(dirname(process.execPath)),
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
   ];
   const found = candidates.find((file) => file && existsSync(file));
   if (!found) throw new Error('node-gyp not found: run this through npm (npm run prebuilds), which provides it');
@@ -53,9 +82,16 @@ function nodeGyp() {
 /** Everything a build reads, hashed: when this changes, the prebuilt addons are stale. */
 export function inputsDigest() {
   const hash = createHash('sha256');
-  const files = ['binding.gyp', ...readdirSync(join(NATIVE_DIR, 'src')).sort().map((f) => join('src', f))];
+  const files = [
+    'binding.gyp',
+    ...readdirSync(join(NATIVE_DIR, 'src'))
+      .sort()
+      .map((f) => join('src', f)),
+  ];
   for (const file of files) hash.update(`${file}\0`).update(readFileSync(join(NATIVE_DIR, file)));
-  hash.update(`node-addon-api ${JSON.parse(readFileSync(require.resolve('node-addon-api/package.json'), 'utf8')).version}\0`);
+  hash.update(
+    `node-addon-api ${JSON.parse(readFileSync(require.resolve('node-addon-api/package.json'), 'utf8')).version}\0`,
+  );
   for (const { sha256: lib } of Object.values(PLATFORMS)) hash.update(lib);
   return hash.digest('hex');
 }
@@ -76,7 +112,8 @@ function toolchainVersion(command) {
 function buildPlatform(platform, scratchRoot) {
   const tool = TOOLCHAINS[platform];
   for (const command of [tool.cc, tool.cxx]) {
-    if (spawnSync(command, ['--version']).status !== 0) throw new Error(`${command} is missing: apt-get install -y ${tool.apt}`);
+    if (spawnSync(command, ['--version']).status !== 0)
+      throw new Error(`${command} is missing: apt-get install -y ${tool.apt}`);
   }
   const scratch = join(scratchRoot, platform);
   rmSync(scratch, { recursive: true, force: true });
@@ -84,7 +121,10 @@ function buildPlatform(platform, scratchRoot) {
   copyFileSync(join(NATIVE_DIR, 'binding.gyp'), join(scratch, 'binding.gyp'));
   cpSync(join(NATIVE_DIR, 'src'), join(scratch, 'src'), { recursive: true });
   cpSync(join(NATIVE_DIR, 'tflite'), join(scratch, 'tflite'), { recursive: true });
-  copyFileSync(join(NATIVE_DIR, 'prebuilds', platform, 'libtensorflowlite_c.so'), join(scratch, 'prebuilds', platform, 'libtensorflowlite_c.so'));
+  copyFileSync(
+    join(NATIVE_DIR, 'prebuilds', platform, 'libtensorflowlite_c.so'),
+    join(scratch, 'prebuilds', platform, 'libtensorflowlite_c.so'),
+  );
 
   const nodeModules = join(repoRoot, 'node_modules');
   const prefixMap = `-ffile-prefix-map=${scratch}=native -ffile-prefix-map=${nodeModules}=node_modules`;
@@ -97,14 +137,18 @@ function buildPlatform(platform, scratchRoot) {
       ...process.env,
       // binding.gyp asks node for node-addon-api's include dir from the scratch folder.
       NODE_PATH: nodeModules,
-      CC: tool.cc, CXX: tool.cxx, LINK: tool.cxx,
-      CFLAGS: prefixMap, CXXFLAGS: prefixMap,
+      CC: tool.cc,
+      CXX: tool.cxx,
+      LINK: tool.cxx,
+      CFLAGS: prefixMap,
+      CXXFLAGS: prefixMap,
       SOURCE_DATE_EPOCH: '0',
     },
   });
   const built = join(scratch, 'build', 'Release', 'coral_face_native.node');
   const machine = readFileSync(built).readUInt16LE(18);
-  if (machine !== tool.elfMachine) throw new Error(`${built}: ELF machine ${machine}, expected ${tool.elfMachine} for ${platform}`);
+  if (machine !== tool.elfMachine)
+    throw new Error(`${built}: ELF machine ${machine}, expected ${tool.elfMachine} for ${platform}`);
   return built;
 }
 
@@ -127,7 +171,8 @@ export function staleReason() {
     if (!entry || !existsSync(file)) return `no prebuilt addon for ${platform}`;
     if (sha256(file) !== entry.sha256) return `${relative(repoRoot, file)} differs from the manifest`;
     const lib = join(NATIVE_DIR, 'prebuilds', platform, 'libtensorflowlite_c.so');
-    if (!existsSync(lib) || sha256(lib) !== PLATFORMS[platform].sha256) return `the TFLite library for ${platform} is missing or different`;
+    if (!existsSync(lib) || sha256(lib) !== PLATFORMS[platform].sha256)
+      return `the TFLite library for ${platform} is missing or different`;
   }
   return undefined;
 }
@@ -150,10 +195,16 @@ export function prebuild(platforms = Object.keys(TOOLCHAINS)) {
         sha256: sha256(target),
         bytes: readFileSync(target).length,
         glibc: glibcNeeded(target),
-        tflite: { file: `${platform}/libtensorflowlite_c.so`, sha256: PLATFORMS[platform].sha256, glibc: glibcNeeded(join(NATIVE_DIR, 'prebuilds', platform, 'libtensorflowlite_c.so')) },
+        tflite: {
+          file: `${platform}/libtensorflowlite_c.so`,
+          sha256: PLATFORMS[platform].sha256,
+          glibc: glibcNeeded(join(NATIVE_DIR, 'prebuilds', platform, 'libtensorflowlite_c.so')),
+        },
         compiler: toolchainVersion(TOOLCHAINS[platform].cxx),
       };
-      console.log(`${platform}: ${relative(repoRoot, target)} (${next.platforms[platform].sha256.slice(0, 16)}, needs glibc ${next.platforms[platform].glibc}) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      console.log(
+        `${platform}: ${relative(repoRoot, target)} (${next.platforms[platform].sha256.slice(0, 16)}, needs glibc ${next.platforms[platform].glibc}) in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      );
     }
   } finally {
     rmSync(scratchRoot, { recursive: true, force: true });
@@ -167,7 +218,8 @@ export function prebuild(platforms = Object.keys(TOOLCHAINS)) {
 export function verify() {
   const manifest = readManifest();
   if (!manifest) throw new Error('no manifest: run npm run prebuilds first');
-  if (manifest.inputs !== inputsDigest()) throw new Error('the manifest is for other sources: run npm run prebuilds first');
+  if (manifest.inputs !== inputsDigest())
+    throw new Error('the manifest is for other sources: run npm run prebuilds first');
   const scratchRoot = mkdtempSync(join(tmpdir(), 'coral-face-verify-'));
   const problems = [];
   try {
@@ -200,7 +252,8 @@ if (process.argv[1] && import.meta.url === `file://${process.argv[1]}`) {
       } else console.log('prebuilt addons match the sources');
     } else {
       const unknown = args.filter((a) => !TOOLCHAINS[a]);
-      if (unknown.length) throw new Error(`unknown platform ${unknown.join(', ')}: ${Object.keys(TOOLCHAINS).join(', ')}`);
+      if (unknown.length)
+        throw new Error(`unknown platform ${unknown.join(', ')}: ${Object.keys(TOOLCHAINS).join(', ')}`);
       prebuild(args.length ? args : undefined);
     }
   } catch (error) {

@@ -41,7 +41,8 @@ export function peerDir() {
     throw new Error(`${PEER} is not installed: it is a devDependency, run "npm install" in the repository first`);
   }
   const { version } = JSON.parse(readFileSync(manifest, 'utf8'));
-  if (version !== PEER_VERSION) throw new Error(`${PEER} ${version} found, ${PEER_VERSION} expected (its TFLite 2.9 library is pinned)`);
+  if (version !== PEER_VERSION)
+    throw new Error(`${PEER} ${version} found, ${PEER_VERSION} expected (its TFLite 2.9 library is pinned)`);
   return dirname(manifest);
 }
 
@@ -71,8 +72,10 @@ function writeIfChanged(file, text) {
 
 /** True when the vendored files are all there (an installed package, or a repository after vendoring). */
 export function vendored() {
-  return Object.keys(PLATFORMS).every((p) => existsSync(join(NATIVE_DIR, 'prebuilds', p, 'libtensorflowlite_c.so')))
-    && Object.keys(HEADERS).every((h) => existsSync(join(NATIVE_DIR, 'tflite', 'include', 'tensorflow', 'lite', 'c', h)));
+  return (
+    Object.keys(PLATFORMS).every((p) => existsSync(join(NATIVE_DIR, 'prebuilds', p, 'libtensorflowlite_c.so'))) &&
+    Object.keys(HEADERS).every((h) => existsSync(join(NATIVE_DIR, 'tflite', 'include', 'tensorflow', 'lite', 'c', h)))
+  );
 }
 
 export function vendorTflite() {

@@ -49,7 +49,11 @@ export = function register(RED: NodeAPI): void {
     const node = this;
     let spec: DetectorSpec, minFaceSize: number, maxFaces: number, quality: Partial<QualityThresholds>;
     try {
-      spec = { variant: config.detector === 'full' ? 'full' : 'short', minScore: configNumber('align', 'minScore', config.minScore), tiles: !!config.tiles };
+      spec = {
+        variant: config.detector === 'full' ? 'full' : 'short',
+        minScore: configNumber('align', 'minScore', config.minScore),
+        tiles: !!config.tiles,
+      };
       minFaceSize = configNumber('align', 'minFaceSize', config.minFaceSize);
       maxFaces = configNumber('align', 'maxFaces', config.maxFaces);
       quality = {
@@ -66,50 +70,75 @@ export = function register(RED: NodeAPI): void {
     const detectorReady: Promise<FaceDetector> = acquireDetector(spec);
     detectorReady.then(
       () => showStatus(node, 'ready', RED._('align.status.ready', { detector: spec.variant })),
-      (error) => showStatus(node, 'error', errorMessage(error)));
+      (error) => showStatus(node, 'error', errorMessage(error)),
+    );
     let lastStatus = 0;
 
-    const worker = new LatestWins<Job>(async ({ msg, send, done }) => {
-      try {
-        const detector = await detectorReady;
-        const started = performance.now();
-        let image: RgbImage;
-        if (msg.frame) image = pixels.get(msg.frame); // checked on input; throws ERR_PIXELS_EXPIRED when evicted since
-        else image = await decodeImage(msg.payload as Buffer | string);
+    const worker = new LatestWins<Job>(
+      async ({ msg, send, done }) => {
+        try {
+          const detector = await detectorReady;
+          const started = performance.now();
+          let image: RgbImage;
+          if (msg.frame)
+            image = pixels.get(msg.frame); // checked on input; throws ERR_PIXELS_EXPIRED when evicted since
+          else image = await decodeImage(msg.payload as Buffer | string);
 
-        const detections = (await detector.detect(image))
-          .filter((d) => Math.max(d.box.width, d.box.height) >= minFaceSize)
-          .slice(0, maxFaces);
-        const faces: FaceRecord[] = detections.map((d) => {
-          const { crop } = alignFace(image, d.keypoints);
-          const q = assessQuality(crop, d, quality);
-          return {
-            box: d.box,
-            score: d.score,
-            keypoints: d.keypoints,
-            crop: pixels.put(crop, 'crop'),
-            quality: {
-              ok: q.ok, reasons: q.reasons, sharpness: q.sharpness, yawDeg: q.yawDeg,
-              interOcularPx: q.faceSize.interOcularPx, brightness: q.brightness.mean,
-            },
-          };
-        });
-        msg.faces = faces;
-        if (msg.frame) faceBus.publish({ camera: msg.frame.camera, timestamp: msg.frame.timestamp, width: image.width, height: image.height, faces });
-        send(msg);
-        done();
-        const now = Date.now();
-        if (now - lastStatus > 1000) {
-          lastStatus = now;
-          const ms = Math.round(performance.now() - started);
-          // Photos refused since the start stay in view: frames drop by design, photos should not be lost unseen.
-          showStatus(node, faces.length ? 'ok' : 'ready', RED._(worker.refused ? 'align.status.facesRefused' : 'align.status.faces',
-            { count: faces.length, ms, dropped: worker.dropped, refused: worker.refused }));
+          const detections = (await detector.detect(image))
+            .filter((d) => Math.max(d.box.width, d.box.height) >= minFaceSize)
+            .slice(0, maxFaces);
+          const faces: FaceRecord[] = detections.map((d) => {
+            const { crop } = alignFace(image, d.keypoints);
+            const q = assessQuality(crop, d, quality);
+            return {
+              box: d.box,
+              score: d.score,
+              keypoints: d.keypoints,
+              crop: pixels.put(crop, 'crop'),
+              quality: {
+                ok: q.ok,
+                reasons: q.reasons,
+                sharpness: q.sharpness,
+                yawDeg: q.yawDeg,
+                interOcularPx: q.faceSize.interOcularPx,
+                brightness: q.brightness.mean,
+              },
+            };
+          });
+          msg.faces = faces;
+          if (msg.frame)
+            faceBus.publish({
+              camera: msg.frame.camera,
+              timestamp: msg.frame.timestamp,
+              width: image.width,
+              height: image.height,
+              faces,
+            });
+          send(msg);
+          done();
+          const now = Date.now();
+          if (now - lastStatus > 1000) {
+            lastStatus = now;
+            const ms = Math.round(performance.now() - started);
+            // Photos refused since the start stay in view: frames drop by design, photos should not be lost unseen.
+            showStatus(
+              node,
+              faces.length ? 'ok' : 'ready',
+              RED._(worker.refused ? 'align.status.facesRefused' : 'align.status.faces', {
+                count: faces.length,
+                ms,
+                dropped: worker.dropped,
+                refused: worker.refused,
+              }),
+            );
+          }
+        } catch (error) {
+          fail(node, error, done);
         }
-      } catch (error) {
-        fail(node, error, done);
-      }
-    }, (job) => !!job.msg.frame, (job) => job.done());
+      },
+      (job) => !!job.msg.frame,
+      (job) => job.done(),
+    );
 
     node.on('input', (raw, send, done) => {
       const msg = raw as Job['msg'];
@@ -127,7 +156,8 @@ export = function register(RED: NodeAPI): void {
         return isPixelRef(msg.frame) ? null : RED._('align.errors.frame');
       }
       const payload = msg.payload;
-      if (Buffer.isBuffer(payload) ? payload.length > 0 : typeof payload === 'string' && payload.trim() !== '') return null;
+      if (Buffer.isBuffer(payload) ? payload.length > 0 : typeof payload === 'string' && payload.trim() !== '')
+        return null;
       return RED._('align.errors.input', { got: describeValue(payload) });
     };
     node.on('close', (done: () => void) => closeWhen(node, releaseDetector(spec), done));

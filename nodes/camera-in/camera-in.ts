@@ -84,7 +84,13 @@ export = function register(RED: NodeAPI): void {
     let failing = false;
     source.on('state', ({ state, message, cause, failures, auth, retryMs }: CameraStateEvent) => {
       // Output 2: the stream's state, for Home Assistant's "stream online" entity and for flows.
-      node.send([null, { topic: `${node.camera}/status`, payload: { camera: node.camera, online: state === 'online', state, message } }]);
+      node.send([
+        null,
+        {
+          topic: `${node.camera}/status`,
+          payload: { camera: node.camera, online: state === 'online', state, message },
+        },
+      ]);
       if (state !== 'online') scenes.restart();
       switch (state) {
         case 'online':
@@ -97,22 +103,32 @@ export = function register(RED: NodeAPI): void {
           // A retry after an error keeps the error in view: it still holds until a frame comes.
           if (!failing) showStatus(node, 'pending', RED._('camera-in.status.connecting'));
           break;
-        case 'reconnecting': showStatus(node, 'warning', RED._('camera-in.status.reconnecting', { message })); break;
+        case 'reconnecting':
+          showStatus(node, 'warning', RED._('camera-in.status.reconnecting', { message }));
+          break;
         case 'error': {
           failing = true;
           const seconds = Math.round((retryMs ?? 0) / 1000);
-          showStatus(node, 'error', auth && cause === 'wrong user or password'
-            ? RED._('camera-in.status.wrongPassword', { seconds })
-            : RED._('camera-in.status.error', { message }));
+          showStatus(
+            node,
+            'error',
+            auth && cause === 'wrong user or password'
+              ? RED._('camera-in.status.wrongPassword', { seconds })
+              : RED._('camera-in.status.error', { message }),
+          );
           const logged = failureLog.next(cause || message, Date.now());
           if (logged) {
             // messages are masked by the camera module
-            const repeats = logged.repeats ? ` ${RED._('camera-in.log.repeats', { count: logged.repeats, failures })}` : '';
+            const repeats = logged.repeats
+              ? ` ${RED._('camera-in.log.repeats', { count: logged.repeats, failures })}`
+              : '';
             node.warn(`${node.camera}: ${message}${repeats}`);
           }
           break;
         }
-        case 'stopped': showStatus(node, 'stopped', RED._('camera-in.status.stopped')); break;
+        case 'stopped':
+          showStatus(node, 'stopped', RED._('camera-in.status.stopped'));
+          break;
       }
     });
     source.on('log', (line: string) => node.debug(line));
@@ -122,19 +138,32 @@ export = function register(RED: NodeAPI): void {
       const scene = scenes.next(frame.image);
       if (scene !== before) node.sceneStartSeq = frame.seq;
       const ref = pixels.put(frame.image, 'frame');
-      const message: FrameRef = { ...ref, kind: 'frame', camera: node.camera, seq: frame.seq, timestamp: frame.timestamp, scene };
+      const message: FrameRef = {
+        ...ref,
+        kind: 'frame',
+        camera: node.camera,
+        seq: frame.seq,
+        timestamp: frame.timestamp,
+        scene,
+      };
       node.send([{ topic: node.camera, frame: message, payload: message }, null]);
       if (frame.timestamp - lastStatus > 2000) {
         lastStatus = frame.timestamp;
         showStatus(node, 'ok', RED._('camera-in.status.online', { fps: source.stats.fps.toFixed(1) }));
       }
     });
-    const onIdentities = (event: CameraIdentities) => { if (event.camera === node.camera) node.identities = event; };
+    const onIdentities = (event: CameraIdentities) => {
+      if (event.camera === node.camera) node.identities = event;
+    };
     faceBus.on('identities', onIdentities);
     showStatus(node, 'pending', RED._('camera-in.status.connecting'));
     source.start();
     // describe() names the ffmpeg too: one line, said once.
-    node.log(source.ffmpeg ? source.describe() : RED._('camera-in.log.started', { source: source.describe(), ffmpeg: RED._('camera-in.log.noFfmpeg') }));
+    node.log(
+      source.ffmpeg
+        ? source.describe()
+        : RED._('camera-in.log.started', { source: source.describe(), ffmpeg: RED._('camera-in.log.noFfmpeg') }),
+    );
 
     node.on('close', (done: () => void) => {
       faceBus.off('identities', onIdentities);
@@ -148,14 +177,21 @@ export = function register(RED: NodeAPI): void {
    * The URL ffmpeg gets, with placeholders filled in and the credentials to add as user:password@,
    * or undefined (after saying why in the status and the log) when the URL cannot be used.
    */
-  function cameraUrl(node: CameraInNode, raw: string): { url: string; user?: string; password?: string; secrets: string[] } | undefined {
+  function cameraUrl(
+    node: CameraInNode,
+    raw: string,
+  ): { url: string; user?: string; password?: string; secrets: string[] } | undefined {
     const credentials = node.credentials ?? {};
     // A URL that is, whole, the value of an environment variable (Node-RED's `${CAM_URL}` form) is not in flows.json.
     const fromEnvironment = Object.values(process.env).includes(raw);
     const written = fromEnvironment ? [] : findUrlSecrets(raw);
     if (written.length) {
       showStatus(node, 'error', RED._('camera-in.status.urlSecret'));
-      node.error(RED._('camera-in.errors.urlSecret', { names: written.map((w) => (w.where === 'userinfo' ? 'user:password@' : `${w.name}=`)).join(', ') }));
+      node.error(
+        RED._('camera-in.errors.urlSecret', {
+          names: written.map((w) => (w.where === 'userinfo' ? 'user:password@' : `${w.name}=`)).join(', '),
+        }),
+      );
       return undefined;
     }
     // Node-RED's own lookup of ${NAME} (flow, global and environment variables); RED.util's typings lack it.
@@ -190,7 +226,8 @@ export = function register(RED: NodeAPI): void {
   // without imports): served as a plain script, which Node-RED loads before camera-in.html's own.
   let urlSecretsScript: string | undefined;
   RED.httpAdmin.get('/camera-in/url-secrets.js', (_req: Request, res: Response) => {
-    urlSecretsScript ??= `(function (exports) {\n${fs.readFileSync(require.resolve('../core/camera/url-secrets'), 'utf8')
+    urlSecretsScript ??= `(function (exports) {\n${fs
+      .readFileSync(require.resolve('../core/camera/url-secrets'), 'utf8')
       .replace(/^\/\/# sourceMappingURL=.*$/m, '')}\n})(window.coralFaceUrlSecrets = {});\n`;
     res.type('application/javascript').set('Cache-Control', 'no-cache').send(urlSecretsScript);
   });
@@ -206,34 +243,48 @@ export = function register(RED: NodeAPI): void {
 
   // Live view: MJPEG of the frames the node already decodes (no second
   // connection to the camera), and the latest face boxes and names.
-  RED.httpAdmin.get('/camera-in/:id/live.mjpeg', RED.auth.needsPermission('camera-in.read'), (req: Request, res: Response) => {
-    const node = liveNode(req, res);
-    if (!node) return;
-    if (!node.live) {
-      res.status(503).json({ error: RED._('camera-in.live.notRunning') });
-      return;
-    }
-    if (!node.live.add(req, res)) {
-      res.status(503).set('Retry-After', '10').json({
-        error: RED._('camera-in.live.full', { max: node.live.maxViewers }),
-      });
-    }
-  });
+  RED.httpAdmin.get(
+    '/camera-in/:id/live.mjpeg',
+    RED.auth.needsPermission('camera-in.read'),
+    (req: Request, res: Response) => {
+      const node = liveNode(req, res);
+      if (!node) return;
+      if (!node.live) {
+        res.status(503).json({ error: RED._('camera-in.live.notRunning') });
+        return;
+      }
+      if (!node.live.add(req, res)) {
+        res
+          .status(503)
+          .set('Retry-After', '10')
+          .json({
+            error: RED._('camera-in.live.full', { max: node.live.maxViewers }),
+          });
+      }
+    },
+  );
 
-  RED.httpAdmin.get('/camera-in/:id/faces', RED.auth.needsPermission('camera-in.read'), (req: Request, res: Response) => {
-    const node = liveNode(req, res);
-    if (!node) return;
-    const frame = node.latest;
-    // Boxes from the last 2 s, and never from before a cut: they would sit on another picture.
-    const ids = node.identities;
-    const recent = ids && Date.now() - ids.timestamp < 2000 && (ids.seq === undefined || ids.seq >= node.sceneStartSeq) ? ids.faces : [];
-    res.json({
-      width: frame?.image.width ?? 0,
-      height: frame?.image.height ?? 0,
-      state: node.source?.state ?? 'stopped',
-      stats: node.source?.stats ?? null,
-      faces: recent.map((f) => ({ box: f.box, name: f.name })),
-      live: node.live ? { ...node.live.stats, maxViewers: node.live.maxViewers } : null,
-    });
-  });
+  RED.httpAdmin.get(
+    '/camera-in/:id/faces',
+    RED.auth.needsPermission('camera-in.read'),
+    (req: Request, res: Response) => {
+      const node = liveNode(req, res);
+      if (!node) return;
+      const frame = node.latest;
+      // Boxes from the last 2 s, and never from before a cut: they would sit on another picture.
+      const ids = node.identities;
+      const recent =
+        ids && Date.now() - ids.timestamp < 2000 && (ids.seq === undefined || ids.seq >= node.sceneStartSeq)
+          ? ids.faces
+          : [];
+      res.json({
+        width: frame?.image.width ?? 0,
+        height: frame?.image.height ?? 0,
+        state: node.source?.state ?? 'stopped',
+        stats: node.source?.stats ?? null,
+        faces: recent.map((f) => ({ box: f.box, name: f.name })),
+        live: node.live ? { ...node.live.stats, maxViewers: node.live.maxViewers } : null,
+      });
+    },
+  );
 };

@@ -49,7 +49,9 @@ export function blazeFaceModel(variant: BlazeFaceVariant): string {
 }
 
 /** A detector over the native runtime. The caller owns `runtime`. */
-export async function openDetector(config: DetectorConfig = {}): Promise<{ detector: FaceDetector; runtime: InferenceRuntime }> {
+export async function openDetector(
+  config: DetectorConfig = {},
+): Promise<{ detector: FaceDetector; runtime: InferenceRuntime }> {
   const variant = config.variant ?? 'short';
   // BlazeFace is float with fp16 weights: a CPU model, never compiled for the Edge TPU.
   // One thread by default: the detector is quick on one, and a second XNNPACK pool
@@ -100,7 +102,11 @@ export class FacePipeline {
   private async disposeLandmarker(): Promise<void> {
     const landmarker = this.landmarker;
     this.landmarker = null;
-    if (landmarker) await landmarker.then((l) => l.dispose(), () => undefined);
+    if (landmarker)
+      await landmarker.then(
+        (l) => l.dispose(),
+        () => undefined,
+      );
   }
 
   detect(image: RgbImage): Promise<Detection[]> {
@@ -140,8 +146,10 @@ export class FacePipeline {
    * faces that fail a quality threshold are returned with their reasons but
    * not embedded.
    */
-  async analyse(image: RgbImage, options: { qualityGate?: boolean; maxFaces?: number } = {}):
-    Promise<{ faces: AnalysedFace[]; timings: StageTimings }> {
+  async analyse(
+    image: RgbImage,
+    options: { qualityGate?: boolean; maxFaces?: number } = {},
+  ): Promise<{ faces: AnalysedFace[]; timings: StageTimings }> {
     const t0 = now();
     let detections = await this.detect(image);
     if (options.maxFaces !== undefined) detections = detections.slice(0, options.maxFaces);
@@ -151,7 +159,9 @@ export class FacePipeline {
     const gate = options.qualityGate ?? true;
     const toEmbed = faces.filter((f) => !gate || f.quality.ok);
     const embeddings = await this.embed(toEmbed.map((f) => f.crop));
-    toEmbed.forEach((f, i) => { f.embedding = embeddings[i]; });
+    toEmbed.forEach((f, i) => {
+      f.embedding = embeddings[i];
+    });
     const t3 = now();
     return { faces, timings: { detect: t1 - t0, align: t2 - t1, embed: t3 - t2 } };
   }
@@ -167,7 +177,10 @@ export class FacePipeline {
  * half-visible bystander cut by the frame edge win over the subject (3 of the
  * 4 misidentified dev photos before this rule).
  */
-export function mainFace<T extends { box: Box; score: number }>(faces: T[], frame: { width: number; height: number }): T | undefined {
+export function mainFace<T extends { box: Box; score: number }>(
+  faces: T[],
+  frame: { width: number; height: number },
+): T | undefined {
   const weight = (f: T) => {
     const w = Math.min(f.box.x + f.box.width, frame.width) - Math.max(f.box.x, 0);
     const h = Math.min(f.box.y + f.box.height, frame.height) - Math.max(f.box.y, 0);

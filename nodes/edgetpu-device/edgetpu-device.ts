@@ -42,7 +42,9 @@ export = function register(RED: NodeAPI): void {
     this.embedder = () => {
       opened ??= acquireEmbedder(this.spec).then((embedder) => {
         this.log(RED._('edgetpu-device.log.opened', { id: embedder.id, backend: describeBackend(embedder.backend) }));
-        embedder.inference.on('backend', (b: BackendInfo) => this.warn(RED._('edgetpu-device.warn.backend', { backend: describeBackend(b) })));
+        embedder.inference.on('backend', (b: BackendInfo) =>
+          this.warn(RED._('edgetpu-device.warn.backend', { backend: describeBackend(b) })),
+        );
         return embedder;
       });
       return opened;

@@ -60,10 +60,15 @@ export = function register(RED: NodeAPI): void {
       if (pipeline) return pipeline;
       // Enrolment photos are near faces: the short-range detector; the
       // embedder is the gallery's own, so embeddings match the classifier's.
-      const opening = galleryNode!.deviceNode().embedder().then((embedder) => FacePipeline.withEmbedder(embedder, { detector: { variant: 'short' } }));
+      const opening = galleryNode!
+        .deviceNode()
+        .embedder()
+        .then((embedder) => FacePipeline.withEmbedder(embedder, { detector: { variant: 'short' } }));
       pipeline = opening;
       // A failure is not kept: the next command tries again.
-      opening.catch(() => { if (pipeline === opening) pipeline = null; });
+      opening.catch(() => {
+        if (pipeline === opening) pipeline = null;
+      });
       return opening;
     };
     const cancels = new Set<() => void>();
@@ -89,15 +94,23 @@ export = function register(RED: NodeAPI): void {
       const maxPhotos = numberSetting('maxPhotos', command.maxPhotos, 10, { min: 1, max: 100, integer: true });
       const options = await enrolOptions(command);
       const collector = new WalkupCollector<RgbImage>({ maxPhotos });
-      showStatus(node, 'pending', RED._('enrol.status.walkup', { name: command.name, camera: command.camera, seconds }));
+      showStatus(
+        node,
+        'pending',
+        RED._('enrol.status.walkup', { name: command.name, camera: command.camera, seconds }),
+      );
       await new Promise<void>((resolve) => {
         const onFaces = (event: CameraFaces) => {
           if (event.camera !== command.camera) return;
           collector.add({
             source: `${event.camera}@${new Date(event.timestamp).toISOString()}`,
-            timestamp: event.timestamp, width: event.width, height: event.height,
+            timestamp: event.timestamp,
+            width: event.width,
+            height: event.height,
             faces: event.faces.map((face) => ({
-              box: face.box, ok: face.quality.ok, reasons: face.quality.reasons,
+              box: face.box,
+              ok: face.quality.ok,
+              reasons: face.quality.reasons,
               quality: { sharpness: face.quality.sharpness, yawDeg: face.quality.yawDeg },
               // The pixel store may drop the crop before the window ends: a kept face is copied.
               crop: () => copyCrop(face.crop),
@@ -121,14 +134,42 @@ export = function register(RED: NodeAPI): void {
       const embedder = await galleryNode!.deviceNode().embedder();
       // One person: the face clearly in front over the window (nodes/core/gallery/walkup.ts).
       const choice = await collector.choose((crops) => embedder.embed(crops));
-      const walk = { frames, clearFrames: choice.clearFrames, crowdedFrames: choice.crowdedFrames, people: choice.people };
+      const walk = {
+        frames,
+        clearFrames: choice.clearFrames,
+        crowdedFrames: choice.crowdedFrames,
+        people: choice.people,
+      };
       if (choice.refusal) {
         const error = new CodedError(choice.refusal.code, choice.refusal.message);
-        Object.assign(error, { report: { name: command.name, id: null, accepted: 0, rejected: choice.rejected.length, photos: summary({ name: command.name, person: null, existing: false, accepted: 0, rejected: 0, photos: choice.rejected }).photos, ...walk } });
+        Object.assign(error, {
+          report: {
+            name: command.name,
+            id: null,
+            accepted: 0,
+            rejected: choice.rejected.length,
+            photos: summary({
+              name: command.name,
+              person: null,
+              existing: false,
+              accepted: 0,
+              rejected: 0,
+              photos: choice.rejected,
+            }).photos,
+            ...walk,
+          },
+        });
         throw error;
       }
       try {
-        const result = await enrolCrops(embedder, await galleryNode!.gallery(), command.name, choice.crops, choice.rejected, options);
+        const result = await enrolCrops(
+          embedder,
+          await galleryNode!.gallery(),
+          command.name,
+          choice.crops,
+          choice.rejected,
+          options,
+        );
         return { ...summary(result), ...walk };
       } catch (error) {
         if (error instanceof EnrolError) Object.assign(error, { report: { ...summary(error.result), ...walk } });
@@ -143,12 +184,20 @@ export = function register(RED: NodeAPI): void {
       switch (command?.action) {
         case 'enrol': {
           const images = Array.isArray(command.images) ? command.images : [];
-          if (!command.name || images.length === 0) throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.enrolArgs'));
-          const result = await enrolPerson(await pipelineFor(), gallery, command.name, images, await enrolOptions(command));
+          if (!command.name || images.length === 0)
+            throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.enrolArgs'));
+          const result = await enrolPerson(
+            await pipelineFor(),
+            gallery,
+            command.name,
+            images,
+            await enrolOptions(command),
+          );
           return summary(result);
         }
         case 'walkup':
-          if (!command.name || !command.camera) throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.walkupArgs'));
+          if (!command.name || !command.camera)
+            throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.walkupArgs'));
           return walkup(command);
         case 'forget': {
           const person = await gallery.forget(command.name);
@@ -159,37 +208,63 @@ export = function register(RED: NodeAPI): void {
           return { name: person.name, id: person.id, previous: command.name };
         }
         case 'list':
-          return { people: gallery.listPeople().map((p) => ({ id: p.id, name: p.name, photos: p.crops.length, updatedAt: p.updatedAt })) };
+          return {
+            people: gallery
+              .listPeople()
+              .map((p) => ({ id: p.id, name: p.name, photos: p.crops.length, updatedAt: p.updatedAt })),
+          };
         default:
           throw new CodedError('ERR_BAD_COMMAND', RED._('enrol.errors.action'));
       }
     }
 
     // Node-RED does not await a handler: the promise is dropped on purpose, every failure goes to done().
-    node.on('input', (raw, send, done) => void (async () => {
-      const msg = raw as NodeMessageInFlow & { payload: EnrolCommand };
-      const command = msg.payload;
-      try {
-        const result = await run(command);
-        msg.payload = { action: command.action, ok: true, ...result } as never;
-        showStatus(node, 'ok', RED._('enrol.status.done', { action: command.action, name: (command as { name?: string }).name ?? '' }));
-        send(msg);
-        done();
-      } catch (error) {
-        const report = (error as { report?: Record<string, unknown> }).report ?? (error instanceof EnrolError ? summary(error.result) : {});
-        const code = (error as { code?: string }).code ?? 'ERR_ENROL';
-        msg.payload = { action: command?.action, ok: false, error: { code, message: (error as Error).message }, ...report } as never;
-        send(msg);
-        fail(node, error, done);
-      }
-    })());
+    node.on(
+      'input',
+      (raw, send, done) =>
+        void (async () => {
+          const msg = raw as NodeMessageInFlow & { payload: EnrolCommand };
+          const command = msg.payload;
+          try {
+            const result = await run(command);
+            msg.payload = { action: command.action, ok: true, ...result } as never;
+            showStatus(
+              node,
+              'ok',
+              RED._('enrol.status.done', { action: command.action, name: (command as { name?: string }).name ?? '' }),
+            );
+            send(msg);
+            done();
+          } catch (error) {
+            const report =
+              (error as { report?: Record<string, unknown> }).report ??
+              (error instanceof EnrolError ? summary(error.result) : {});
+            const code = (error as { code?: string }).code ?? 'ERR_ENROL';
+            msg.payload = {
+              action: command?.action,
+              ok: false,
+              error: { code, message: (error as Error).message },
+              ...report,
+            } as never;
+            send(msg);
+            fail(node, error, done);
+          }
+        })(),
+    );
 
     node.on('close', (done: () => void) => {
       for (const cancel of [...cancels]) cancel();
       const closing = pipeline;
       pipeline = null;
       // The embedder belongs to the device config node: dispose only the detector.
-      void (closing ? closing.then((p) => p.disposeDetector(), () => undefined) : Promise.resolve()).finally(done);
+      void (
+        closing
+          ? closing.then(
+              (p) => p.disposeDetector(),
+              () => undefined,
+            )
+          : Promise.resolve()
+      ).finally(done);
     });
   }
   RED.nodes.registerType('enrol', Enrol as unknown as (this: Node, def: NodeDef) => void);

@@ -66,29 +66,46 @@ export = function register(RED: NodeAPI): void {
     };
     // Forgetting someone removes what the face library keeps of them too (their stored visits).
     const onForget = (change: GalleryChange) => {
-      if (change.kind === 'forget' && change.personId) personForgotten(this.directory, change.personId).catch((e) => node.warn(errorMessage(e)));
+      if (change.kind === 'forget' && change.personId)
+        personForgotten(this.directory, change.personId).catch((e) => node.warn(errorMessage(e)));
     };
-    this.gallery = retrying(async () => {
-      const gallery = await acquireGallery(this.directory);
-      if (closing) {
-        await releaseGallery(this.directory);
-        throw new Error(RED._('face-gallery.errors.closed'));
-      }
-      galleryHeld = true;
-      if (gallery.recovery) node.warn(RED._('face-gallery.warn.recovered', { dir: this.directory, reason: gallery.recovery.reason, people: gallery.recovery.people, crops: gallery.recovery.crops }));
-      gallery.on('warning', onWarning);
-      gallery.on('change', onForget);
-      return gallery;
-    }, (error) => node.error(RED._('face-gallery.errors.open', { dir: this.directory, error: errorMessage(error) })));
-    this.recognizer = retrying(async () => {
-      const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
-      // A threshold applied from the face library's Health page wins over this node's fields.
-      const applied = await appliedRecognition(this.directory);
-      const recognizer = await Recognizer.open(gallery, embedder, { ...this.recognitionSettings(), ...applied });
-      recognizer.on('error', (error) => node.error(RED._('face-gallery.errors.reload', { error: errorMessage(error) })));
-      recognizers.push(recognizer);
-      return recognizer;
-    }, () => undefined);
+    this.gallery = retrying(
+      async () => {
+        const gallery = await acquireGallery(this.directory);
+        if (closing) {
+          await releaseGallery(this.directory);
+          throw new Error(RED._('face-gallery.errors.closed'));
+        }
+        galleryHeld = true;
+        if (gallery.recovery)
+          node.warn(
+            RED._('face-gallery.warn.recovered', {
+              dir: this.directory,
+              reason: gallery.recovery.reason,
+              people: gallery.recovery.people,
+              crops: gallery.recovery.crops,
+            }),
+          );
+        gallery.on('warning', onWarning);
+        gallery.on('change', onForget);
+        return gallery;
+      },
+      (error) => node.error(RED._('face-gallery.errors.open', { dir: this.directory, error: errorMessage(error) })),
+    );
+    this.recognizer = retrying(
+      async () => {
+        const [gallery, embedder] = await Promise.all([this.gallery(), this.deviceNode().embedder()]);
+        // A threshold applied from the face library's Health page wins over this node's fields.
+        const applied = await appliedRecognition(this.directory);
+        const recognizer = await Recognizer.open(gallery, embedder, { ...this.recognitionSettings(), ...applied });
+        recognizer.on('error', (error) =>
+          node.error(RED._('face-gallery.errors.reload', { error: errorMessage(error) })),
+        );
+        recognizers.push(recognizer);
+        return recognizer;
+      },
+      () => undefined,
+    );
 
     const onWarning = (warning: string) => node.warn(warning);
 

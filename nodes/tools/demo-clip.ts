@@ -19,14 +19,17 @@ export function faceApiDemoDir(): string {
   try {
     return path.join(path.dirname(require.resolve('@vladmandic/face-api/package.json')), 'demo');
   } catch {
-    throw new Error('the demo clip is made from @vladmandic/face-api/demo photos: run "npm install" in the repository first');
+    throw new Error(
+      'the demo clip is made from @vladmandic/face-api/demo photos: run "npm install" in the repository first',
+    );
   }
 }
 
 export function demoClipSegments(dir = faceApiDemoDir()): ClipSegment[] {
   const photo = (n: number) => {
     const file = path.join(dir, `sample${n}.jpg`);
-    if (!fs.existsSync(file)) throw new Error(`the demo clip needs ${file} (from @vladmandic/face-api): run "npm install" in the repository`);
+    if (!fs.existsSync(file))
+      throw new Error(`the demo clip needs ${file} (from @vladmandic/face-api): run "npm install" in the repository`);
     return file;
   };
   return [

@@ -40,7 +40,10 @@ export function imagePath(imagesDir: string, name: string, number: number): stri
 
 /** Parses pairs.txt. `imagesDir` is where the person folders are. */
 export function parsePairs(text: string, imagesDir: string): PairList {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   const header = (lines.shift() ?? '').split(/\s+/).map(Number);
   if (header.length === 0 || !header.every((n) => Number.isInteger(n) && n > 0)) {
     throw new PairsFormatError('the first line of a pairs file gives the folds and the pairs per fold, e.g. "10 300"');
@@ -48,7 +51,9 @@ export function parsePairs(text: string, imagesDir: string): PairList {
   // LFW's View 1 files have a single count and one fold.
   const [folds, perKind] = header.length >= 2 ? header : [1, header[0]];
   if (lines.length !== folds * perKind * 2) {
-    throw new PairsFormatError(`the header promises ${folds} folds of ${perKind} + ${perKind} pairs (${folds * perKind * 2} lines), the file has ${lines.length}`);
+    throw new PairsFormatError(
+      `the header promises ${folds} folds of ${perKind} + ${perKind} pairs (${folds * perKind * 2} lines), the file has ${lines.length}`,
+    );
   }
   const pairs = lines.map((line, i): FacePair => {
     const fields = line.split(/\s+/);
@@ -59,9 +64,23 @@ export function parsePairs(text: string, imagesDir: string): PairList {
       if (!Number.isInteger(n) || n < 1) throw new PairsFormatError(`line ${i + 2}: "${v}" is not an image number`);
       return n;
     };
-    if (same && fields.length === 3) return { fold, same, a: imagePath(imagesDir, fields[0], number(fields[1])), b: imagePath(imagesDir, fields[0], number(fields[2])) };
-    if (!same && fields.length === 4) return { fold, same, a: imagePath(imagesDir, fields[0], number(fields[1])), b: imagePath(imagesDir, fields[2], number(fields[3])) };
-    throw new PairsFormatError(`line ${i + 2}: a ${same ? 'same-person line has 3' : 'different-person line has 4'} fields, got "${line}"`);
+    if (same && fields.length === 3)
+      return {
+        fold,
+        same,
+        a: imagePath(imagesDir, fields[0], number(fields[1])),
+        b: imagePath(imagesDir, fields[0], number(fields[2])),
+      };
+    if (!same && fields.length === 4)
+      return {
+        fold,
+        same,
+        a: imagePath(imagesDir, fields[0], number(fields[1])),
+        b: imagePath(imagesDir, fields[2], number(fields[3])),
+      };
+    throw new PairsFormatError(
+      `line ${i + 2}: a ${same ? 'same-person line has 3' : 'different-person line has 4'} fields, got "${line}"`,
+    );
   });
   return { folds, pairsPerFold: perKind * 2, pairs };
 }
@@ -100,10 +119,20 @@ function accuracyAt(scored: Scored[], t: number): number {
 export function bestThreshold(scored: Scored[]): number {
   const scores = [...new Set(scored.filter((p) => p.score !== null).map((p) => p.score!))].sort((a, b) => a - b);
   if (scores.length === 0) return 0;
-  const candidates = [scores[0] - 1e-6, ...scores.slice(1).map((s, i) => (s + scores[i]) / 2), scores[scores.length - 1] + 1e-6];
+  const candidates = [
+    scores[0] - 1e-6,
+    ...scores.slice(1).map((s, i) => (s + scores[i]) / 2),
+    scores[scores.length - 1] + 1e-6,
+  ];
   // Sweep once: count same pairs above and different pairs at or below each candidate.
-  const same = scored.filter((p) => p.same && p.score !== null).map((p) => p.score!).sort((a, b) => a - b);
-  const diff = scored.filter((p) => !p.same && p.score !== null).map((p) => p.score!).sort((a, b) => a - b);
+  const same = scored
+    .filter((p) => p.same && p.score !== null)
+    .map((p) => p.score!)
+    .sort((a, b) => a - b);
+  const diff = scored
+    .filter((p) => !p.same && p.score !== null)
+    .map((p) => p.score!)
+    .sort((a, b) => a - b);
   let best = candidates[0];
   let bestCorrect = -1;
   let s = 0;
@@ -111,7 +140,7 @@ export function bestThreshold(scored: Scored[]): number {
   for (const t of candidates) {
     while (s < same.length && same[s] <= t) s++;
     while (d < diff.length && diff[d] <= t) d++;
-    const correct = (same.length - s) + d;
+    const correct = same.length - s + d;
     if (correct > bestCorrect) {
       bestCorrect = correct;
       best = t;
@@ -121,7 +150,12 @@ export function bestThreshold(scored: Scored[]): number {
 }
 
 /** Runs the protocol given a cosine per pair (null when one of its images has no face). */
-export function verificationResult(list: PairList, scores: (number | null)[], noFace: number, images: number): PairsResult {
+export function verificationResult(
+  list: PairList,
+  scores: (number | null)[],
+  noFace: number,
+  images: number,
+): PairsResult {
   const scored: Scored[] = list.pairs.map((p, i) => ({ fold: p.fold, same: p.same, score: scores[i] }));
   const foldAccuracies: number[] = [];
   const thresholds: number[] = [];
@@ -129,7 +163,12 @@ export function verificationResult(list: PairList, scores: (number | null)[], no
     const train = list.folds > 1 ? scored.filter((p) => p.fold !== fold) : scored;
     const t = bestThreshold(train);
     thresholds.push(t);
-    foldAccuracies.push(accuracyAt(scored.filter((p) => p.fold === fold), t));
+    foldAccuracies.push(
+      accuracyAt(
+        scored.filter((p) => p.fold === fold),
+        t,
+      ),
+    );
   }
   const mean = foldAccuracies.reduce((a, b) => a + b, 0) / foldAccuracies.length;
   const std = Math.sqrt(foldAccuracies.reduce((a, v) => a + (v - mean) ** 2, 0) / foldAccuracies.length);
@@ -160,8 +199,11 @@ export function verificationResult(list: PairList, scores: (number | null)[], no
 const dot = (a: Float32Array, b: Float32Array): number => a.reduce((s, v, i) => s + v * b[i], 0);
 
 /** Describes each distinct image once (`describe` gives an L2-normalised embedding or null) and runs the protocol. */
-export async function evaluatePairs(list: PairList, describe: (file: string) => Promise<Float32Array | null>,
-  onProgress?: (done: number, total: number) => void): Promise<PairsResult & { msPerImage: number }> {
+export async function evaluatePairs(
+  list: PairList,
+  describe: (file: string) => Promise<Float32Array | null>,
+  onProgress?: (done: number, total: number) => void,
+): Promise<PairsResult & { msPerImage: number }> {
   const files = [...new Set(list.pairs.flatMap((p) => [p.a, p.b]))];
   const embeddings = new Map<string, Float32Array | null>();
   const started = performance.now();

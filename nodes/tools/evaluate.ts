@@ -25,12 +25,24 @@ export interface Dataset {
 
 export function readDataset(dir: string, shots = DEFAULT_SHOTS): Dataset {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`dataset folder not found: ${dir}`);
-  const images = (folder: string) => fs.readdirSync(folder).filter((f) => IMAGE_EXTENSIONS.test(f)).sort().map((f) => path.join(folder, f));
-  const folders = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
-  const identities = folders.filter((f) => !f.startsWith('_')).map((name) => {
-    const files = images(path.join(dir, name));
-    return { name, enrol: files.slice(0, shots), probes: files.slice(shots) };
-  }).filter((identity) => identity.enrol.length > 0);
+  const images = (folder: string) =>
+    fs
+      .readdirSync(folder)
+      .filter((f) => IMAGE_EXTENSIONS.test(f))
+      .sort()
+      .map((f) => path.join(folder, f));
+  const folders = fs
+    .readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+  const identities = folders
+    .filter((f) => !f.startsWith('_'))
+    .map((name) => {
+      const files = images(path.join(dir, name));
+      return { name, enrol: files.slice(0, shots), probes: files.slice(shots) };
+    })
+    .filter((identity) => identity.enrol.length > 0);
   const impostors = folders.includes('_unknown') ? images(path.join(dir, '_unknown')) : [];
   if (identities.length === 0) throw new Error(`no identity folders with images in ${dir}`);
   return { identities, impostors };
@@ -87,8 +99,12 @@ function accepts(c: Classification, threshold: number, margin: number): boolean 
  * DEFAULT_SHOTS). Each photo is described once per role, however many runs
  * use it.
  */
-export async function evaluateShots(dir: string, describe: DescribePhoto, shotsList: number[] = [DEFAULT_SHOTS],
-  options: EvalOptions = {}): Promise<EvalResult[]> {
+export async function evaluateShots(
+  dir: string,
+  describe: DescribePhoto,
+  shotsList: number[] = [DEFAULT_SHOTS],
+  options: EvalOptions = {},
+): Promise<EvalResult[]> {
   const datasets = shotsList.map((shots) => ({ shots, dataset: readDataset(dir, shots) }));
   const jobs = new Map<string, { file: string; role: 'enrol' | 'probe' }>();
   for (const { dataset } of datasets) {
@@ -104,11 +120,17 @@ export async function evaluateShots(dir: string, describe: DescribePhoto, shotsL
     described.set(key, await describe(file, role));
     options.onProgress?.(++done, jobs.size);
   }
-  return datasets.map(({ shots, dataset }) => score(dataset, shots, (file, role) => described.get(`${role}:${file}`) ?? null, options));
+  return datasets.map(({ shots, dataset }) =>
+    score(dataset, shots, (file, role) => described.get(`${role}:${file}`) ?? null, options),
+  );
 }
 
-function score(dataset: Dataset, shots: number, embeddingOf: (file: string, role: 'enrol' | 'probe') => Float32Array | null,
-  options: EvalOptions): EvalResult {
+function score(
+  dataset: Dataset,
+  shots: number,
+  embeddingOf: (file: string, role: 'enrol' | 'probe') => Float32Array | null,
+  options: EvalOptions,
+): EvalResult {
   const threshold = options.threshold ?? DEFAULT_THRESHOLD;
   const margin = options.margin ?? DEFAULT_MARGIN;
   let detectFailures = 0;
@@ -125,12 +147,16 @@ function score(dataset: Dataset, shots: number, embeddingOf: (file: string, role
       if (e) head.add(identity.name, e);
     }
   }
-  const probes = dataset.identities.flatMap((identity) => identity.probes.map((file) => {
-    const e = embedded(file, 'probe');
-    return { name: identity.name, result: e ? head.classify(e) : null };
-  }));
+  const probes = dataset.identities.flatMap((identity) =>
+    identity.probes.map((file) => {
+      const e = embedded(file, 'probe');
+      return { name: identity.name, result: e ? head.classify(e) : null };
+    }),
+  );
   // An impostor whose face is not found cannot be let in (it still counts in the FPIR's denominator).
-  const impostors = dataset.impostors.map((file) => embedded(file, 'probe')).filter((e): e is Float32Array => e !== null)
+  const impostors = dataset.impostors
+    .map((file) => embedded(file, 'probe'))
+    .filter((e): e is Float32Array => e !== null)
     .map((e) => head.classify(e));
   const probeCount = Math.max(1, probes.length);
   const impostorCount = Math.max(1, dataset.impostors.length);

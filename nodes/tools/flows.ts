@@ -63,7 +63,12 @@ export function nodeLabel(node: FlowNode): string {
  */
 export function nodeBox(node: FlowNode): { left: number; right: number; top: number; bottom: number } {
   const inputs = ['camera-in', 'inject', 'comment'].includes(node.type) ? 0 : 1;
-  const outputs = node.type === 'camera-in' || node.type === 'imprint-classify' ? 2 : Array.isArray(node.wires) ? node.wires.length : 0;
+  const outputs =
+    node.type === 'camera-in' || node.type === 'imprint-classify'
+      ? 2
+      : Array.isArray(node.wires)
+        ? node.wires.length
+        : 0;
   const width = Math.max(100, 20 * Math.ceil((nodeLabel(node).length * 8 + 50 + (inputs ? 7 : 0)) / 20));
   const height = Math.max(30, outputs * 15);
   const x = Number(node.x);
@@ -98,27 +103,71 @@ function laidOut(tab: string, rows: { nodes: FlowNode[]; indent?: number }[]): F
 
 export function recogniseFlow(prefix: string, options: RecogniseFlowOptions): FlowNode[] {
   const id = ids(prefix);
-  const comment: FlowNode = { id: id('comment'), type: 'comment', name: options.label, info: options.comment, wires: [] };
+  const comment: FlowNode = {
+    id: id('comment'),
+    type: 'comment',
+    name: options.label,
+    info: options.comment,
+    wires: [],
+  };
   const camera: FlowNode = {
-    id: id('camera'), type: 'camera-in', name: options.camera.name, url: options.camera.url, transport: 'tcp',
-    fps: String(options.camera.fps ?? SETTINGS['camera-in'].fps.default), maxWidth: dialogDefault('camera-in', 'maxWidth'),
-    stallSeconds: dialogDefault('camera-in', 'stallSeconds'), wires: [[id('align')], []],
+    id: id('camera'),
+    type: 'camera-in',
+    name: options.camera.name,
+    url: options.camera.url,
+    transport: 'tcp',
+    fps: String(options.camera.fps ?? SETTINGS['camera-in'].fps.default),
+    maxWidth: dialogDefault('camera-in', 'maxWidth'),
+    stallSeconds: dialogDefault('camera-in', 'stallSeconds'),
+    wires: [[id('align')], []],
   };
   const chain: FlowNode[] = [
     camera,
-    { id: id('align'), type: 'align', name: '', detector: options.detector, minFaceSize: '40', minScore: dialogDefault('align', 'minScore'),
-      maxFaces: dialogDefault('align', 'maxFaces'), tiles: false, wires: [[id('embed')]] },
-    { id: id('embed'), type: 'edgetpu-embed', name: '', device: id('device'), embedAll: false, reuseMs: dialogDefault('edgetpu-embed', 'reuseMs'), wires: [[id('classify')]] },
+    {
+      id: id('align'),
+      type: 'align',
+      name: '',
+      detector: options.detector,
+      minFaceSize: '40',
+      minScore: dialogDefault('align', 'minScore'),
+      maxFaces: dialogDefault('align', 'maxFaces'),
+      tiles: false,
+      wires: [[id('embed')]],
+    },
+    {
+      id: id('embed'),
+      type: 'edgetpu-embed',
+      name: '',
+      device: id('device'),
+      embedAll: false,
+      reuseMs: dialogDefault('edgetpu-embed', 'reuseMs'),
+      wires: [[id('classify')]],
+    },
     {
       // Output 2 (every frame) is off: a debug sidebar flooded with frames hides the visits.
-      id: id('classify'), type: 'imprint-classify', name: '', gallery: id('gallery'), confirmFrames: dialogDefault('imprint-classify', 'confirmFrames'),
-      unknownFrames: dialogDefault('imprint-classify', 'unknownFrames'), cooldown: dialogDefault('imprint-classify', 'cooldown'),
-      maxMissed: dialogDefault('imprint-classify', 'maxMissed'), perFrame: false, wires: [[id('visits')], [id('frames')]],
+      id: id('classify'),
+      type: 'imprint-classify',
+      name: '',
+      gallery: id('gallery'),
+      confirmFrames: dialogDefault('imprint-classify', 'confirmFrames'),
+      unknownFrames: dialogDefault('imprint-classify', 'unknownFrames'),
+      cooldown: dialogDefault('imprint-classify', 'cooldown'),
+      maxMissed: dialogDefault('imprint-classify', 'maxMissed'),
+      perFrame: false,
+      wires: [[id('visits')], [id('frames')]],
     },
     { id: id('visits'), type: 'debug', name: 'visits', active: true, tosidebar: true, complete: 'payload', wires: [] },
   ];
   // Under the visits debug: the per-frame debug, off, for whoever wants it (tick classify's Output 2 too).
-  const frames: FlowNode = { id: id('frames'), type: 'debug', name: 'every frame (off)', active: false, tosidebar: true, complete: 'faces', wires: [] };
+  const frames: FlowNode = {
+    id: id('frames'),
+    type: 'debug',
+    name: 'every frame (off)',
+    active: false,
+    tosidebar: true,
+    complete: 'faces',
+    wires: [],
+  };
   const rows: { nodes: FlowNode[]; indent?: number }[] = [{ nodes: [comment] }, { nodes: chain }];
   const chainRow = laidOut(prefix, rows)[rows[0].nodes.length + chain.length - 1];
   rows.push({ nodes: [frames], indent: Math.round(nodeBox(chainRow).left) - MARGIN });
@@ -126,20 +175,63 @@ export function recogniseFlow(prefix: string, options: RecogniseFlowOptions): Fl
     rows.push({
       nodes: [
         {
-          id: id('walkup'), type: 'inject', name: `walk-up: enrol Alice (${options.walkupSeconds ?? 10} s)`, props: [{ p: 'payload' }], repeat: '', once: false,
-          payload: JSON.stringify({ action: 'walkup', name: 'Alice', camera: options.camera.name, seconds: options.walkupSeconds ?? 10 }),
-          payloadType: 'json', wires: [[id('enrol')]],
+          id: id('walkup'),
+          type: 'inject',
+          name: `walk-up: enrol Alice (${options.walkupSeconds ?? 10} s)`,
+          props: [{ p: 'payload' }],
+          repeat: '',
+          once: false,
+          payload: JSON.stringify({
+            action: 'walkup',
+            name: 'Alice',
+            camera: options.camera.name,
+            seconds: options.walkupSeconds ?? 10,
+          }),
+          payloadType: 'json',
+          wires: [[id('enrol')]],
         },
-        { id: id('enrol'), type: 'enrol', name: '', gallery: id('gallery'), minPhotos: dialogDefault('enrol', 'minPhotos'), walkupSeconds: dialogDefault('enrol', 'walkupSeconds'), wires: [[id('report')]] },
-        { id: id('report'), type: 'debug', name: 'enrolment report', active: true, tosidebar: true, complete: 'payload', wires: [] },
+        {
+          id: id('enrol'),
+          type: 'enrol',
+          name: '',
+          gallery: id('gallery'),
+          minPhotos: dialogDefault('enrol', 'minPhotos'),
+          walkupSeconds: dialogDefault('enrol', 'walkupSeconds'),
+          wires: [[id('report')]],
+        },
+        {
+          id: id('report'),
+          type: 'debug',
+          name: 'enrolment report',
+          active: true,
+          tosidebar: true,
+          complete: 'payload',
+          wires: [],
+        },
       ],
     });
   }
   return [
     { id: prefix, type: 'tab', label: options.label, disabled: false, info: options.comment },
     ...laidOut(prefix, rows),
-    { id: id('device'), type: 'edgetpu-device', name: options.device === 'cpu' ? 'CPU' : 'Coral (auto)', device: options.device, performance: 'high', model: '', threads: '' },
-    { id: id('gallery'), type: 'face-gallery', name: 'people', path: options.galleryPath ?? '', threshold: '', margin: '', device: id('device') },
+    {
+      id: id('device'),
+      type: 'edgetpu-device',
+      name: options.device === 'cpu' ? 'CPU' : 'Coral (auto)',
+      device: options.device,
+      performance: 'high',
+      model: '',
+      threads: '',
+    },
+    {
+      id: id('gallery'),
+      type: 'face-gallery',
+      name: 'people',
+      path: options.galleryPath ?? '',
+      threshold: '',
+      margin: '',
+      device: id('device'),
+    },
   ];
 }
 
@@ -148,19 +240,77 @@ export function enrolFromFolderFlow(prefix: string): FlowNode[] {
   const command = (payload: unknown) => JSON.stringify(payload);
   const nodes: FlowNode[] = [
     {
-      id: id('comment'), type: 'comment', name: 'Enrol people from photos', wires: [],
-      info: 'Teach a person from 5-10 photos: edit the inject node (name and image paths, or send Buffers), then click it. ' +
+      id: id('comment'),
+      type: 'comment',
+      name: 'Enrol people from photos',
+      wires: [],
+      info:
+        'Teach a person from 5-10 photos: edit the inject node (name and image paths, or send Buffers), then click it. ' +
         'The enrol node reports per photo what was accepted and why anything was rejected. Forget, rename and list work the same way.',
     },
     {
-      id: id('enrol-alice'), type: 'inject', name: 'enrol Alice from photos', props: [{ p: 'payload' }],
-      payload: command({ action: 'enrol', name: 'Alice', images: ['/photos/alice/1.jpg', '/photos/alice/2.jpg', '/photos/alice/3.jpg', '/photos/alice/4.jpg', '/photos/alice/5.jpg'] }),
-      payloadType: 'json', repeat: '', once: false, wires: [[id('enrol')]],
+      id: id('enrol-alice'),
+      type: 'inject',
+      name: 'enrol Alice from photos',
+      props: [{ p: 'payload' }],
+      payload: command({
+        action: 'enrol',
+        name: 'Alice',
+        images: [
+          '/photos/alice/1.jpg',
+          '/photos/alice/2.jpg',
+          '/photos/alice/3.jpg',
+          '/photos/alice/4.jpg',
+          '/photos/alice/5.jpg',
+        ],
+      }),
+      payloadType: 'json',
+      repeat: '',
+      once: false,
+      wires: [[id('enrol')]],
     },
-    { id: id('list'), type: 'inject', name: 'list people', props: [{ p: 'payload' }], payload: command({ action: 'list' }), payloadType: 'json', repeat: '', once: false, wires: [[id('enrol')]] },
-    { id: id('rename'), type: 'inject', name: 'rename Alice to Alice Smith', props: [{ p: 'payload' }], payload: command({ action: 'rename', name: 'Alice', newName: 'Alice Smith' }), payloadType: 'json', repeat: '', once: false, wires: [[id('enrol')]] },
-    { id: id('forget'), type: 'inject', name: 'forget Alice', props: [{ p: 'payload' }], payload: command({ action: 'forget', name: 'Alice' }), payloadType: 'json', repeat: '', once: false, wires: [[id('enrol')]] },
-    { id: id('enrol'), type: 'enrol', name: '', gallery: id('gallery'), minPhotos: dialogDefault('enrol', 'minPhotos'), walkupSeconds: dialogDefault('enrol', 'walkupSeconds'), wires: [[id('report')]] },
+    {
+      id: id('list'),
+      type: 'inject',
+      name: 'list people',
+      props: [{ p: 'payload' }],
+      payload: command({ action: 'list' }),
+      payloadType: 'json',
+      repeat: '',
+      once: false,
+      wires: [[id('enrol')]],
+    },
+    {
+      id: id('rename'),
+      type: 'inject',
+      name: 'rename Alice to Alice Smith',
+      props: [{ p: 'payload' }],
+      payload: command({ action: 'rename', name: 'Alice', newName: 'Alice Smith' }),
+      payloadType: 'json',
+      repeat: '',
+      once: false,
+      wires: [[id('enrol')]],
+    },
+    {
+      id: id('forget'),
+      type: 'inject',
+      name: 'forget Alice',
+      props: [{ p: 'payload' }],
+      payload: command({ action: 'forget', name: 'Alice' }),
+      payloadType: 'json',
+      repeat: '',
+      once: false,
+      wires: [[id('enrol')]],
+    },
+    {
+      id: id('enrol'),
+      type: 'enrol',
+      name: '',
+      gallery: id('gallery'),
+      minPhotos: dialogDefault('enrol', 'minPhotos'),
+      walkupSeconds: dialogDefault('enrol', 'walkupSeconds'),
+      wires: [[id('report')]],
+    },
     { id: id('report'), type: 'debug', name: 'report', active: true, tosidebar: true, complete: 'payload', wires: [] },
   ];
   const [comment, ...injects] = nodes.slice(0, 5);
@@ -170,12 +320,32 @@ export function enrolFromFolderFlow(prefix: string): FlowNode[] {
   const placed = laidOut(prefix, [{ nodes: [comment] }, ...column]);
   const right = Math.max(...placed.slice(1).map((n) => nodeBox(n).right));
   const middle = placed[1 + Math.floor(injects.length / 2)].y as number;
-  const tail = laidOut(prefix, [{ nodes: [enrol, report], indent: right + GAP - MARGIN }]).map((n) => ({ ...n, y: middle }));
+  const tail = laidOut(prefix, [{ nodes: [enrol, report], indent: right + GAP - MARGIN }]).map((n) => ({
+    ...n,
+    y: middle,
+  }));
   return [
     { id: prefix, type: 'tab', label: 'Enrol from photos', disabled: false, info: '' },
-    ...placed, ...tail,
-    { id: id('device'), type: 'edgetpu-device', name: 'Coral (auto)', device: 'auto', performance: 'high', model: '', threads: '' },
-    { id: id('gallery'), type: 'face-gallery', name: 'people', path: '', threshold: '', margin: '', device: id('device') },
+    ...placed,
+    ...tail,
+    {
+      id: id('device'),
+      type: 'edgetpu-device',
+      name: 'Coral (auto)',
+      device: 'auto',
+      performance: 'high',
+      model: '',
+      threads: '',
+    },
+    {
+      id: id('gallery'),
+      type: 'face-gallery',
+      name: 'people',
+      path: '',
+      threshold: '',
+      margin: '',
+      device: id('device'),
+    },
   ];
 }
 
@@ -184,7 +354,8 @@ export function exampleFlows(): Record<string, FlowNode[]> {
   return {
     'recognise-rtsp-camera': recogniseFlow('ex-rtsp', {
       label: 'Recognise faces from an RTSP camera',
-      comment: 'Set the camera URL (and user/password, kept in Node-RED credentials) in camera-in. Output 1 of imprint-classify ' +
+      comment:
+        'Set the camera URL (and user/password, kept in Node-RED credentials) in camera-in. Output 1 of imprint-classify ' +
         'sends one message per visit: recognized, unknown, left. Use the near detector for a doorbell, far for a yard camera.',
       camera: { name: 'front_door', url: 'rtsp://192.0.2.10:554/stream1' },
       detector: 'short',
@@ -193,7 +364,8 @@ export function exampleFlows(): Record<string, FlowNode[]> {
     'enrol-from-folder': enrolFromFolderFlow('ex-folder'),
     'walk-up-enrolment': recogniseFlow('ex-walkup', {
       label: 'Walk-up enrolment',
-      comment: 'Click the inject node, then walk past the camera for 10 s: every face that passes the quality gate is ' +
+      comment:
+        'Click the inject node, then walk past the camera for 10 s: every face that passes the quality gate is ' +
         'taken (two a second at most) and Alice is enrolled. The report says which frames were accepted and why others were not.',
       camera: { name: 'hall', url: 'rtsp://192.0.2.11:554/stream1' },
       detector: 'short',
@@ -202,7 +374,8 @@ export function exampleFlows(): Record<string, FlowNode[]> {
     }),
     'cpu-only': recogniseFlow('ex-cpu', {
       label: 'Recognise without a Coral (CPU only)',
-      comment: 'The same flow on the CPU: device "cpu" in the edgetpu-device config. MobileFaceNet with XNNPACK takes about ' +
+      comment:
+        'The same flow on the CPU: device "cpu" in the edgetpu-device config. MobileFaceNet with XNNPACK takes about ' +
         '6 ms per face on two cores, so a few cameras at 5 fps need no Coral.',
       camera: { name: 'garden', url: 'rtsp://192.0.2.12:554/stream1' },
       detector: 'full',
@@ -215,7 +388,8 @@ export function exampleFlows(): Record<string, FlowNode[]> {
 export function demoFlow(clip: string, galleryPath: string): FlowNode[] {
   return recogniseFlow('demo', {
     label: 'coral-face demo',
-    comment: 'A looping 20 s clip made from photos stands in for a camera: 8 s of one woman walking up to it, then four ' +
+    comment:
+      'A looping 20 s clip made from photos stands in for a camera: 8 s of one woman walking up to it, then four ' +
       'group photos of strangers. Open the camera-in node to see the live view with boxes and names. Everyone is ' +
       '"unknown" until enrolled: click the walk-up inject (it watches one loop) to enrol the woman who walks up as ' +
       'Alice; the debug sidebar then shows "recognized Alice" within a loop, on the same visit if she is on screen.',
@@ -255,26 +429,64 @@ export function homeAssistantChain(options: HaChainOptions): FlowNode[] {
   const { id } = options;
   return [
     {
-      id: id('camera-in'), type: 'camera-in', name: options.camera.name, url: options.camera.url, transport: 'tcp',
-      fps: dialogDefault('camera-in', 'fps'), maxWidth: dialogDefault('camera-in', 'maxWidth'),
-      stallSeconds: dialogDefault('camera-in', 'stallSeconds'), wires: [[id('align')], [id('ha-face-entities')]],
+      id: id('camera-in'),
+      type: 'camera-in',
+      name: options.camera.name,
+      url: options.camera.url,
+      transport: 'tcp',
+      fps: dialogDefault('camera-in', 'fps'),
+      maxWidth: dialogDefault('camera-in', 'maxWidth'),
+      stallSeconds: dialogDefault('camera-in', 'stallSeconds'),
+      wires: [[id('align')], [id('ha-face-entities')]],
     },
     {
-      id: id('align'), type: 'align', name: '', detector: options.detector, minScore: dialogDefault('align', 'minScore'),
-      maxFaces: dialogDefault('align', 'maxFaces'), minFaceSize: FLOW_MIN_FACE_SIZE, tiles: false, minSharpness: '', maxYaw: '',
+      id: id('align'),
+      type: 'align',
+      name: '',
+      detector: options.detector,
+      minScore: dialogDefault('align', 'minScore'),
+      maxFaces: dialogDefault('align', 'maxFaces'),
+      minFaceSize: FLOW_MIN_FACE_SIZE,
+      tiles: false,
+      minSharpness: '',
+      maxYaw: '',
       wires: [[id('edgetpu-embed')]],
     },
-    { id: id('edgetpu-embed'), type: 'edgetpu-embed', name: '', device: options.device, embedAll: false, wires: [[id('imprint-classify')]] },
     {
-      id: id('imprint-classify'), type: 'imprint-classify', name: '', gallery: options.gallery,
-      confirmFrames: dialogDefault('imprint-classify', 'confirmFrames'), unknownFrames: dialogDefault('imprint-classify', 'unknownFrames'),
-      cooldown: dialogDefault('imprint-classify', 'cooldown'), maxMissed: dialogDefault('imprint-classify', 'maxMissed'), perFrame: false,
+      id: id('edgetpu-embed'),
+      type: 'edgetpu-embed',
+      name: '',
+      device: options.device,
+      embedAll: false,
+      wires: [[id('imprint-classify')]],
+    },
+    {
+      id: id('imprint-classify'),
+      type: 'imprint-classify',
+      name: '',
+      gallery: options.gallery,
+      confirmFrames: dialogDefault('imprint-classify', 'confirmFrames'),
+      unknownFrames: dialogDefault('imprint-classify', 'unknownFrames'),
+      cooldown: dialogDefault('imprint-classify', 'cooldown'),
+      maxMissed: dialogDefault('imprint-classify', 'maxMissed'),
+      perFrame: false,
       wires: [[id('ha-face-entities')], []],
     },
     {
-      id: id('ha-face-entities'), type: 'ha-face-entities', name: '', broker: options.broker, caFile: '', rejectUnauthorized: true,
-      discoveryPrefix: 'homeassistant', baseTopic: 'coral-face', camera: options.camera.name, deviceId: '', gallery: options.gallery,
-      offDelay: dialogDefault('ha-face-entities', 'offDelay'), retainImage: true, wires: [],
+      id: id('ha-face-entities'),
+      type: 'ha-face-entities',
+      name: '',
+      broker: options.broker,
+      caFile: '',
+      rejectUnauthorized: true,
+      discoveryPrefix: 'homeassistant',
+      baseTopic: 'coral-face',
+      camera: options.camera.name,
+      deviceId: '',
+      gallery: options.gallery,
+      offDelay: dialogDefault('ha-face-entities', 'offDelay'),
+      retainImage: true,
+      wires: [],
     },
   ];
 }

@@ -17,7 +17,9 @@ export function listImages(dir: string): string[] | undefined {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) return undefined;
   const found: string[] = [];
   const walk = (folder: string) => {
-    for (const entry of fs.readdirSync(folder, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    for (const entry of fs
+      .readdirSync(folder, { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       const full = path.join(folder, entry.name);
       if (entry.isDirectory()) walk(full);
       else if (IMAGE_EXTENSIONS.test(entry.name)) found.push(full);

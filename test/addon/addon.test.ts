@@ -33,7 +33,11 @@ function shellScripts(): string[] {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(file);
-      else if (/\.(sh|bash)$/.test(entry.name) || /^#!.*\b(ba|da)?sh\b/.test(fs.readFileSync(file, 'latin1').slice(0, 80))) found.push(file);
+      else if (
+        /\.(sh|bash)$/.test(entry.name) ||
+        /^#!.*\b(ba|da)?sh\b/.test(fs.readFileSync(file, 'latin1').slice(0, 80))
+      )
+        found.push(file);
     }
   };
   walk(ADDON);
@@ -46,15 +50,16 @@ function pngSize(file: string): { width: number; height: number } {
   return { width: data.readUInt32BE(16), height: data.readUInt32BE(20) };
 }
 
-
 function get(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
+    http
+      .get(url, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
   });
 }
 
@@ -81,7 +86,11 @@ describe('Home Assistant app: config.yaml and translations', () => {
       ['unknown option type', (c) => (c.schema.threshold = 'floaty?'), /schema.threshold: unknown option type/],
       ['option without schema', (c) => (c.options.extra = 1), /options.extra: has no schema entry/],
       ['optional with a default', (c) => (c.options.threshold = 0.5), /schema.threshold: optional/],
-      ['default of the wrong type', (c) => (c.options.detector = 'sideways'), /options.detector: "sideways" is not one of near\|far/],
+      [
+        'default of the wrong type',
+        (c) => (c.options.detector = 'sideways'),
+        /options.detector: "sideways" is not one of near\|far/,
+      ],
       ['map type typo', (c) => (c.map = [{ type: 'medias', read_only: true }]), /map\[0\]/],
       ['three levels of options', (c) => (c.schema.cameras[0].extra = { deeper: ['str'] }), /deeper than two levels/],
     ];
@@ -89,7 +98,10 @@ describe('Home Assistant app: config.yaml and translations', () => {
       const copy = clone(config);
       mutate(copy);
       const problems = validateConfig(copy);
-      assert.ok(problems.some((p) => expected.test(p)), `${what}: expected ${expected} in ${JSON.stringify(problems)}`);
+      assert.ok(
+        problems.some((p) => expected.test(p)),
+        `${what}: expected ${expected} in ${JSON.stringify(problems)}`,
+      );
     }
   });
 
@@ -113,7 +125,17 @@ describe('Home Assistant app: config.yaml and translations', () => {
     assert.match(fs.readFileSync(START_SCRIPT, 'utf8'), /CORAL_FACE_PORT:-1880/);
     assert.match(config.watchdog, /^http:\/\/\[HOST\]:\[PORT:1880\]\/coral-face\/health$/);
     // Ingress only: no published port, no extra APIs, no full access.
-    for (const key of ['ports', 'webui', 'host_network', 'full_access', 'privileged', 'docker_api', 'hassio_api', 'homeassistant_api', 'auth_api']) {
+    for (const key of [
+      'ports',
+      'webui',
+      'host_network',
+      'full_access',
+      'privileged',
+      'docker_api',
+      'hassio_api',
+      'homeassistant_api',
+      'auth_api',
+    ]) {
       assert.ok(!config[key], `${key} is not needed`);
     }
     // /data is always mapped (and backed up); photos for enrolment come read-only from media/share.
@@ -124,14 +146,35 @@ describe('Home Assistant app: config.yaml and translations', () => {
     assert.deepEqual(validateOptions(config.schema, config.options), []);
     const full = {
       ...config.options,
-      cameras: [{ name: 'Front door', url: 'rtsp://192.0.2.10/stream1', user: 'admin', password: 'pw' }, { name: 'Garden', url: 'rtsp://192.0.2.11/s' }],
-      threshold: 0.55, margin: 0.05, coral_device: 'usb:1', performance: 'max', accept_max_frequency_terms: true,
+      cameras: [
+        { name: 'Front door', url: 'rtsp://192.0.2.10/stream1', user: 'admin', password: 'pw' },
+        { name: 'Garden', url: 'rtsp://192.0.2.11/s' },
+      ],
+      threshold: 0.55,
+      margin: 0.05,
+      coral_device: 'usb:1',
+      performance: 'max',
+      accept_max_frequency_terms: true,
     };
     assert.deepEqual(validateOptions(config.schema, full), []);
-    const problems = validateOptions(config.schema, { ...full, threshold: 1.5, coral_device: 'tpu', cameras: [{ url: 'rtsp://x' }] });
-    assert.ok(problems.some((p) => /threshold/.test(p)), problems.join('\n'));
-    assert.ok(problems.some((p) => /coral_device/.test(p)), problems.join('\n'));
-    assert.ok(problems.some((p) => /cameras\[0\]\.name: required/.test(p)), problems.join('\n'));
+    const problems = validateOptions(config.schema, {
+      ...full,
+      threshold: 1.5,
+      coral_device: 'tpu',
+      cameras: [{ url: 'rtsp://x' }],
+    });
+    assert.ok(
+      problems.some((p) => /threshold/.test(p)),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => /coral_device/.test(p)),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => /cameras\[0\]\.name: required/.test(p)),
+      problems.join('\n'),
+    );
   });
 
   it('translations/en.yaml names and describes every option, nested fields included', () => {
@@ -143,7 +186,10 @@ describe('Home Assistant app: config.yaml and translations', () => {
     const problems = validateTranslations(missing, config.schema);
     assert.ok(problems.includes('configuration.margin: no translation'), problems.join('\n'));
     assert.ok(problems.includes('configuration.cameras.fields.password: no translation'), problems.join('\n'));
-    assert.ok(problems.some((p) => /configuration.bogus: translation for an option/.test(p)), problems.join('\n'));
+    assert.ok(
+      problems.some((p) => /configuration.bogus: translation for an option/.test(p)),
+      problems.join('\n'),
+    );
   });
 
   it('DOCS.md has a section per option and says what was not verified; CHANGELOG has this version', () => {
@@ -169,7 +215,9 @@ describe('Home Assistant app: scripts, AppArmor and image recipe', () => {
     assert.equal(version.status, 0, 'shellcheck is not installed (apt-get install -y shellcheck); .ci/run installs it');
     const scripts = shellScripts();
     assert.ok(scripts.includes(START_SCRIPT), `the start script is found: ${scripts.join(', ')}`);
-    const result = spawnSync('shellcheck', ['--severity=style', '--external-sources', ...scripts], { encoding: 'utf8' });
+    const result = spawnSync('shellcheck', ['--severity=style', '--external-sources', ...scripts], {
+      encoding: 'utf8',
+    });
     assert.equal(result.status, 0, `shellcheck:\n${result.stdout}${result.stderr}`);
   });
 
@@ -182,7 +230,15 @@ describe('Home Assistant app: scripts, AppArmor and image recipe', () => {
   it('the AppArmor profile is named after the slug and allows the Coral devices', function () {
     const profile = fs.readFileSync(path.join(ADDON, 'apparmor.txt'), 'utf8');
     assert.match(profile, /^profile coral_face flags=\(attach_disconnected,mediate_deleted\) \{/m);
-    for (const rule of ['/dev/apex_* rw,', '/dev/bus/usb/** rw,', '/sys/bus/usb/** r,', '/usr/bin/** ix,', '/opt/libedgetpu-max/** rm,', '/data/{,**} rwk,', 'network inet stream,']) {
+    for (const rule of [
+      '/dev/apex_* rw,',
+      '/dev/bus/usb/** rw,',
+      '/sys/bus/usb/** r,',
+      '/usr/bin/** ix,',
+      '/opt/libedgetpu-max/** rm,',
+      '/data/{,**} rwk,',
+      'network inet stream,',
+    ]) {
       assert.ok(profile.includes(rule), `apparmor.txt has ${rule}`);
     }
     const parser = spawnSync('apparmor_parser', ['--version'], { encoding: 'utf8' });
@@ -250,14 +306,22 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
   const assertNoPasswords = () => {
     for (const file of [sandbox.flowsFile, sandbox.settingsFile]) {
       const text = fs.readFileSync(file, 'utf8');
-      for (const secret of PASSWORDS) assert.ok(!text.includes(secret), `${path.basename(file)} must not contain ${secret}`);
+      for (const secret of PASSWORDS)
+        assert.ok(!text.includes(secret), `${path.basename(file)} must not contain ${secret}`);
     }
-    assert.ok(!fs.readFileSync(sandbox.settingsFile, 'utf8').includes(sandbox.secret()), 'settings.js reads the secret, never holds it');
+    assert.ok(
+      !fs.readFileSync(sandbox.settingsFile, 'utf8').includes(sandbox.secret()),
+      'settings.js reads the secret, never holds it',
+    );
   };
 
   before(async () => {
     for (const tool of ['bash', 'jq', 'curl']) {
-      assert.equal(spawnSync(tool, ['--version']).status, 0, `${tool} is needed to run the start script (apt-get install -y ${tool})`);
+      assert.equal(
+        spawnSync(tool, ['--version']).status,
+        0,
+        `${tool} is needed to run the start script (apt-get install -y ${tool})`,
+      );
     }
     supervisor = await startSupervisorStub(TOKEN, MQTT);
   });
@@ -275,13 +339,16 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     assert.equal(run.status, 0, run.stderr);
     assert.ok(run.record, `node-red was exec'd\n${run.stderr}`);
     assert.deepEqual(run.record.argv, ['--userDir', sandbox.userDir, '--settings', sandbox.settingsFile]);
-    assert.equal(run.record.env.CORAL_FACE_MQTT, undefined, 'the MQTT password does not reach Node-RED\'s environment');
+    assert.equal(run.record.env.CORAL_FACE_MQTT, undefined, "the MQTT password does not reach Node-RED's environment");
     assert.equal(run.record.env.CORAL_EDGETPU_LIBRARY, undefined);
     assert.equal(run.record.env.NODE_RED_DISABLE_TELEMETRY, '1');
     // It asked the Supervisor with its token.
-    assert.deepEqual(supervisor.requests, [{ method: 'GET', path: '/services/mqtt', authorization: `Bearer ${TOKEN}`, status: 200 }]);
+    assert.deepEqual(supervisor.requests, [
+      { method: 'GET', path: '/services/mqtt', authorization: `Bearer ${TOKEN}`, status: 200 },
+    ]);
 
-    for (const file of [sandbox.settingsFile, sandbox.flowsFile, sandbox.credFile]) assert.ok(fs.existsSync(file), file);
+    for (const file of [sandbox.settingsFile, sandbox.flowsFile, sandbox.credFile])
+      assert.ok(fs.existsSync(file), file);
     assert.equal(fs.statSync(sandbox.secretFile).mode & 0o777, 0o600);
     assert.equal(fs.statSync(sandbox.credFile).mode & 0o777, 0o600);
     assert.match(sandbox.secret(), /^[0-9a-f]{64}$/);
@@ -294,24 +361,47 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     const device = flows.get(ownedId('edgetpu-device'))!;
     const gallery = flows.get(ownedId('face-gallery'))!;
     assert.equal(flows.get(tab)!.type, 'tab');
-    assert.deepEqual({ device: device.device, performance: device.performance }, { device: 'cpu', performance: 'high' });
-    assert.deepEqual({ path: gallery.path, threshold: gallery.threshold, margin: gallery.margin, device: gallery.device },
-      { path: path.join(sandbox.data, 'gallery'), threshold: '0.55', margin: '', device: device.id });
+    assert.deepEqual(
+      { device: device.device, performance: device.performance },
+      { device: 'cpu', performance: 'high' },
+    );
+    assert.deepEqual(
+      { path: gallery.path, threshold: gallery.threshold, margin: gallery.margin, device: gallery.device },
+      { path: path.join(sandbox.data, 'gallery'), threshold: '0.55', margin: '', device: device.id },
+    );
     for (const camera of ['front_door', 'back_yard']) {
       const [cam, align, embed, classify, ha] = ROLES.map((r) => flows.get(ownedId(r, camera))!);
       for (const n of [cam, align, embed, classify, ha]) assert.equal(n.z, tab, `${n.type} is on the app's tab`);
       assert.equal(cam.name, camera);
-      assert.deepEqual(cam.wires, [[align.id], [ha.id]], "frames to align, stream status to Home Assistant");
+      assert.deepEqual(cam.wires, [[align.id], [ha.id]], 'frames to align, stream status to Home Assistant');
       assert.equal(align.detector, 'full');
       assert.deepEqual(align.wires, [[embed.id]]);
       assert.equal(embed.device, device.id);
       assert.deepEqual(embed.wires, [[classify.id]]);
       assert.equal(classify.gallery, gallery.id);
       assert.deepEqual(classify.wires, [[ha.id], []]);
-      assert.deepEqual({ broker: ha.broker, discoveryPrefix: ha.discoveryPrefix, baseTopic: ha.baseTopic, camera: ha.camera, gallery: ha.gallery },
-        { broker: 'mqtt://127.0.0.1:9', discoveryPrefix: 'homeassistant', baseTopic: 'coral-face', camera, gallery: gallery.id });
+      assert.deepEqual(
+        {
+          broker: ha.broker,
+          discoveryPrefix: ha.discoveryPrefix,
+          baseTopic: ha.baseTopic,
+          camera: ha.camera,
+          gallery: ha.gallery,
+        },
+        {
+          broker: 'mqtt://127.0.0.1:9',
+          discoveryPrefix: 'homeassistant',
+          baseTopic: 'coral-face',
+          camera,
+          gallery: gallery.id,
+        },
+      );
     }
-    assert.equal(flows.get(ownedId('camera-in', 'front_door'))!.url, 'rtsp://127.0.0.1:9/stream1', 'login taken out of the URL');
+    assert.equal(
+      flows.get(ownedId('camera-in', 'front_door'))!.url,
+      'rtsp://127.0.0.1:9/stream1',
+      'login taken out of the URL',
+    );
 
     const creds = sandbox.credentials();
     assert.deepEqual(creds[ownedId('camera-in', 'front_door')], { user: 'viewer', password: 'inline-url-password' });
@@ -333,15 +423,24 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       if (fs.existsSync(file)) return require(file);
       standIns.push(type);
-      return (RED: any) => RED.nodes.registerType(type, function (this: any, config: any) { RED.nodes.createNode(this, config); this.config = config; },
-        { credentials: { user: { type: 'text' }, password: { type: 'password' } } });
+      return (RED: any) =>
+        RED.nodes.registerType(
+          type,
+          function (this: any, config: any) {
+            RED.nodes.createNode(this, config);
+            this.config = config;
+          },
+          { credentials: { user: { type: 'text' }, password: { type: 'password' } } },
+        );
     });
     if (standIns.length) console.log(`      (stand-ins for node types not built yet: ${standIns.join(', ')})`);
 
     // Node-RED decrypts flows_cred.json with settings.credentialSecret: give it the secret the app generated.
     const secret = sandbox.secret();
     const runtimeSettings = (helper as any)._RED.settings;
-    (helper as any).settings({ get: (key: string) => (key === 'credentialSecret' ? secret : runtimeSettings.get(key)) });
+    (helper as any).settings({
+      get: (key: string) => (key === 'credentialSecret' ? secret : runtimeSettings.get(key)),
+    });
     await new Promise<void>((resolve, reject) => helper.startServer((e) => (e ? reject(e) : resolve())));
     try {
       await helper.load(modules, flows, storedCredentials);
@@ -351,9 +450,18 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
         assert.equal(node.type, n.type);
         if (n.wires) assert.deepEqual(node.wires, n.wires, `${n.type} wires`);
       }
-      assert.deepEqual(helper.getNode(ownedId('camera-in', 'back_yard')).credentials, { user: 'back-user', password: 'back-camera-password' });
-      assert.deepEqual(helper.getNode(ownedId('camera-in', 'front_door')).credentials, { user: 'viewer', password: 'inline-url-password' });
-      assert.deepEqual(helper.getNode(ownedId('ha-face-entities', 'back_yard')).credentials, { user: 'addons', password: MQTT.password });
+      assert.deepEqual(helper.getNode(ownedId('camera-in', 'back_yard')).credentials, {
+        user: 'back-user',
+        password: 'back-camera-password',
+      });
+      assert.deepEqual(helper.getNode(ownedId('camera-in', 'front_door')).credentials, {
+        user: 'viewer',
+        password: 'inline-url-password',
+      });
+      assert.deepEqual(helper.getNode(ownedId('ha-face-entities', 'back_yard')).credentials, {
+        user: 'addons',
+        password: MQTT.password,
+      });
       // A message through the chain's wiring: align -> embed is connected in the running flow.
       const embedId = ownedId('edgetpu-embed', 'front_door');
       const reached = new Promise<void>((resolve) => helper.getNode(embedId).on('input', () => resolve()));
@@ -383,11 +491,19 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     assert.equal(settings.userDir, sandbox.userDir);
     assert.equal(settings.adminAuth, undefined, 'Home Assistant ingress authenticates users');
     assert.deepEqual(settings.httpServerOptions, { 'trust proxy': '172.30.32.2' });
-    for (const [address, allowed] of [['172.30.32.2', true], ['::ffff:172.30.32.2', true], ['127.0.0.1', true], ['172.30.32.1', false], ['192.168.1.50', false]] as const) {
+    for (const [address, allowed] of [
+      ['172.30.32.2', true],
+      ['::ffff:172.30.32.2', true],
+      ['127.0.0.1', true],
+      ['172.30.32.1', false],
+      ['192.168.1.50', false],
+    ] as const) {
       assert.equal(settings.coralFace.clientAllowed(address), allowed, address);
     }
 
-    const child: ChildProcess = spawn(process.execPath, [require.resolve('node-red/red.js'), ...run.record!.argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(process.execPath, [require.resolve('node-red/red.js'), ...run.record!.argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout!.on('data', (c) => (output += c));
     child.stderr!.on('data', (c) => (output += c));
@@ -405,10 +521,20 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
       assert.match(editor.body, /<title>Coral Face<\/title>/);
       const served = await get(`http://127.0.0.1:${port}/flows`);
       assert.equal(served.status, 200);
-      assert.deepEqual(JSON.parse(served.body).map((n: any) => n.id).sort(), sandbox.flows().map((n) => n.id).sort());
+      assert.deepEqual(
+        JSON.parse(served.body)
+          .map((n: any) => n.id)
+          .sort(),
+        sandbox
+          .flows()
+          .map((n) => n.id)
+          .sort(),
+      );
       assert.doesNotMatch(output, /credentials|decrypt/i, 'Node-RED read flows_cred.json without complaint');
       // Any address other than ingress/loopback is refused, editor and health alike.
-      const external = Object.values(os.networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal);
+      const external = Object.values(os.networkInterfaces())
+        .flat()
+        .find((i) => i && i.family === 'IPv4' && !i.internal);
       if (external) {
         assert.equal((await get(`http://${external.address}:${port}/`)).status, 403);
         assert.equal((await get(`http://${external.address}:${port}/coral-face/health`)).status, 403);
@@ -419,7 +545,7 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     }
   });
 
-  it('a second start keeps the user\'s changes, follows changed options and drops removed cameras', async () => {
+  it("a second start keeps the user's changes, follows changed options and drops removed cameras", async () => {
     sandbox.writeOptions(options());
     assert.equal((await sandbox.run(env())).status, 0);
     const tab = ownedId('tab');
@@ -436,21 +562,47 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     node(front('imprint-classify')).wires = [[front('ha-face-entities')], ['user-debug']];
     node(back('imprint-classify')).wires[0].push('user-debug');
     flows.push(
-      { id: 'user-debug', type: 'debug', z: tab, name: 'mine', active: true, tosidebar: true, complete: 'payload', x: 900, y: 300, wires: [] },
-      { id: 'user-fn', type: 'function', z: tab, name: 'to back align', func: 'return msg;', outputs: 1, x: 100, y: 300, wires: [[back('align'), 'user-debug']] },
+      {
+        id: 'user-debug',
+        type: 'debug',
+        z: tab,
+        name: 'mine',
+        active: true,
+        tosidebar: true,
+        complete: 'payload',
+        x: 900,
+        y: 300,
+        wires: [],
+      },
+      {
+        id: 'user-fn',
+        type: 'function',
+        z: tab,
+        name: 'to back align',
+        func: 'return msg;',
+        outputs: 1,
+        x: 100,
+        y: 300,
+        wires: [[back('align'), 'user-debug']],
+      },
       { id: 'user-broker', type: 'mqtt-broker', name: 'my broker', broker: '192.0.2.5', port: '1883' },
     );
     sandbox.writeFlows(flows);
-    sandbox.writeCredentials({ ...sandbox.credentials(), 'user-broker': { user: 'me', password: 'user-broker-password' } });
+    sandbox.writeCredentials({
+      ...sandbox.credentials(),
+      'user-broker': { user: 'me', password: 'user-broker-password' },
+    });
 
     // The user also changes the app options: new threshold, one camera gone, one added.
-    sandbox.writeOptions(options({
-      threshold: 0.6,
-      cameras: [
-        { name: 'Front door', url: 'rtsp://viewer:inline-url-password@127.0.0.1:9/stream1' },
-        { name: 'Garden', url: 'rtsp://127.0.0.1:9/garden', user: 'g', password: 'garden-camera-password' },
-      ],
-    }));
+    sandbox.writeOptions(
+      options({
+        threshold: 0.6,
+        cameras: [
+          { name: 'Front door', url: 'rtsp://viewer:inline-url-password@127.0.0.1:9/stream1' },
+          { name: 'Garden', url: 'rtsp://127.0.0.1:9/garden', user: 'g', password: 'garden-camera-password' },
+        ],
+      }),
+    );
     const run = await sandbox.run(env());
     assert.equal(run.status, 0, run.stderr);
     assertNoPasswords();
@@ -469,7 +621,10 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
     for (const role of ROLES) assert.ok(!after.has(back(role)), `${role} of the removed camera`);
     assert.deepEqual(after.get('user-fn')!.wires, [['user-debug']]);
     // New camera: a full chain.
-    assert.deepEqual(after.get(ownedId("camera-in", "garden"))!.wires, [[ownedId("align", "garden")], [ownedId("ha-face-entities", "garden")]]);
+    assert.deepEqual(after.get(ownedId('camera-in', 'garden'))!.wires, [
+      [ownedId('align', 'garden')],
+      [ownedId('ha-face-entities', 'garden')],
+    ]);
     const creds = sandbox.credentials();
     assert.deepEqual(creds['user-broker'], { user: 'me', password: 'user-broker-password' });
     assert.equal(creds[back('camera-in')], undefined);
@@ -560,7 +715,14 @@ describe('Home Assistant app: start script, generated flow, real Node-RED', func
   });
 
   it('refuses options it cannot turn into a flow, with a message that says why', async () => {
-    sandbox.writeOptions(options({ cameras: [{ name: 'Front door', url: 'rtsp://a/1' }, { name: 'front-door', url: 'rtsp://a/2' }] }));
+    sandbox.writeOptions(
+      options({
+        cameras: [
+          { name: 'Front door', url: 'rtsp://a/1' },
+          { name: 'front-door', url: 'rtsp://a/2' },
+        ],
+      }),
+    );
     let run = await sandbox.run(env());
     assert.notEqual(run.status, 0);
     assert.match(run.stderr, /give the same id "front_door"/);

@@ -45,7 +45,7 @@ export class Sandbox {
     fs.mkdirSync(this.bin, { recursive: true });
     const fake = [
       `#!${process.execPath}`,
-      '// Fake node-red: records how coral-face-start exec\'d it.',
+      "// Fake node-red: records how coral-face-start exec'd it.",
       "const keys = ['CORAL_EDGETPU_LIBRARY', 'CORAL_FACE_MQTT', 'NODE_RED_DISABLE_TELEMETRY', 'SUPERVISOR_TOKEN'];",
       'const env = Object.fromEntries(keys.map((k) => [k, process.env[k]]));',
       `require('fs').writeFileSync(${JSON.stringify(this.recordFile)}, JSON.stringify({ argv: process.argv.slice(2), env }));`,
@@ -61,7 +61,11 @@ export class Sandbox {
   /** Runs the start script; async, so a stand-in server in this process can answer it. */
   async run(env: Record<string, string | undefined> = {}): Promise<RunResult> {
     fs.rmSync(this.recordFile, { force: true });
-    const cleanEnv: Record<string, string> = { PATH: `${this.bin}${path.delimiter}${process.env.PATH ?? ''}`, HOME: this.root, LANG: 'C.UTF-8' };
+    const cleanEnv: Record<string, string> = {
+      PATH: `${this.bin}${path.delimiter}${process.env.PATH ?? ''}`,
+      HOME: this.root,
+      LANG: 'C.UTF-8',
+    };
     const all = {
       CORAL_FACE_DATA: this.data,
       CORAL_FACE_LIB: LIB_DIR,
@@ -81,7 +85,9 @@ export class Sandbox {
       child.on('error', reject);
       child.on('close', (code) => resolve(code));
     }).finally(() => clearTimeout(timer));
-    const record = fs.existsSync(this.recordFile) ? JSON.parse(fs.readFileSync(this.recordFile, 'utf8')) as NodeRedRecord : null;
+    const record = fs.existsSync(this.recordFile)
+      ? (JSON.parse(fs.readFileSync(this.recordFile, 'utf8')) as NodeRedRecord)
+      : null;
     return { status, stderr, record };
   }
 

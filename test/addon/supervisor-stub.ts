@@ -30,7 +30,12 @@ export async function startSupervisorStub(token: string, mqtt: MqttService | nul
   const stub: Partial<SupervisorStub> = { token, mqtt, requests: [] };
   const server = http.createServer((req, res) => {
     const reply = (status: number, body: unknown) => {
-      stub.requests!.push({ method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization, status });
+      stub.requests!.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        authorization: req.headers.authorization,
+        status,
+      });
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
@@ -39,7 +44,10 @@ export async function startSupervisorStub(token: string, mqtt: MqttService | nul
     if (auth !== `Bearer ${token}`) return reply(403, { result: 'error', message: 'Forbidden' });
     if (req.method === 'GET' && req.url === '/services/mqtt') {
       if (!stub.mqtt) return reply(400, { result: 'error', message: 'Service not enabled' });
-      return reply(200, { result: 'ok', data: { ssl: false, protocol: '3.1.1', addon: 'core_mosquitto', ...stub.mqtt } });
+      return reply(200, {
+        result: 'ok',
+        data: { ssl: false, protocol: '3.1.1', addon: 'core_mosquitto', ...stub.mqtt },
+      });
     }
     return reply(404, { result: 'error', message: 'Not found' });
   });

@@ -39,17 +39,28 @@ function maxAbsDiff(a: number[], b: number[]): number {
 function maxRelDiff(a: number[], reference: number[]): number {
   assert.equal(a.length, reference.length, 'same length');
   let max = 0;
-  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - reference[i]) / Math.max(1, Math.abs(reference[i])));
+  for (let i = 0; i < a.length; i++)
+    max = Math.max(max, Math.abs(a[i] - reference[i]) / Math.max(1, Math.abs(reference[i])));
   return max;
 }
 
 function firstPhoto(person: string): string {
   const dir = path.join(FACES_DIR, person);
-  return path.join(dir, fs.readdirSync(dir).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort()[0]);
+  return path.join(
+    dir,
+    fs
+      .readdirSync(dir)
+      .filter((f) => /\.(jpe?g|png)$/i.test(f))
+      .sort()[0],
+  );
 }
 
 async function makeInputs(): Promise<ProbeInputs> {
-  const files = [firstPhoto('Andre_Agassi'), firstPhoto('Ariel_Sharon'), path.join(FACES_DIR, '_group', 'five-faces.jpg')];
+  const files = [
+    firstPhoto('Andre_Agassi'),
+    firstPhoto('Ariel_Sharon'),
+    path.join(FACES_DIR, '_group', 'five-faces.jpg'),
+  ];
   const photos: ProbeImage[] = [];
   const crops: ProbeImage[] = [];
   // Full range finds the group photo's faces (short range is for faces near the camera).
@@ -58,9 +69,21 @@ async function makeInputs(): Promise<ProbeInputs> {
     for (const file of files) {
       const image = await decodeImage(file);
       const name = path.basename(file);
-      photos.push({ name, width: image.width, height: image.height, rgb: Buffer.from(image.data.buffer, image.data.byteOffset, image.width * image.height * 3).toString('base64') });
+      photos.push({
+        name,
+        width: image.width,
+        height: image.height,
+        rgb: Buffer.from(image.data.buffer, image.data.byteOffset, image.width * image.height * 3).toString('base64'),
+      });
       const { faces } = await pipeline.analyse(image, { qualityGate: false });
-      faces.forEach((face, i) => crops.push({ name: `${name} face ${i}`, width: face.crop.width, height: face.crop.height, rgb: Buffer.from(face.crop.data).toString('base64') }));
+      faces.forEach((face, i) =>
+        crops.push({
+          name: `${name} face ${i}`,
+          width: face.crop.width,
+          height: face.crop.height,
+          rgb: Buffer.from(face.crop.data).toString('base64'),
+        }),
+      );
     }
   } finally {
     await pipeline.dispose();
@@ -77,7 +100,11 @@ describe('prebuilt addons under emulation: arm64, and x64 without AVX', function
 
   before(async function () {
     const missing = missingForEmulation();
-    assert.deepEqual(missing, [], `to run the emulated tests: ${missing.join('; ')} (npm run test:arm64 does the last two)`);
+    assert.deepEqual(
+      missing,
+      [],
+      `to run the emulated tests: ${missing.join('; ')} (npm run test:arm64 does the last two)`,
+    );
     inputs = await makeInputs();
     assert.ok(inputs.crops.length >= 5, `the inputs hold faces (${inputs.crops.length} crops)`);
     fs.writeFileSync(inputFile, JSON.stringify(inputs));
@@ -89,8 +116,13 @@ describe('prebuilt addons under emulation: arm64, and x64 without AVX', function
     const run = await runNode(machine, [PROBE, inputFile, outputFile]);
     assert.equal(run.status, 0, `${machine} probe failed (signal ${run.signal}) after ${run.ms} ms:\n${run.stderr}`);
     const result = JSON.parse(fs.readFileSync(outputFile, 'utf8')) as ProbeOutputs;
-     
-    console.log(`      ${machine}: probe ${(run.ms / 1000).toFixed(0)} s; ${Object.entries(result.ms).filter(([k]) => !k.startsWith('resample')).map(([k, v]) => `${k} ${v} ms`).join(', ')}`);
+
+    console.log(
+      `      ${machine}: probe ${(run.ms / 1000).toFixed(0)} s; ${Object.entries(result.ms)
+        .filter(([k]) => !k.startsWith('resample'))
+        .map(([k, v]) => `${k} ${v} ms`)
+        .join(', ')}`,
+    );
     outputs[machine] = result;
     return result;
   }
@@ -107,14 +139,19 @@ describe('prebuilt addons under emulation: arm64, and x64 without AVX', function
     }
     worst.sort((a, b) => b[1] - a[1]);
     const absolute = Math.max(...worst.map((w) => w[2]));
-     
-    console.log(`      ${machine}: ${worst.length} tensors within ${TOLERANCE} of x64; largest difference ${worst[0][1].toExponential(2)} ` +
-      `(${worst[0][0]}; largest absolute ${absolute.toExponential(2)})`);
+
+    console.log(
+      `      ${machine}: ${worst.length} tensors within ${TOLERANCE} of x64; largest difference ${worst[0][1].toExponential(2)} ` +
+        `(${worst[0][0]}; largest absolute ${absolute.toExponential(2)})`,
+    );
     for (const [name, faces] of Object.entries(reference.detections)) {
       const found = other.detections[name];
       assert.equal(found.length, faces.length, `${machine}: ${name}: ${found.length} faces, x64 found ${faces.length}`);
       faces.forEach((face, i) => {
-        assert.ok(maxAbsDiff(found[i].box, face.box) < 1e-2, `${machine}: ${name} face ${i} box ${found[i].box} vs ${face.box}`);
+        assert.ok(
+          maxAbsDiff(found[i].box, face.box) < 1e-2,
+          `${machine}: ${name} face ${i} box ${found[i].box} vs ${face.box}`,
+        );
         assert.ok(maxAbsDiff(found[i].keypoints, face.keypoints) < 1e-2, `${machine}: ${name} face ${i} keypoints`);
         assert.ok(Math.abs(found[i].score - face.score) < TOLERANCE, `${machine}: ${name} face ${i} score`);
       });
@@ -124,18 +161,24 @@ describe('prebuilt addons under emulation: arm64, and x64 without AVX', function
   it('x64 (the reference): the shipped linux-x64 prebuilt addon', async () => {
     const result = await probe('x64');
     assert.equal(result.addon.prebuilt, true);
-    assert.equal(path.relative(ROOT, result.addon.file), path.join('native', 'prebuilds', 'linux-x64', 'coral_face_native.napi.glibc.node'));
+    assert.equal(
+      path.relative(ROOT, result.addon.file),
+      path.join('native', 'prebuilds', 'linux-x64', 'coral_face_native.napi.glibc.node'),
+    );
     assert.equal(result.addon.tflite, '2.9.0');
     assert.ok(Object.values(result.detections).flat().length >= 5, 'faces found');
     // The native resampler agrees with its JavaScript reference here too.
     assert.ok(Object.keys(result.tensors).some((k) => k.startsWith('resample')));
   });
 
-  it('arm64: the linux-arm64 prebuilt addon loads in Debian\'s arm64 Node.js and gives the x64 numbers', async () => {
+  it("arm64: the linux-arm64 prebuilt addon loads in Debian's arm64 Node.js and gives the x64 numbers", async () => {
     const result = await probe('arm64');
     assert.equal(result.arch, 'arm64');
     assert.equal(result.addon.prebuilt, true);
-    assert.equal(path.relative(ROOT, result.addon.file), path.join('native', 'prebuilds', 'linux-arm64', 'coral_face_native.napi.glibc.node'));
+    assert.equal(
+      path.relative(ROOT, result.addon.file),
+      path.join('native', 'prebuilds', 'linux-arm64', 'coral_face_native.napi.glibc.node'),
+    );
     assert.equal(result.addon.tflite, '2.9.0');
     assertSameNumbers('arm64');
   });
@@ -154,20 +197,44 @@ describe('prebuilt addons under emulation: arm64, and x64 without AVX', function
   // compares with x64 instead), the event-loop timing bounds, and the abort
   // test's backoff timings (300/600/1200 ms, shorter than one emulated child
   // start): they measure the emulator, not the code.
-  const ARM64_TESTS = ['native/edgetpu.test.js', 'native/model-rewrite.test.js', 'native/runtime.test.js', 'core/blazeface.test.js'];
+  const ARM64_TESTS = [
+    'native/edgetpu.test.js',
+    'native/model-rewrite.test.js',
+    'native/runtime.test.js',
+    'core/blazeface.test.js',
+  ];
   const ARM64_LEFT_OUT = 'independent binding|matches the peer|event loop|survives a libedgetpu abort';
 
   it('arm64: the runtime, Edge TPU (fake libedgetpu built for arm64), rewrite and detector tests pass', async function () {
     if (process.env.CORAL_FACE_ARM64_QUICK === '1') this.skip();
     const files = ARM64_TESTS.map((f) => path.join(ROOT, 'build', 'test', f));
-    const run = await runNode('arm64', [
-      '-r', path.join(ROOT, 'build', 'test', 'arm64', 'exec-wrapper.js'),
-      path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js'), '--no-config', '--timeout', '60000', '--exit',
-      '--grep', ARM64_LEFT_OUT, '--invert', ...files,
-    ], { CC: 'aarch64-linux-gnu-gcc', CORAL_FACE_NODE_WRAPPER: arm64NodeWrapper(), CORAL_FACE_EMULATED: '1', CORAL_FACE_TIMEOUT_SCALE: '10' });
+    const run = await runNode(
+      'arm64',
+      [
+        '-r',
+        path.join(ROOT, 'build', 'test', 'arm64', 'exec-wrapper.js'),
+        path.join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js'),
+        '--no-config',
+        '--timeout',
+        '60000',
+        '--exit',
+        '--grep',
+        ARM64_LEFT_OUT,
+        '--invert',
+        ...files,
+      ],
+      {
+        CC: 'aarch64-linux-gnu-gcc',
+        CORAL_FACE_NODE_WRAPPER: arm64NodeWrapper(),
+        CORAL_FACE_EMULATED: '1',
+        CORAL_FACE_TIMEOUT_SCALE: '10',
+      },
+    );
     const summary = /(\d+) passing[^\n]*(?:\n\s*(\d+) pending)?(?:\n\s*(\d+) failing)?/.exec(run.stdout);
-     
-    console.log(`      arm64 mocha: ${summary?.[0].replace(/\s+/g, ' ') ?? 'no summary'} in ${(run.ms / 1000).toFixed(0)} s`);
+
+    console.log(
+      `      arm64 mocha: ${summary?.[0].replace(/\s+/g, ' ') ?? 'no summary'} in ${(run.ms / 1000).toFixed(0)} s`,
+    );
     assert.equal(run.status, 0, `arm64 mocha failed:\n${run.stdout.slice(-6000)}\n${run.stderr.slice(-3000)}`);
     assert.ok(summary && Number(summary[1]) >= 40, `tests ran on arm64:\n${run.stdout.slice(-3000)}`);
   });

@@ -34,9 +34,11 @@ export function missingForEmulation(): string[] {
   const missing: string[] = [];
   if (!onPath('qemu-aarch64') || !onPath('qemu-x86_64')) missing.push('apt-get install -y qemu-user');
   if (!onPath('aarch64-linux-gnu-gcc')) missing.push('apt-get install -y g++-aarch64-linux-gnu');
-  if (!fs.existsSync(path.join(arm64Root(), 'usr', 'bin', 'node')) || !fs.existsSync(arm64Modules())) missing.push('test/arm64/make-root.sh (needs debootstrap)');
+  if (!fs.existsSync(path.join(arm64Root(), 'usr', 'bin', 'node')) || !fs.existsSync(arm64Modules()))
+    missing.push('test/arm64/make-root.sh (needs debootstrap)');
   for (const platform of ['linux-x64', 'linux-arm64']) {
-    if (!fs.existsSync(path.join(ROOT, 'native', 'prebuilds', platform, 'coral_face_native.napi.glibc.node'))) missing.push('npm run prebuilds');
+    if (!fs.existsSync(path.join(ROOT, 'native', 'prebuilds', platform, 'coral_face_native.napi.glibc.node')))
+      missing.push('npm run prebuilds');
   }
   return [...new Set(missing)];
 }
@@ -55,9 +57,13 @@ export function arm64NodeWrapper(): string {
   // qemu reports a guest's fatal signal on stderr ("qemu: uncaught target
   // signal 6 (Aborted) - core dumped"); a real arm64 machine prints no such
   // line, and the Edge TPU supervisor quotes the child's last error line.
-  fs.writeFileSync(wrapper, `#!/bin/bash
+  fs.writeFileSync(
+    wrapper,
+    `#!/bin/bash
 exec qemu-aarch64 -L '${root}' '${path.join(root, 'usr', 'bin', 'node')}' "$@" 2> >(grep --line-buffered -v '^qemu: uncaught target signal' >&2)
-`, { mode: 0o755 });
+`,
+    { mode: 0o755 },
+  );
   return wrapper;
 }
 
@@ -83,12 +89,21 @@ export interface RunResult {
 }
 
 /** Runs node with `nodeArgs` on `machine`, from the repository root. */
-export function runNode(machine: Machine, nodeArgs: string[], env: Record<string, string> = {}, timeoutMs = 15 * 60_000): Promise<RunResult> {
+export function runNode(
+  machine: Machine,
+  nodeArgs: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 15 * 60_000,
+): Promise<RunResult> {
   const { command, args } = commandFor(machine, nodeArgs);
   const started = Date.now();
   if (machine === 'arm64') env = { NODE_PATH: arm64Modules(), ...env };
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, PREBUILDS_ONLY: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: ROOT,
+      env: { ...process.env, PREBUILDS_ONLY: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c) => (stdout += c));

@@ -39,7 +39,11 @@ export interface ProbeOutputs {
   ms: Record<string, number>;
 }
 
-const toImage = (p: ProbeImage): RgbImage => ({ width: p.width, height: p.height, data: new Uint8Array(Buffer.from(p.rgb, 'base64')) });
+const toImage = (p: ProbeImage): RgbImage => ({
+  width: p.width,
+  height: p.height,
+  data: new Uint8Array(Buffer.from(p.rgb, 'base64')),
+});
 
 export function seededInput(length: number, seed: number): Float32Array {
   const data = new Float32Array(length);
@@ -61,7 +65,10 @@ async function main(inputFile: string, outputFile: string): Promise<void> {
     return result;
   };
 
-  const variants: [BlazeFaceVariant, string][] = [['short', shippedModels.blazefaceShort], ['full', shippedModels.blazefaceFull]];
+  const variants: [BlazeFaceVariant, string][] = [
+    ['short', shippedModels.blazefaceShort],
+    ['full', shippedModels.blazefaceFull],
+  ];
   for (const [variant, model] of variants) {
     // Raw BlazeFace outputs on the same input everywhere: the JavaScript
     // resampler (IEEE arithmetic, identical on every machine) prepares it.
@@ -73,7 +80,9 @@ async function main(inputFile: string, outputFile: string): Promise<void> {
         const native = await time(`resample ${variant} ${photo.name}`, () => prepareInputNative(image, variant));
         out.tensors[`resample ${variant} ${photo.name}`] = Array.from(native.tensor);
         const outputs = await time(`blazeface ${variant} ${photo.name}`, () => runtime.invoke([reference.tensor]));
-        outputs.forEach((o, i) => { out.tensors[`blazeface ${variant} ${photo.name} output ${i}`] = Array.from(o); });
+        outputs.forEach((o, i) => {
+          out.tensors[`blazeface ${variant} ${photo.name} output ${i}`] = Array.from(o);
+        });
       }
     } finally {
       await runtime.dispose();
@@ -84,7 +93,9 @@ async function main(inputFile: string, outputFile: string): Promise<void> {
       for (const photo of inputs.photos) {
         const found = await detector.detect(toImage(photo));
         out.detections[`${variant} ${photo.name}`] = found.map((d) => ({
-          box: [d.box.x, d.box.y, d.box.width, d.box.height], score: d.score, keypoints: d.keypoints.flatMap((k) => [k.x, k.y]),
+          box: [d.box.x, d.box.y, d.box.width, d.box.height],
+          score: d.score,
+          keypoints: d.keypoints.flatMap((k) => [k.x, k.y]),
         }));
       }
     } finally {
@@ -96,7 +107,9 @@ async function main(inputFile: string, outputFile: string): Promise<void> {
   const embedder = await TfliteEmbedder.open({ device: 'cpu' });
   try {
     const embeddings = await time('embed crops', () => embedder.embed(inputs.crops.map(toImage)));
-    embeddings.forEach((e, i) => { out.tensors[`embedding ${inputs.crops[i].name}`] = Array.from(e); });
+    embeddings.forEach((e, i) => {
+      out.tensors[`embedding ${inputs.crops[i].name}`] = Array.from(e);
+    });
   } finally {
     await embedder.dispose();
   }

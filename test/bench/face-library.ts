@@ -50,9 +50,20 @@ async function fill(dir: string, faces: Face[], jpegs: Buffer[], count: number, 
   for (let i = 0; i < count; i++) {
     const k = i % faces.length;
     const input: VisitInput = {
-      time: start + i * 1000, camera: i % 3 ? 'front_door' : 'garden', kind: 'unknown', name: 'unknown', personId: null,
-      reason: 'below-threshold', closest: null, cosine: 0.2, margin: null, trackId: `front_door-${i}`, box: { x: 100, y: 80, width: 120, height: 150 },
-      quality: { sharpness: faces[k].sharpness, yawDeg: faces[k].yawDeg }, embedding: faces[k].embedding, crop: jpegs[k],
+      time: start + i * 1000,
+      camera: i % 3 ? 'front_door' : 'garden',
+      kind: 'unknown',
+      name: 'unknown',
+      personId: null,
+      reason: 'below-threshold',
+      closest: null,
+      cosine: 0.2,
+      margin: null,
+      trackId: `front_door-${i}`,
+      box: { x: 100, y: 80, width: 120, height: 150 },
+      quality: { sharpness: faces[k].sharpness, yawDeg: faces[k].yawDeg },
+      embedding: faces[k].embedding,
+      crop: jpegs[k],
     };
     await store.add(input);
   }
@@ -65,7 +76,9 @@ async function main(): Promise<void> {
   for (const person of people) faces.push(...(await facesOf(person, 5)));
   const jpegs = await Promise.all(faces.map((f) => encodeJpeg(f.crop, 92)));
   await disposeSharedPipeline();
-  process.stdout.write(`face library figures (${faces.length} real crops of ${people.length} people, reused in turn; timings are on this machine, noisy)\n\n`);
+  process.stdout.write(
+    `face library figures (${faces.length} real crops of ${people.length} people, reused in turn; timings are on this machine, noisy)\n\n`,
+  );
 
   // Storage per visit.
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-library-'));
@@ -74,8 +87,10 @@ async function main(): Promise<void> {
     const dir = path.join(work, `store-${keepImages}`);
     await fill(dir, faces, jpegs, sample, keepImages);
     const bytes = folderBytes(dir);
-    process.stdout.write(`storage per visit, face images ${keepImages ? 'on ' : 'off'}: ${(bytes / sample / 1024).toFixed(2)} KB ` +
-      `(${sample} visits: ${(bytes / 1024 / 1024).toFixed(1)} MB; ${(bytes / sample * 10_000 / 1024 / 1024).toFixed(0)} MB per 10,000)\n`);
+    process.stdout.write(
+      `storage per visit, face images ${keepImages ? 'on ' : 'off'}: ${(bytes / sample / 1024).toFixed(2)} KB ` +
+        `(${sample} visits: ${(bytes / 1024 / 1024).toFixed(1)} MB; ${(((bytes / sample) * 10_000) / 1024 / 1024).toFixed(0)} MB per 10,000)\n`,
+    );
   }
 
   // Clustering cost per unknown visit.
@@ -84,8 +99,10 @@ async function main(): Promise<void> {
   const t0 = process.hrtime.bigint();
   order.forEach((face, i) => clusters.add(`v${i}`, face.embedding, i));
   const perVisitUs = Number(process.hrtime.bigint() - t0) / 1000 / VISITS;
-  process.stdout.write(`clustering: ${perVisitUs.toFixed(1)} µs per unknown visit on average over ${VISITS} visits ` +
-    `(${clusters.size} clusters for ${people.length} people, 192-d embeddings)\n`);
+  process.stdout.write(
+    `clustering: ${perVisitUs.toFixed(1)} µs per unknown visit on average over ${VISITS} visits ` +
+      `(${clusters.size} clusters for ${people.length} people, 192-d embeddings)\n`,
+  );
 
   // Store open and page load, for 10 and VISITS visits.
   for (const count of [10, VISITS]) {
@@ -99,12 +116,21 @@ async function main(): Promise<void> {
       opened.push(Date.now() - t);
     }
     fs.mkdirSync(path.join(galleryDir, 'library'), { recursive: true });
-    fs.writeFileSync(path.join(galleryDir, 'library', 'settings.json'), JSON.stringify({ format: 'coral-face-library-settings', version: 1,
-      visits: { maxVisits: Math.max(count, 10), maxAgeDays: 3650, keepImages: true }, recognition: {} }));
-    const red = await startNodeRed({ flow: [
-      { id: 'dev', type: 'edgetpu-device', device: 'cpu', performance: 'high', model: '', threads: '' },
-      { id: 'gal', type: 'face-gallery', name: 'people', path: galleryDir, threshold: '', margin: '', device: 'dev' },
-    ] });
+    fs.writeFileSync(
+      path.join(galleryDir, 'library', 'settings.json'),
+      JSON.stringify({
+        format: 'coral-face-library-settings',
+        version: 1,
+        visits: { maxVisits: Math.max(count, 10), maxAgeDays: 3650, keepImages: true },
+        recognition: {},
+      }),
+    );
+    const red = await startNodeRed({
+      flow: [
+        { id: 'dev', type: 'edgetpu-device', device: 'cpu', performance: 'high', model: '', threads: '' },
+        { id: 'gal', type: 'face-gallery', name: 'people', path: galleryDir, threshold: '', margin: '', device: 'dev' },
+      ],
+    });
     try {
       const timed = async (route: string) => {
         const times: number[] = [];
@@ -118,17 +144,23 @@ async function main(): Promise<void> {
       };
       const first = await timed('visits?limit=48');
       let cursor = first.body.next as string | null;
-      for (let page = 0; page < 50 && cursor; page++) cursor = (await (await fetch(`${red.url}coral-face/api/visits?limit=48&before=${cursor}`)).json()).next;
+      for (let page = 0; page < 50 && cursor; page++)
+        cursor = (await (await fetch(`${red.url}coral-face/api/visits?limit=48&before=${cursor}`)).json()).next;
       const deep = cursor ? await timed(`visits?limit=48&before=${cursor}`) : { ms: NaN };
       const clustersTimed = await timed('clusters');
       const peopleTimed = await timed('people');
-      process.stdout.write(`\n${count} stored visits: store opens in ${median(opened)} ms; API (median of 4): first page ${first.ms.toFixed(1)} ms, ` +
-        `page 51 ${Number.isNaN(deep.ms) ? '–' : `${deep.ms.toFixed(1)} ms`}, clusters ${clustersTimed.ms.toFixed(1)} ms ` +
-        `(${clustersTimed.body.clusters.length} groups), people ${peopleTimed.ms.toFixed(1)} ms\n`);
+      process.stdout.write(
+        `\n${count} stored visits: store opens in ${median(opened)} ms; API (median of 4): first page ${first.ms.toFixed(1)} ms, ` +
+          `page 51 ${Number.isNaN(deep.ms) ? '–' : `${deep.ms.toFixed(1)} ms`}, clusters ${clustersTimed.ms.toFixed(1)} ms ` +
+          `(${clustersTimed.body.clusters.length} groups), people ${peopleTimed.ms.toFixed(1)} ms\n`,
+      );
       if (BROWSER) {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const { chromium } = require('playwright-core') as typeof import('playwright-core');
-        const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+        const browser = await chromium.launch({
+          executablePath: '/usr/bin/chromium',
+          args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+        });
         const renders: number[] = [];
         for (let i = 0; i < 4; i++) {
           // bypassCSP: the page's CSP forbids eval, which Playwright's string predicate needs (not the page).
@@ -137,12 +169,16 @@ async function main(): Promise<void> {
           await page.goto(`${red.url}coral-face/`);
           await page.locator('li.visit img').first().waitFor();
           // Rendered: the first screen of cards with their images decoded.
-          await page.waitForFunction("Array.from(document.querySelectorAll('li.visit img')).slice(0, 12).every((img) => img.complete && img.naturalWidth > 0)");
+          await page.waitForFunction(
+            "Array.from(document.querySelectorAll('li.visit img')).slice(0, 12).every((img) => img.complete && img.naturalWidth > 0)",
+          );
           renders.push(performance.now() - t);
           await page.close();
         }
         await browser.close();
-        process.stdout.write(`  page: first screen of faces rendered ${median(renders.slice(1)).toFixed(0)} ms after navigation (median of 3, warm)\n`);
+        process.stdout.write(
+          `  page: first screen of faces rendered ${median(renders.slice(1)).toFixed(0)} ms after navigation (median of 3, warm)\n`,
+        );
       }
     } finally {
       await red.stop();

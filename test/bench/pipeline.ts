@@ -38,15 +38,29 @@ function summarise(name: string, totals: number[], stages: Stages, peerTotals: n
     runs: totals.length,
     medianMs: round(medianMs, 2),
     p95Ms: round(percentile(totals, 95), 2),
-    stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, { medianMs: round(median(v), 2), p95Ms: round(percentile(v, 95), 2) }])),
+    stages: Object.fromEntries(
+      Object.entries(stages).map(([k, v]) => [
+        k,
+        { medianMs: round(median(v), 2), p95Ms: round(percentile(v, 95), 2) },
+      ]),
+    ),
     peerMedianMs: peerTotals ? round(median(peerTotals), 1) : null,
     speedup: peerTotals ? round(median(peerTotals) / medianMs, 1) : null,
   };
 }
 
 function devPhotos(count: number): string[] {
-  const people = fs.readdirSync(FACES_DIR).filter((d) => !d.startsWith('_') && fs.statSync(path.join(FACES_DIR, d)).isDirectory()).sort();
-  const all = people.flatMap((p) => fs.readdirSync(path.join(FACES_DIR, p)).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(FACES_DIR, p, f)));
+  const people = fs
+    .readdirSync(FACES_DIR)
+    .filter((d) => !d.startsWith('_') && fs.statSync(path.join(FACES_DIR, d)).isDirectory())
+    .sort();
+  const all = people.flatMap((p) =>
+    fs
+      .readdirSync(path.join(FACES_DIR, p))
+      .filter((f) => f.endsWith('.jpg'))
+      .sort()
+      .map((f) => path.join(FACES_DIR, p, f)),
+  );
   // Evenly spread over the set, not the first few people only.
   const step = Math.max(1, Math.floor(all.length / count));
   return all.filter((_, i) => i % step === 0).slice(0, count);
@@ -55,7 +69,10 @@ function devPhotos(count: number): string[] {
 async function headFor(pipeline: FacePipeline): Promise<ImprintedHead> {
   // A gallery of the 50 dev identities, so classify does real work.
   const head = new ImprintedHead();
-  for (const person of fs.readdirSync(FACES_DIR).filter((d) => !d.startsWith('_')).sort()) {
+  for (const person of fs
+    .readdirSync(FACES_DIR)
+    .filter((d) => !d.startsWith('_'))
+    .sort()) {
     const dir = path.join(FACES_DIR, person);
     if (!fs.statSync(dir).isDirectory()) continue;
     const file = path.join(dir, fs.readdirSync(dir).sort()[0]);
@@ -66,7 +83,11 @@ async function headFor(pipeline: FacePipeline): Promise<ImprintedHead> {
   return head;
 }
 
-async function run(pipeline: FacePipeline, head: ImprintedHead, image: RgbImage | string): Promise<Record<string, number>> {
+async function run(
+  pipeline: FacePipeline,
+  head: ImprintedHead,
+  image: RgbImage | string,
+): Promise<Record<string, number>> {
   const t0 = nowMs();
   const decoded = typeof image === 'string' ? await decodeImage(image) : image;
   const t1 = nowMs();
@@ -78,11 +99,20 @@ async function run(pipeline: FacePipeline, head: ImprintedHead, image: RgbImage 
   const t4 = nowMs();
   for (const e of embeddings) head.classify(e);
   const t5 = nowMs();
-  return { decode: t1 - t0, detect: t2 - t1, align: t3 - t2, embed: t4 - t3, classify: t5 - t4, total: t5 - t0, faces: detections.length };
+  return {
+    decode: t1 - t0,
+    detect: t2 - t1,
+    align: t3 - t2,
+    embed: t4 - t3,
+    classify: t5 - t4,
+    total: t5 - t0,
+    faces: detections.length,
+  };
 }
 
 async function main(): Promise<void> {
-  if (!json) console.log(`bench:pipeline on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores)\n`);
+  if (!json)
+    console.log(`bench:pipeline on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores)\n`);
 
   // Ours first, both cases, then the peer: face-api's tfjs heap and WASM
   // memory in the same process slowed our stages (garbage collection and
@@ -91,7 +121,10 @@ async function main(): Promise<void> {
   const frame = await groupFrame('five-people.jpg');
 
   // Photos: short-range detector, one face each.
-  const photo = { totals: [] as number[], stages: { decode: [], detect: [], align: [], embed: [], classify: [] } as Stages };
+  const photo = {
+    totals: [] as number[],
+    stages: { decode: [], detect: [], align: [], embed: [], classify: [] } as Stages,
+  };
   {
     const pipeline = await FacePipeline.open({ detector: { variant: 'short' } });
     const head = await headFor(pipeline);
@@ -105,7 +138,11 @@ async function main(): Promise<void> {
   }
 
   // 1280x720 frame with 5 faces: full-range detector, raw pixels (no decode).
-  const frames = { totals: [] as number[], stages: { detect: [], align: [], embed: [], classify: [] } as Stages, faces: 0 };
+  const frames = {
+    totals: [] as number[],
+    stages: { detect: [], align: [], embed: [], classify: [] } as Stages,
+    faces: 0,
+  };
   {
     const pipeline = await FacePipeline.open({ detector: { variant: 'full' } });
     const head = await headFor(pipeline);
@@ -147,9 +184,14 @@ async function main(): Promise<void> {
       console.log(JSON.stringify(r));
       continue;
     }
-    console.log(`${r.case}: ${r.runs} runs, median ${r.medianMs} ms, p95 ${r.p95Ms} ms` +
-      (r.peerMedianMs !== null ? `; face-api ${r.peerMedianMs} ms (${r.speedup}x)` : ''));
-    for (const [stage, s] of Object.entries(r.stages)) console.log(`  ${stage.padEnd(9)} median ${String(s.medianMs).padStart(6)} ms  p95 ${String(s.p95Ms).padStart(6)} ms`);
+    console.log(
+      `${r.case}: ${r.runs} runs, median ${r.medianMs} ms, p95 ${r.p95Ms} ms` +
+        (r.peerMedianMs !== null ? `; face-api ${r.peerMedianMs} ms (${r.speedup}x)` : ''),
+    );
+    for (const [stage, s] of Object.entries(r.stages))
+      console.log(
+        `  ${stage.padEnd(9)} median ${String(s.medianMs).padStart(6)} ms  p95 ${String(s.p95Ms).padStart(6)} ms`,
+      );
   }
 }
 

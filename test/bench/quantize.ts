@@ -38,8 +38,12 @@ const flag = (name: string) => {
 };
 const PAIRS_FILE = path.join(path.dirname(DEV_DIR), 'dev-pairs', 'pairs.txt');
 const calibrationLimit = Number(flag('calibration-limit') ?? 600);
-const methods = (flag('methods') ?? 'minmax,percentile:1e-3,percentile:1e-4,percentile:1e-5,mse').split(',').map(parseMethod);
-const log = (text: string) => { if (!json) process.stderr.write(`${text}\n`); };
+const methods = (flag('methods') ?? 'minmax,percentile:1e-3,percentile:1e-4,percentile:1e-5,mse')
+  .split(',')
+  .map(parseMethod);
+const log = (text: string) => {
+  if (!json) process.stderr.write(`${text}\n`);
+};
 
 async function cropsOf(files: string[]): Promise<Map<string, RgbImage | null>> {
   const { detector, runtime } = await openDetector({ variant: 'short' });
@@ -54,13 +58,17 @@ async function cropsOf(files: string[]): Promise<Map<string, RgbImage | null>> {
 
 const normalise = (crop: RgbImage) => Float32Array.from(crop.data, (v) => (v - 127.5) / 128);
 
-async function embedAll(model: Uint8Array | string, crops: Map<string, RgbImage | null>): Promise<Map<string, Float32Array | null>> {
+async function embedAll(
+  model: Uint8Array | string,
+  crops: Map<string, RgbImage | null>,
+): Promise<Map<string, Float32Array | null>> {
   const runtime = await CpuRuntime.open(model, { threads: 1 });
   const [batch, ...rest] = runtime.inputs[0].shape;
   if (batch !== 1) await runtime.resizeInput(0, [1, ...rest]);
   const out = new Map<string, Float32Array | null>();
   try {
-    for (const [file, crop] of crops) out.set(file, crop ? l2normalize((await runtime.invoke([normalise(crop)]))[0]) : null);
+    for (const [file, crop] of crops)
+      out.set(file, crop ? l2normalize((await runtime.invoke([normalise(crop)]))[0]) : null);
   } finally {
     await runtime.dispose();
   }
@@ -74,7 +82,11 @@ function cosineStats(a: Map<string, Float32Array | null>, b: Map<string, Float32
     if (x && y) cosines.push(x.reduce((s, v, i) => s + v * y[i], 0));
   }
   cosines.sort((p, q) => p - q);
-  return { median: cosines[Math.floor(cosines.length / 2)], p1: cosines[Math.floor(cosines.length * 0.01)], min: cosines[0] };
+  return {
+    median: cosines[Math.floor(cosines.length / 2)],
+    p1: cosines[Math.floor(cosines.length * 0.01)],
+    min: cosines[0],
+  };
 }
 
 function spread<T>(items: T[], limit: number): T[] {
@@ -83,11 +95,19 @@ function spread<T>(items: T[], limit: number): T[] {
   return Array.from({ length: limit }, (_, i) => items[Math.floor(i * step)]);
 }
 
-async function calibrateOn(floatModel: Uint8Array, crops: (RgbImage | null)[], equalize: boolean): Promise<Calibration> {
+async function calibrateOn(
+  floatModel: Uint8Array,
+  crops: (RgbImage | null)[],
+  equalize: boolean,
+): Promise<Calibration> {
   const faces = crops.filter((c): c is RgbImage => c !== null);
-  return calibrate(floatModel, async function* inputs() {
-    for (const crop of faces) yield [normalise(crop)];
-  }, { equalize });
+  return calibrate(
+    floatModel,
+    async function* inputs() {
+      for (const crop of faces) yield [normalise(crop)];
+    },
+    { equalize },
+  );
 }
 
 async function main(): Promise<void> {
@@ -100,8 +120,14 @@ async function main(): Promise<void> {
   const devCrops = await cropsOf(devFiles);
   const pairCrops = await cropsOf(pairFiles);
   // Calibration sets: spread over the sorted file lists, so every person can contribute.
-  const onPairs = spread([...pairFiles].sort().map((f) => pairCrops.get(f) ?? null), calibrationLimit);
-  const onDev = spread(devFiles.map((f) => devCrops.get(f) ?? null), calibrationLimit);
+  const onPairs = spread(
+    [...pairFiles].sort().map((f) => pairCrops.get(f) ?? null),
+    calibrationLimit,
+  );
+  const onDev = spread(
+    devFiles.map((f) => devCrops.get(f) ?? null),
+    calibrationLimit,
+  );
 
   const measureDev = async (model: Uint8Array | string) => {
     const embeddings = await embedAll(model, devCrops);
@@ -112,13 +138,23 @@ async function main(): Promise<void> {
   const measurePairs = async (model: Uint8Array | string) => {
     const embeddings = await embedAll(model, pairCrops);
     const result = await evaluatePairs(pairs, async (file) => embeddings.get(file) ?? null);
-    return { embeddings, accuracy: result.accuracy, std: result.std, tar2: result.tarAtFar['1e-2'], tar3: result.tarAtFar['1e-3'] };
+    return {
+      embeddings,
+      accuracy: result.accuracy,
+      std: result.std,
+      tar2: result.tarAtFar['1e-2'],
+      tar3: result.tarAtFar['1e-3'],
+    };
   };
 
   const rows: Record<string, unknown>[] = [];
   const floatDev = await measureDev(floatModel);
   const floatPairs = await measurePairs(floatModel);
-  const row = (name: string, dev: Awaited<ReturnType<typeof measureDev>>, pairsResult: Awaited<ReturnType<typeof measurePairs>>) => {
+  const row = (
+    name: string,
+    dev: Awaited<ReturnType<typeof measureDev>>,
+    pairsResult: Awaited<ReturnType<typeof measurePairs>>,
+  ) => {
     const r = {
       model: name,
       top1: round(dev.top1 * 100, 2),
@@ -138,23 +174,44 @@ async function main(): Promise<void> {
   row('float', floatDev, floatPairs);
 
   for (const equalize of [true, false]) {
-    log(`calibrating (equalisation ${equalize ? 'on' : 'off'}) on ${onPairs.length} dev-pairs images and on ${onDev.length} dev photos...`);
-    const [calPairs, calDev] = [await calibrateOn(floatModel, onPairs, equalize), await calibrateOn(floatModel, onDev, equalize)];
+    log(
+      `calibrating (equalisation ${equalize ? 'on' : 'off'}) on ${onPairs.length} dev-pairs images and on ${onDev.length} dev photos...`,
+    );
+    const [calPairs, calDev] = [
+      await calibrateOn(floatModel, onPairs, equalize),
+      await calibrateOn(floatModel, onDev, equalize),
+    ];
     for (const method of methods) {
       const name = `${method.name === 'percentile' ? `percentile ${method.p}` : method.name}${equalize ? '' : ', no equalisation'}`;
-      const forDev = quantizeModel(floatModel, { ranges: rangesFrom(calPairs, method), equalization: calPairs.equalization }).bytes;
-      const forPairs = quantizeModel(floatModel, { ranges: rangesFrom(calDev, method), equalization: calDev.equalization }).bytes;
+      const forDev = quantizeModel(floatModel, {
+        ranges: rangesFrom(calPairs, method),
+        equalization: calPairs.equalization,
+      }).bytes;
+      const forPairs = quantizeModel(floatModel, {
+        ranges: rangesFrom(calDev, method),
+        equalization: calDev.equalization,
+      }).bytes;
       row(name, await measureDev(forDev), await measurePairs(forPairs));
     }
   }
   if (fs.existsSync(shippedModels.mobilefacenetInt8)) {
-    row('shipped (native/models record)', await measureDev(shippedModels.mobilefacenetInt8), await measurePairs(shippedModels.mobilefacenetInt8));
+    row(
+      'shipped (native/models record)',
+      await measureDev(shippedModels.mobilefacenetInt8),
+      await measurePairs(shippedModels.mobilefacenetInt8),
+    );
   }
   if (!json) {
-    console.log(`dev: ${dataset.identities.length} identities, ${dataset.impostors.length} impostors; dev-pairs: ${pairs.pairs.length} pairs, ${pairs.folds} folds; calibration ${calibrationLimit} photos\n`);
-    console.log('model                              top-1   TPIR@1/60 | pairs acc ± std   TAR@1e-2 TAR@1e-3 | cos median  cos p1');
+    console.log(
+      `dev: ${dataset.identities.length} identities, ${dataset.impostors.length} impostors; dev-pairs: ${pairs.pairs.length} pairs, ${pairs.folds} folds; calibration ${calibrationLimit} photos\n`,
+    );
+    console.log(
+      'model                              top-1   TPIR@1/60 | pairs acc ± std   TAR@1e-2 TAR@1e-3 | cos median  cos p1',
+    );
     for (const r of rows) {
-      console.log(`${String(r.model).padEnd(34)} ${String(r.top1).padStart(6)}  ${String(r.tpirAt1in60).padStart(7)}   | ${String(r.pairsAccuracy).padStart(6)} ± ${String(r.pairsStd).padEnd(5)}  ${String(r.tarAtFar1e2).padStart(7)}  ${String(r.tarAtFar1e3).padStart(7)} | ${String(r.cosineMedian).padStart(8)}  ${String(r.cosineP1).padStart(7)}`);
+      console.log(
+        `${String(r.model).padEnd(34)} ${String(r.top1).padStart(6)}  ${String(r.tpirAt1in60).padStart(7)}   | ${String(r.pairsAccuracy).padStart(6)} ± ${String(r.pairsStd).padEnd(5)}  ${String(r.tarAtFar1e2).padStart(7)}  ${String(r.tarAtFar1e3).padStart(7)} | ${String(r.cosineMedian).padStart(8)}  ${String(r.cosineP1).padStart(7)}`,
+      );
     }
   }
 }

@@ -65,7 +65,10 @@ function benchPeer(model: string, threads: number, xnnpack: boolean, inputs: Flo
 }
 
 async function main(): Promise<void> {
-  if (!json) console.log(`bench:runtime on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores), ${iterations} invokes per case\n`);
+  if (!json)
+    console.log(
+      `bench:runtime on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores), ${iterations} invokes per case\n`,
+    );
   const rows: Record<string, string | number | boolean | null>[] = [];
   for (const name of Object.keys(MODELS) as ModelName[]) {
     const probe = await CpuRuntime.open(MODELS[name], { threads: 1 });
@@ -75,7 +78,16 @@ async function main(): Promise<void> {
     const inputs = [0, 1, 2, 3].map((seed) => [randomInput(length, seed + 1)]);
     const batch = info.shape[0];
     const rewritable = rewriteForCpu(fs.readFileSync(MODELS[name])).applied.length > 0;
-    for (const [threads, rewrite] of [[1, false], [2, false], ...(rewritable ? [[1, true], [2, true]] : [])] as [number, boolean][]) {
+    for (const [threads, rewrite] of [
+      [1, false],
+      [2, false],
+      ...(rewritable
+        ? [
+            [1, true],
+            [2, true],
+          ]
+        : []),
+    ] as [number, boolean][]) {
       const ours = await benchOurs(MODELS[name], threads, rewrite, inputs);
       // The peer without XNNPACK is many times slower: fewer runs keep the benchmark short.
       const peerDefault = benchPeer(MODELS[name], threads, false, inputs, Math.max(10, Math.round(iterations / 10)));
@@ -103,23 +115,43 @@ async function main(): Promise<void> {
   if (fs.existsSync(shippedModels.mobilefacenetInt8)) {
     const length = 112 * 112 * 3;
     const inputs = [0, 1, 2, 3].map((seed) => [randomInput(length, seed + 1)]);
-    for (const [threads, xnnpack] of [[1, true], [2, true], [1, false], [2, false]] as [number, boolean][]) {
+    for (const [threads, xnnpack] of [
+      [1, true],
+      [2, true],
+      [1, false],
+      [2, false],
+    ] as [number, boolean][]) {
       const ours = await benchOurs(shippedModels.mobilefacenetInt8, threads, true, inputs, xnnpack);
       const medianMs = median(ours.times);
       const row = {
-        model: `mobilefacenet-int8${xnnpack ? '' : ' (no XNNPACK)'}`, rewritten: false, backend: 'cpu', threads, batch: 1,
-        medianMs: round(medianMs, 3), p95Ms: round(percentile(ours.times, 95), 3), perFaceMs: round(medianMs, 3),
-        peerMedianMs: null, speedup: null, peerXnnpackMedianMs: null, speedupVsXnnpack: null, eventLoopP99Ms: round(ours.loopP99, 3),
+        model: `mobilefacenet-int8${xnnpack ? '' : ' (no XNNPACK)'}`,
+        rewritten: false,
+        backend: 'cpu',
+        threads,
+        batch: 1,
+        medianMs: round(medianMs, 3),
+        p95Ms: round(percentile(ours.times, 95), 3),
+        perFaceMs: round(medianMs, 3),
+        peerMedianMs: null,
+        speedup: null,
+        peerXnnpackMedianMs: null,
+        speedupVsXnnpack: null,
+        eventLoopP99Ms: round(ours.loopP99, 3),
       };
       rows.push(row);
       if (json) console.log(JSON.stringify(row));
     }
   }
   if (!json) {
-    console.log('model                      thr batch  median   p95  per-face | peer default  x     | peer+XNNPACK  x     | loop p99');
+    console.log(
+      'model                      thr batch  median   p95  per-face | peer default  x     | peer+XNNPACK  x     | loop p99',
+    );
     for (const r of rows) {
-      const cell = (v: string | number | boolean | null | undefined) => (v === null || v === undefined ? '-' : String(v));
-      console.log(`${(String(r.model) + (r.rewritten ? ' (rewritten)' : '')).padEnd(26)} ${r.threads}   ${r.batch}    ${String(r.medianMs).padStart(6)} ${String(r.p95Ms).padStart(6)} ${String(r.perFaceMs).padStart(6)}  | ${cell(r.peerMedianMs).padStart(8)} ms ${cell(r.speedup).padStart(6)} | ${cell(r.peerXnnpackMedianMs).padStart(8)} ms ${cell(r.speedupVsXnnpack).padStart(5)} | ${r.eventLoopP99Ms} ms`);
+      const cell = (v: string | number | boolean | null | undefined) =>
+        v === null || v === undefined ? '-' : String(v);
+      console.log(
+        `${(String(r.model) + (r.rewritten ? ' (rewritten)' : '')).padEnd(26)} ${r.threads}   ${r.batch}    ${String(r.medianMs).padStart(6)} ${String(r.p95Ms).padStart(6)} ${String(r.perFaceMs).padStart(6)}  | ${cell(r.peerMedianMs).padStart(8)} ms ${cell(r.speedup).padStart(6)} | ${cell(r.peerXnnpackMedianMs).padStart(8)} ms ${cell(r.speedupVsXnnpack).padStart(5)} | ${r.eventLoopP99Ms} ms`,
+      );
     }
   }
 }

@@ -42,7 +42,11 @@ function cpuSeconds(pid: number): number {
 
 function ffmpegPids(marker: string): number[] {
   try {
-    return execFileSync('pgrep', ['-f', `ffmpeg.*${marker}`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-f', `ffmpeg.*${marker}`], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -51,18 +55,24 @@ function ffmpegPids(marker: string): number[] {
 async function sideBySide(files: string[], out: string): Promise<string> {
   const tiles = await Promise.all(files.map((f) => sharp(f).resize(250, 250).toBuffer()));
   await sharp({ create: { width: 250 * files.length, height: 250, channels: 3, background: '#777' } })
-    .composite(tiles.map((input, i) => ({ input, left: i * 250, top: 0 }))).png().toFile(out);
+    .composite(tiles.map((input, i) => ({ input, left: i * 250, top: 0 })))
+    .png()
+    .toFile(out);
   return out;
 }
 
 async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-bench-stream-'));
-  const person = (name: string, i: number) => path.join(FACES_DIR, name, fs.readdirSync(path.join(FACES_DIR, name)).sort()[i]);
+  const person = (name: string, i: number) =>
+    path.join(FACES_DIR, name, fs.readdirSync(path.join(FACES_DIR, name)).sort()[i]);
   // 1, 2, 3 and 4 faces in turn.
   const scenes = [
     person('Jackie_Chan', 6),
     await sideBySide([person('Meryl_Streep', 6), person('Roger_Federer', 6)], path.join(tmp, 'two.png')),
-    await sideBySide([person('Jackie_Chan', 7), person('Meryl_Streep', 7), person('Tony_Blair', 2)], path.join(tmp, 'three.png')),
+    await sideBySide(
+      [person('Jackie_Chan', 7), person('Meryl_Streep', 7), person('Tony_Blair', 2)],
+      path.join(tmp, 'three.png'),
+    ),
     path.join(FACES_DIR, '_group', 'four-faces.jpg'),
   ];
   const clip = path.join(tmp, 'stream.mp4');
@@ -75,10 +85,39 @@ async function main(): Promise<void> {
     { id: 'dev', type: 'edgetpu-device', device: 'auto', performance: 'high', model: '', threads: '' },
     { id: 'gal', type: 'face-gallery', path: galleryDir, threshold: '', margin: '', device: 'dev' },
     { id: 'enrol', type: 'enrol', gallery: 'gal', minPhotos: '3', walkupSeconds: '2', wires: [['enrolled']] },
-    { id: 'cam', type: 'camera-in', name: 'bench', url: server.url, transport: 'tcp', fps: String(fps), maxWidth: '1280', stallSeconds: '10', wires: [['align']] },
-    { id: 'align', type: 'align', detector: 'full', minFaceSize: '', minScore: '', maxFaces: '', tiles: false, wires: [['embed']] },
+    {
+      id: 'cam',
+      type: 'camera-in',
+      name: 'bench',
+      url: server.url,
+      transport: 'tcp',
+      fps: String(fps),
+      maxWidth: '1280',
+      stallSeconds: '10',
+      wires: [['align']],
+    },
+    {
+      id: 'align',
+      type: 'align',
+      detector: 'full',
+      minFaceSize: '',
+      minScore: '',
+      maxFaces: '',
+      tiles: false,
+      wires: [['embed']],
+    },
     { id: 'embed', type: 'edgetpu-embed', device: 'dev', wires: [['classify']] },
-    { id: 'classify', type: 'imprint-classify', gallery: 'gal', confirmFrames: '3', unknownFrames: '5', cooldown: '60', maxMissed: '1.5', perFrame: true, wires: [['visits'], ['frames']] },
+    {
+      id: 'classify',
+      type: 'imprint-classify',
+      gallery: 'gal',
+      confirmFrames: '3',
+      unknownFrames: '5',
+      cooldown: '60',
+      maxMissed: '1.5',
+      perFrame: true,
+      wires: [['visits'], ['frames']],
+    },
     { id: 'enrolled', type: 'helper' },
     { id: 'visits', type: 'helper' },
     { id: 'frames', type: 'helper' },
@@ -89,7 +128,17 @@ async function main(): Promise<void> {
   for (const name of ['Jackie_Chan', 'Meryl_Streep', 'Roger_Federer']) {
     const reply = new Promise((resolve) => enrolled.on('input', resolve));
     const dir = path.join(FACES_DIR, name);
-    helper.getNode('enrol').receive({ payload: { action: 'enrol', name, images: fs.readdirSync(dir).sort().slice(0, 5).map((f) => path.join(dir, f)) } });
+    helper.getNode('enrol').receive({
+      payload: {
+        action: 'enrol',
+        name,
+        images: fs
+          .readdirSync(dir)
+          .sort()
+          .slice(0, 5)
+          .map((f) => path.join(dir, f)),
+      },
+    });
     await reply;
   }
 
@@ -102,7 +151,9 @@ async function main(): Promise<void> {
     faces += msg.faces?.length ?? 0;
     latencies.push(Date.now() - msg.frame.timestamp);
   });
-  helper.getNode('visits').on('input', () => { visits++; });
+  helper.getNode('visits').on('input', () => {
+    visits++;
+  });
 
   // Warm up 30 s, then measure. RSS climbs for about that long while the
   // frame store and the allocator settle, then stays flat or falls: leaks
@@ -113,8 +164,11 @@ async function main(): Promise<void> {
   const align = helper.getNode('align') as any;
   const marker = String(server.port);
   const start = {
-    time: Date.now(), rss: process.memoryUsage().rss, cpu: cpuSeconds(process.pid) + ffmpegPids(marker).reduce((s, p) => s + cpuSeconds(p), 0),
-    framesIn: cam.source.stats.framesIn, processed,
+    time: Date.now(),
+    rss: process.memoryUsage().rss,
+    cpu: cpuSeconds(process.pid) + ffmpegPids(marker).reduce((s, p) => s + cpuSeconds(p), 0),
+    framesIn: cam.source.stats.framesIn,
+    processed,
   };
   latencies.length = 0;
   // node-red-node-test-helper records every node.send/status call in sinon
@@ -125,20 +179,28 @@ async function main(): Promise<void> {
   const nodeCpuStart = cpuSeconds(process.pid);
   const alignDropped = () => {
     // The align node's latest-wins queue counts what it dropped; read it from its status text.
-    return Number(/(\d+) dropped/.exec(String(align.__lastStatus ?? ""))?.[1] ?? 0);
+    return Number(/(\d+) dropped/.exec(String(align.__lastStatus ?? ''))?.[1] ?? 0);
   };
   const originalStatus = align.status.bind(align);
-  align.status = (s: { text?: string }) => { align.__lastStatus = s?.text; return originalStatus(s); };
+  align.status = (s: { text?: string }) => {
+    align.__lastStatus = s?.text;
+    return originalStatus(s);
+  };
   const droppedAtStart = alignDropped();
-  if (!json) console.log(`bench:stream: 1280x720 @ ${fps} fps, 1-4 faces, ${seconds} s on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores)`);
+  if (!json)
+    console.log(
+      `bench:stream: 1280x720 @ ${fps} fps, 1-4 faces, ${seconds} s on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.availableParallelism()} cores)`,
+    );
   let rssPeak = start.rss;
   for (let elapsed = 0; elapsed < seconds; elapsed += 10) {
     await new Promise((r) => setTimeout(r, Math.min(10, seconds - elapsed) * 1000));
     const m = process.memoryUsage();
     rssPeak = Math.max(rssPeak, m.rss);
     if (!json && elapsed % 30 === 20) {
-      console.log(`  ${elapsed + 10} s: ${processed - start.processed} frames processed, RSS ${Math.round(m.rss / 1e6)} MB ` +
-        `(heap ${Math.round(m.heapUsed / 1e6)}, buffers ${Math.round(m.arrayBuffers / 1e6)})`);
+      console.log(
+        `  ${elapsed + 10} s: ${processed - start.processed} frames processed, RSS ${Math.round(m.rss / 1e6)} MB ` +
+          `(heap ${Math.round(m.heapUsed / 1e6)}, buffers ${Math.round(m.arrayBuffers / 1e6)})`,
+      );
     }
   }
   clearInterval(clearHarness);
@@ -150,7 +212,7 @@ async function main(): Promise<void> {
     seconds: round(wall, 1),
     fpsIn: round((cam.source.stats.framesIn - start.framesIn) / wall, 2),
     fpsProcessed: round((processed - start.processed) / wall, 2),
-    dropped: (cam.source.stats.framesIn - start.framesIn) - (processed - start.processed),
+    dropped: cam.source.stats.framesIn - start.framesIn - (processed - start.processed),
     droppedAtAlign: alignDropped() - droppedAtStart,
     cores: round(cpu / wall, 2),
     coresNodeRed: round(nodeCores, 2),

@@ -29,32 +29,54 @@ describe('layering', () => {
 
   it('reads the engine in domain folders', () => {
     const folders = new Set(core.map((f) => path.relative(path.join(ROOT, 'nodes', 'core'), path.dirname(f))));
-    for (const domain of ['media', 'camera', 'detect', 'align', 'embed', 'identify', 'gallery', 'ha', 'flow', 'common']) {
+    for (const domain of [
+      'media',
+      'camera',
+      'detect',
+      'align',
+      'embed',
+      'identify',
+      'gallery',
+      'ha',
+      'flow',
+      'common',
+    ]) {
       assert.ok(folders.has(domain), `nodes/core/${domain}/ exists`);
     }
     assert.ok(core.length > 25 && tools.length >= 3, 'the folders were read');
   });
 
   it('no file of nodes/core or nodes/tools imports node-red', () => {
-    const offenders = [...core, ...tools].filter((f) => importsOf(f).some(isNodeRed)).map((f) => path.relative(ROOT, f));
+    const offenders = [...core, ...tools]
+      .filter((f) => importsOf(f).some(isNodeRed))
+      .map((f) => path.relative(ROOT, f));
     assert.deepEqual(offenders, []);
   });
 
   it('nodes/core imports only itself, native/ and packages', () => {
-    const offenders = core.flatMap((f) => importsOf(f)
-      .filter((spec) => spec.startsWith('.'))
-      .map((spec) => target(f, spec))
-      .filter((t) => !t.startsWith(path.join('nodes', 'core')) && !t.startsWith('native'))
-      .map((t) => `${path.relative(ROOT, f)} -> ${t}`));
+    const offenders = core.flatMap((f) =>
+      importsOf(f)
+        .filter((spec) => spec.startsWith('.'))
+        .map((spec) => target(f, spec))
+        .filter((t) => !t.startsWith(path.join('nodes', 'core')) && !t.startsWith('native'))
+        .map((t) => `${path.relative(ROOT, f)} -> ${t}`),
+    );
     assert.deepEqual(offenders, []);
   });
 
   it('nodes/tools does not import the Node-RED adapters', () => {
-    const offenders = tools.flatMap((f) => importsOf(f)
-      .filter((spec) => spec.startsWith('.'))
-      .map((spec) => target(f, spec))
-      .filter((t) => t.startsWith('nodes') && !t.startsWith(path.join('nodes', 'core')) && !t.startsWith(path.join('nodes', 'tools')))
-      .map((t) => `${path.relative(ROOT, f)} -> ${t}`));
+    const offenders = tools.flatMap((f) =>
+      importsOf(f)
+        .filter((spec) => spec.startsWith('.'))
+        .map((spec) => target(f, spec))
+        .filter(
+          (t) =>
+            t.startsWith('nodes') &&
+            !t.startsWith(path.join('nodes', 'core')) &&
+            !t.startsWith(path.join('nodes', 'tools')),
+        )
+        .map((t) => `${path.relative(ROOT, f)} -> ${t}`),
+    );
     assert.deepEqual(offenders, []);
   });
 });

@@ -15,7 +15,11 @@ import { FACES_DIR } from '../models';
 
 const photos = (person: string): string[] => {
   const dir = path.join(FACES_DIR, person);
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .map((f) => path.join(dir, f));
 };
 const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 const cosine = (a: Float32Array, b: Float32Array) => a.reduce((s, x, i) => s + x * b[i], 0) / (norm(a) * norm(b));
@@ -34,12 +38,13 @@ describe('pipeline: detection on camera frames', function () {
       assert.ok(face.box.x >= -10 && face.box.x + face.box.width <= 1290, 'box in frame coordinates');
     }
     // Distinct faces: no two boxes overlap much.
-    for (let i = 0; i < found.length; i++) for (let j = i + 1; j < found.length; j++) {
-      const a = found[i].box;
-      const b = found[j].box;
-      const overlap = Math.max(0, Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x));
-      assert.ok(overlap < Math.min(a.width, b.width) / 2);
-    }
+    for (let i = 0; i < found.length; i++)
+      for (let j = i + 1; j < found.length; j++) {
+        const a = found[i].box;
+        const b = found[j].box;
+        const overlap = Math.max(0, Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x));
+        assert.ok(overlap < Math.min(a.width, b.width) / 2);
+      }
     const short = await openDetector({ variant: 'short' });
     const nearOnly = await short.detector.detect(frame);
     await short.runtime.dispose();
@@ -50,8 +55,12 @@ describe('pipeline: detection on camera frames', function () {
 describe('pipeline: faces in photos', function () {
   this.timeout(120000);
   let pipeline: FacePipeline;
-  before(async () => { pipeline = await FacePipeline.open(); });
-  after(async () => { await pipeline.dispose(); });
+  before(async () => {
+    pipeline = await FacePipeline.open();
+  });
+  after(async () => {
+    await pipeline.dispose();
+  });
 
   it('picks the subject, not a bystander cut by the frame edge', async () => {
     const image = await decodeImage(path.join(FACES_DIR, 'Silvio_Berlusconi', 'Silvio_Berlusconi_0030.jpg'));
@@ -89,8 +98,12 @@ describe('pipeline: faces in photos', function () {
       assert.ok(cosine(alone, together[i]) > 0.99999, `crop ${i}`);
     }
     // Different people are far apart, the same person close.
-    const [again] = await pipeline.embed([pipeline.align(await decodeImage(photos('Tony_Blair')[3]),
-      mainFace(await pipeline.detect(await decodeImage(photos('Tony_Blair')[3])), { width: 250, height: 250 })!).crop]);
+    const [again] = await pipeline.embed([
+      pipeline.align(
+        await decodeImage(photos('Tony_Blair')[3]),
+        mainFace(await pipeline.detect(await decodeImage(photos('Tony_Blair')[3])), { width: 250, height: 250 })!,
+      ).crop,
+    ]);
     assert.ok(cosine(together[0], again) > 0.5);
     assert.ok(cosine(together[0], together[1]) < 0.4);
   });
@@ -133,7 +146,10 @@ describe('pipeline: faces in photos', function () {
 
     const reloaded = new Promise((resolve) => recognizer.once('reload', resolve));
     const intruder = photos('Vladimir_Putin')[0];
-    const result = await enrolPerson(pipeline, gallery, 'Jennifer', [...photos('Jennifer_Garner').slice(0, 5), intruder]);
+    const result = await enrolPerson(pipeline, gallery, 'Jennifer', [
+      ...photos('Jennifer_Garner').slice(0, 5),
+      intruder,
+    ]);
     assert.equal(result.accepted, 5);
     const rejected = result.photos.find((p) => p.source === intruder)!;
     assert.equal(rejected.accepted, false);
@@ -143,8 +159,13 @@ describe('pipeline: faces in photos', function () {
     assert.equal(identity.name, 'Jennifer');
     assert.ok(identity.cosine >= DEFAULT_THRESHOLD && identity.confidence > 0.5);
 
-    await assert.rejects(enrolPerson(pipeline, gallery, 'Nobody', [photos('Tim_Henman')[0]]),
-      (e: EnrolError) => e.code === 'ERR_TOO_FEW_PHOTOS' && e.result.accepted === 1 && /1 usable photo\(s\) of 1, 3 needed/.test(e.message));
+    await assert.rejects(
+      enrolPerson(pipeline, gallery, 'Nobody', [photos('Tim_Henman')[0]]),
+      (e: EnrolError) =>
+        e.code === 'ERR_TOO_FEW_PHOTOS' &&
+        e.result.accepted === 1 &&
+        /1 usable photo\(s\) of 1, 3 needed/.test(e.message),
+    );
 
     const forgotten = new Promise((resolve) => recognizer.once('reload', resolve));
     await gallery.forget('Jennifer');

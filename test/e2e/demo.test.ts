@@ -21,7 +21,11 @@ const CHROMIUM = '/usr/bin/chromium';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs: number): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false>,
+  timeoutMs: number,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe().catch(() => undefined);
@@ -31,7 +35,11 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | null 
   }
 }
 
-interface DebugMessage { name?: string; msg?: string; format?: string }
+interface DebugMessage {
+  name?: string;
+  msg?: string;
+  format?: string;
+}
 
 describe('the demo in a browser: walk-up, then recognized', function () {
   // Clip, Node-RED, models, a 20 s walk-up and up to a loop more: minutes on a busy machine.
@@ -47,12 +55,21 @@ describe('the demo in a browser: walk-up, then recognized', function () {
     if (!fs.existsSync(CHROMIUM)) this.skip();
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     port = await freePort();
-    demo = spawn(process.execPath, [CLI, 'demo', '--port', String(port), '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    demo.stdout!.on('data', (d) => { output += d; });
-    demo.stderr!.on('data', (d) => { output += d; });
+    demo = spawn(process.execPath, [CLI, 'demo', '--port', String(port), '--dir', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    demo.stdout!.on('data', (d) => {
+      output += d;
+    });
+    demo.stderr!.on('data', (d) => {
+      output += d;
+    });
     await until('the editor URL', async () => output.includes(`editor: http://127.0.0.1:${port}/`), 300000);
     await until('Node-RED to answer', async () => (await fetch(`http://127.0.0.1:${port}/flows`)).ok, 300000);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
     page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
   });
 
@@ -74,7 +91,9 @@ describe('the demo in a browser: walk-up, then recognized', function () {
     await page.evaluate(() => {
       const w = window as unknown as { RED: any; debugMessages: unknown[] };
       w.debugMessages = [];
-      w.RED.comms.subscribe('debug', (_topic: string, msg: unknown) => { w.debugMessages.push(msg); });
+      w.RED.comms.subscribe('debug', (_topic: string, msg: unknown) => {
+        w.debugMessages.push(msg);
+      });
     });
     // No "Enable update notifications?" (or any other) notification on a first load.
     await sleep(3000);
@@ -91,18 +110,34 @@ describe('the demo in a browser: walk-up, then recognized', function () {
     // The walk-up inject, clicked as a user does.
     await page.evaluate(() => (window as unknown as { RED: any }).RED.sidebar.show('debug'));
     await page.click('#demo-walkup .red-ui-flow-node-button');
-    const messages = async () => page.evaluate(() => (window as unknown as { debugMessages: DebugMessage[] }).debugMessages);
-    const report = await until('the enrolment report', async () => (await messages()).find((m) => m.name === 'enrolment report'), 240000);
+    const messages = async () =>
+      page.evaluate(() => (window as unknown as { debugMessages: DebugMessage[] }).debugMessages);
+    const report = await until(
+      'the enrolment report',
+      async () => (await messages()).find((m) => m.name === 'enrolment report'),
+      240000,
+    );
     const result = JSON.parse(report.msg!);
     assert.equal(result.ok, true, report.msg);
     assert.equal(result.name, 'Alice');
     assert.equal(result.people, 1);
-    const seen = await until('a recognized Alice', async () => (await messages())
-      .filter((m) => m.name === 'visits').map((m) => JSON.parse(m.msg!)).find((v) => v.event === 'recognized'), 240000);
+    const seen = await until(
+      'a recognized Alice',
+      async () =>
+        (await messages())
+          .filter((m) => m.name === 'visits')
+          .map((m) => JSON.parse(m.msg!))
+          .find((v) => v.event === 'recognized'),
+      240000,
+    );
     assert.equal(seen.name, 'Alice');
     await sleep(1500);
     // The newest messages are at the bottom of the sidebar.
-    await page.evaluate(() => document.querySelectorAll('.red-ui-debug-content').forEach((el) => { el.scrollTop = el.scrollHeight; }));
+    await page.evaluate(() =>
+      document.querySelectorAll('.red-ui-debug-content').forEach((el) => {
+        el.scrollTop = el.scrollHeight;
+      }),
+    );
     await sleep(500);
     await page.screenshot({ path: path.join(ARTIFACTS, 'demo-debug-sidebar.png') });
     // The sidebar shows visits and the report only: no per-frame flood.
@@ -111,10 +146,16 @@ describe('the demo in a browser: walk-up, then recognized', function () {
   });
 
   it('refuses a second demo on the same port before printing a URL, and says --port', async () => {
-    const second = spawn(process.execPath, [CLI, 'demo', '--port', String(port), '--dir', path.join(dir, 'second')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const second = spawn(process.execPath, [CLI, 'demo', '--port', String(port), '--dir', path.join(dir, 'second')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let text = '';
-    second.stdout.on('data', (d) => { text += d; });
-    second.stderr.on('data', (d) => { text += d; });
+    second.stdout.on('data', (d) => {
+      text += d;
+    });
+    second.stderr.on('data', (d) => {
+      text += d;
+    });
     const code = await new Promise((r) => second.once('exit', r));
     assert.equal(code, 1);
     assert.doesNotMatch(text, /editor: http/);

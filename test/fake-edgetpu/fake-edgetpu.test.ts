@@ -151,9 +151,21 @@ describe('fake libedgetpu', function () {
     const { includeDir, libDir } = tfliteCcDeps();
     fs.writeFileSync(path.join(dir, 'driver.c'), DRIVER_SOURCE);
     driver = path.join(dir, 'driver');
-    execFileSync('cc', ['-O1', `-I${includeDir}`, '-o', driver, path.join(dir, 'driver.c'),
-      `-L${libDir}`, '-ltensorflowlite_c', `-Wl,-rpath,${libDir}`, '-ldl'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(
+      'cc',
+      [
+        '-O1',
+        `-I${includeDir}`,
+        '-o',
+        driver,
+        path.join(dir, 'driver.c'),
+        `-L${libDir}`,
+        '-ltensorflowlite_c',
+        `-Wl,-rpath,${libDir}`,
+        '-ldl',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
   });
 
   after(() => {
@@ -202,13 +214,16 @@ describe('fake libedgetpu', function () {
 
   it('lists the scripted devices in order', () => {
     const r = run(['list'], { FAKE_EDGETPU_DEVICES: DEVICES });
-    assert.equal(r.stdout, [
-      'count 3 array',
-      'device usb /sys/bus/usb/devices/2-1',
-      'device pci /dev/apex_0',
-      'device usb /sys/bus/usb/devices/2-2',
-      '',
-    ].join('\n'));
+    assert.equal(
+      r.stdout,
+      [
+        'count 3 array',
+        'device usb /sys/bus/usb/devices/2-1',
+        'device pci /dev/apex_0',
+        'device usb /sys/bus/usb/devices/2-2',
+        '',
+      ].join('\n'),
+    );
     assert.deepEqual(logLines(), ['list 3', 'free_devices']);
   });
 
@@ -247,8 +262,10 @@ describe('fake libedgetpu', function () {
     for (const perf of ['Low', 'Medium', 'High', 'Max']) {
       assert.equal(run(['create', 'usb', '-', `Performance=${perf}`], e).stdout, 'created\n');
     }
-    assert.equal(run(['create', 'usb', '-', 'Performance=High', 'Usb.AlwaysDfu=True',
-      'Usb.MaxBulkInQueueLength=8'], e).stdout, 'created\n');
+    assert.equal(
+      run(['create', 'usb', '-', 'Performance=High', 'Usb.AlwaysDfu=True', 'Usb.MaxBulkInQueueLength=8'], e).stdout,
+      'created\n',
+    );
     assert.equal(run(['create', 'usb', '-', 'Performance=Turbo'], e).stdout, 'null\n');
     assert.equal(run(['create', 'usb', '-', 'Usb.AlwaysDfu=yes'], e).stdout, 'null\n');
     assert.equal(run(['create', 'usb', '-', 'Usb.MaxBulkInQueueLength=256'], e).stdout, 'null\n');
@@ -258,8 +275,8 @@ describe('fake libedgetpu', function () {
       'create type=usb path=/sys/bus/usb/devices/2-1 Performance=Medium',
       'create type=usb path=/sys/bus/usb/devices/2-1 Performance=High',
       'create type=usb path=/sys/bus/usb/devices/2-1 Performance=Max',
-      'create type=usb path=/sys/bus/usb/devices/2-1 Performance=High Usb.AlwaysDfu=True '
-        + 'Usb.MaxBulkInQueueLength=8',
+      'create type=usb path=/sys/bus/usb/devices/2-1 Performance=High Usb.AlwaysDfu=True ' +
+        'Usb.MaxBulkInQueueLength=8',
       'create_failed type=usb name= reason=bad_option Performance=Turbo',
       'create_failed type=usb name= reason=bad_option Usb.AlwaysDfu=yes',
       'create_failed type=usb name= reason=bad_option Usb.MaxBulkInQueueLength=256',
@@ -267,11 +284,12 @@ describe('fake libedgetpu', function () {
   });
 
   it('returns NULL for every create with FAKE_EDGETPU_FAIL_CREATE=1', () => {
-    const r = run(['create', 'usb', '/sys/bus/usb/devices/2-1'],
-      { FAKE_EDGETPU_DEVICES: DEVICES, FAKE_EDGETPU_FAIL_CREATE: '1' });
+    const r = run(['create', 'usb', '/sys/bus/usb/devices/2-1'], {
+      FAKE_EDGETPU_DEVICES: DEVICES,
+      FAKE_EDGETPU_FAIL_CREATE: '1',
+    });
     assert.equal(r.stdout, 'null\n');
-    assert.deepEqual(logLines(),
-      ['create_failed type=usb name=/sys/bus/usb/devices/2-1 reason=fail_create']);
+    assert.deepEqual(logLines(), ['create_failed type=usb name=/sys/bus/usb/devices/2-1 reason=fail_create']);
   });
 
   it('attaches to a TFLite interpreter without claiming nodes (CPU still computes)', () => {
@@ -289,8 +307,10 @@ describe('fake libedgetpu', function () {
   });
 
   it('runs a real model (BlazeFace short range) with the delegate attached', () => {
-    const model = path.join(path.dirname(require.resolve('@mediapipe/face_detection/package.json')),
-      'face_detection_short_range.tflite');
+    const model = path.join(
+      path.dirname(require.resolve('@mediapipe/face_detection/package.json')),
+      'face_detection_short_range.tflite',
+    );
     const r = run(['invoke', model, 'usb'], { FAKE_EDGETPU_DEVICES: DEVICES });
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^allocate 0\ninvoke 0\noutputs 2\n$/);
@@ -298,26 +318,22 @@ describe('fake libedgetpu', function () {
   });
 
   describe('FAKE_EDGETPU_ABORT_FILE', () => {
-    it('aborts (SIGABRT) a process holding a delegate while the file exists, keeping the file',
-      () => {
-        const flag = path.join(dir, 'abort-now');
-        fs.writeFileSync(flag, '');
-        const r = run(['hold', 'usb', '5000'],
-          { FAKE_EDGETPU_DEVICES: DEVICES, FAKE_EDGETPU_ABORT_FILE: flag });
-        assert.equal(r.signal, 'SIGABRT', `status ${r.status} stdout ${r.stdout}`);
-        // The watcher may fire before the driver prints; the log proves the create.
-        assert.match(r.stdout, /^(created\n)?$/);
-        assert.ok(fs.existsSync(flag), 'the fake must leave the file for the test to remove');
-        assert.deepEqual(logLines(),
-          ['create type=usb path=/sys/bus/usb/devices/2-1', `abort file=${flag}`]);
+    it('aborts (SIGABRT) a process holding a delegate while the file exists, keeping the file', () => {
+      const flag = path.join(dir, 'abort-now');
+      fs.writeFileSync(flag, '');
+      const r = run(['hold', 'usb', '5000'], { FAKE_EDGETPU_DEVICES: DEVICES, FAKE_EDGETPU_ABORT_FILE: flag });
+      assert.equal(r.signal, 'SIGABRT', `status ${r.status} stdout ${r.stdout}`);
+      // The watcher may fire before the driver prints; the log proves the create.
+      assert.match(r.stdout, /^(created\n)?$/);
+      assert.ok(fs.existsSync(flag), 'the fake must leave the file for the test to remove');
+      assert.deepEqual(logLines(), ['create type=usb path=/sys/bus/usb/devices/2-1', `abort file=${flag}`]);
 
-        // Removing the file lets the next process (a restart) live.
-        fs.rmSync(flag);
-        const again = run(['hold', 'usb', '100'],
-          { FAKE_EDGETPU_DEVICES: DEVICES, FAKE_EDGETPU_ABORT_FILE: flag });
-        assert.equal(again.status, 0);
-        assert.equal(again.stdout, 'created\nreleased\n');
-      });
+      // Removing the file lets the next process (a restart) live.
+      fs.rmSync(flag);
+      const again = run(['hold', 'usb', '100'], { FAKE_EDGETPU_DEVICES: DEVICES, FAKE_EDGETPU_ABORT_FILE: flag });
+      assert.equal(again.status, 0);
+      assert.equal(again.stdout, 'created\nreleased\n');
+    });
 
     it('notices a file that appears while the delegate is alive', async () => {
       const flag = path.join(dir, 'abort-later');
@@ -361,8 +377,9 @@ describe('fake libedgetpu', function () {
         if (stdout.includes('released')) fs.writeFileSync(flag, '');
       });
       try {
-        const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>(
-          (resolve) => child.on('exit', (c, sig) => resolve([c, sig])));
+        const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+          child.on('exit', (c, sig) => resolve([c, sig])),
+        );
         assert.equal(signal, null);
         assert.equal(code, 0);
         assert.ok(fs.existsSync(flag), 'the file was created after the free');

@@ -10,12 +10,18 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Readable, Writable } from 'stream';
 
-const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+const CANDIDATES = [
+  process.env.CHROMIUM_PATH,
+  '/usr/bin/chromium',
+  '/usr/bin/chromium-browser',
+  '/usr/bin/google-chrome',
+];
 
 /** The Chromium binary, or null (the tests that need it then skip, saying why). */
 export function findChromium(): string | null {
   for (const candidate of CANDIDATES) {
-    if (candidate && fs.existsSync(candidate) && spawnSync(candidate, ['--version'], { timeout: 20_000 }).status === 0) return candidate;
+    if (candidate && fs.existsSync(candidate) && spawnSync(candidate, ['--version'], { timeout: 20_000 }).status === 0)
+      return candidate;
   }
   return null;
 }
@@ -31,13 +37,20 @@ export class Chromium {
   private buffer = '';
   private sessionId = '';
 
-  private constructor(private readonly proc: ChildProcess, private readonly profile: string) {
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly profile: string,
+  ) {
     const output = proc.stdio[4] as Readable;
     output.on('data', (chunk: Buffer) => {
       this.buffer += chunk.toString('utf8');
       let end: number;
       while ((end = this.buffer.indexOf('\0')) >= 0) {
-        const message = JSON.parse(this.buffer.slice(0, end)) as { id?: number; result?: unknown; error?: { message: string } };
+        const message = JSON.parse(this.buffer.slice(0, end)) as {
+          id?: number;
+          result?: unknown;
+          error?: { message: string };
+        };
         this.buffer = this.buffer.slice(end + 1);
         const waiting = message.id === undefined ? undefined : this.pending.get(message.id);
         if (!waiting) continue;
@@ -51,10 +64,20 @@ export class Chromium {
   /** Starts Chromium with a fresh profile and opens one blank page. */
   static async launch(binary: string): Promise<Chromium> {
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-chromium-'));
-    const proc = spawn(binary, [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-      '--remote-debugging-pipe', `--user-data-dir=${profile}`, 'about:blank',
-    ], { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] });
+    const proc = spawn(
+      binary,
+      [
+        '--headless=new',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--no-first-run',
+        '--remote-debugging-pipe',
+        `--user-data-dir=${profile}`,
+        'about:blank',
+      ],
+      { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
+    );
     const browser = new Chromium(proc, profile);
     const { targetId } = await browser.send('Target.createTarget', { url: 'about:blank' });
     const { sessionId } = await browser.send('Target.attachToTarget', { targetId, flatten: true });
@@ -79,7 +102,8 @@ export class Chromium {
   /** Evaluates an expression in the page (promises awaited) and returns its value. */
   async evaluate<T = unknown>(expression: string): Promise<T> {
     const reply = await this.send('Runtime.evaluate', { expression, returnByValue: true, awaitPromise: true }, true);
-    if (reply.exceptionDetails) throw new Error(`in the page: ${reply.exceptionDetails.exception?.description ?? reply.exceptionDetails.text}`);
+    if (reply.exceptionDetails)
+      throw new Error(`in the page: ${reply.exceptionDetails.exception?.description ?? reply.exceptionDetails.text}`);
     return reply.result.value as T;
   }
 

@@ -48,5 +48,9 @@ export function tfliteCcDeps(): TfliteCcDeps {
 /** Compiles the fake libedgetpu (when its source changed) and returns the path of its libedgetpu.so.1. */
 export function buildFakeEdgeTpu(): string {
   const source = path.join(findRepoRoot(), 'test', 'fake-edgetpu', 'fake_edgetpu.c');
-  return buildSharedLibrary(source, path.join('fake-edgetpu', 'libedgetpu.so.1'), ['-O1', '-pthread', `-I${tfliteCcDeps().includeDir}`]);
+  return buildSharedLibrary(source, path.join('fake-edgetpu', 'libedgetpu.so.1'), [
+    '-O1',
+    '-pthread',
+    `-I${tfliteCcDeps().includeDir}`,
+  ]);
 }

@@ -19,27 +19,48 @@ export interface NodeRedProcess {
   stop(): Promise<void>;
 }
 
-export async function startNodeRed(options: { flow: unknown[]; settings?: Record<string, unknown>; dir?: string }): Promise<NodeRedProcess> {
+export async function startNodeRed(options: {
+  flow: unknown[];
+  settings?: Record<string, unknown>;
+  dir?: string;
+}): Promise<NodeRedProcess> {
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'coral-nodered-'));
   const port = await freePort();
   fs.mkdirSync(path.join(dir, 'node_modules'), { recursive: true });
   const link = path.join(dir, 'node_modules', 'node-red-contrib-coral-face');
   if (!fs.existsSync(link)) fs.symlinkSync(ROOT, link, 'dir');
-  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'coral-face-test', private: true,
-    dependencies: { 'node-red-contrib-coral-face': `file:${ROOT}` } }));
+  fs.writeFileSync(
+    path.join(dir, 'package.json'),
+    JSON.stringify({
+      name: 'coral-face-test',
+      private: true,
+      dependencies: { 'node-red-contrib-coral-face': `file:${ROOT}` },
+    }),
+  );
   fs.writeFileSync(path.join(dir, 'flows.json'), JSON.stringify(options.flow, null, 2));
   const settings = {
-    uiPort: port, uiHost: '127.0.0.1', flowFile: 'flows.json', credentialSecret: false,
-    editorTheme: { tours: false, projects: { enabled: false } }, logging: { console: { level: 'info' } },
+    uiPort: port,
+    uiHost: '127.0.0.1',
+    flowFile: 'flows.json',
+    credentialSecret: false,
+    editorTheme: { tours: false, projects: { enabled: false } },
+    logging: { console: { level: 'info' } },
     ...options.settings,
   };
   fs.writeFileSync(path.join(dir, 'settings.js'), `module.exports = ${JSON.stringify(settings, null, 2)};\n`);
   const red = require.resolve('node-red/red.js');
-  const child: ChildProcess = spawn(process.execPath, [red, '--userDir', dir, '--settings', path.join(dir, 'settings.js')],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_RED_ENABLE_PROJECTS: 'false' } });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [red, '--userDir', dir, '--settings', path.join(dir, 'settings.js')],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_RED_ENABLE_PROJECTS: 'false' } },
+  );
   let output = '';
-  child.stdout!.on('data', (d) => { output += d; });
-  child.stderr!.on('data', (d) => { output += d; });
+  child.stdout!.on('data', (d) => {
+    output += d;
+  });
+  child.stderr!.on('data', (d) => {
+    output += d;
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const deadline = Date.now() + 60_000;
   while (!/Started flows/.test(output)) {
@@ -75,12 +96,17 @@ export async function startMosquitto(): Promise<{ url: string; stop(): Promise<v
   fs.chmodSync(conf, 0o644);
   const proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  proc.stderr.on('data', (d) => { stderr += d; });
+  proc.stderr.on('data', (d) => {
+    stderr += d;
+  });
   const net = await import('net');
   const deadline = Date.now() + 10_000;
   for (;;) {
     const open = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.end();
+        resolve(true);
+      });
       socket.on('error', () => resolve(false));
     });
     if (open) break;

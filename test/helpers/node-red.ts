@@ -38,9 +38,13 @@ export function translate(key: string, vars: Record<string, unknown> = {}): stri
   // i18next plurals: key_one / key_other chosen by vars.count.
   const last = parts[parts.length - 1];
   const table = text as Record<string, unknown> | undefined;
-  text = table?.[last] ?? (typeof vars.count === 'number' ? table?.[`${last}_${vars.count === 1 ? 'one' : 'other'}`] : undefined);
+  text =
+    table?.[last] ??
+    (typeof vars.count === 'number' ? table?.[`${last}_${vars.count === 1 ? 'one' : 'other'}`] : undefined);
   if (typeof text !== 'string') return key;
-  return text.replace(/__([a-zA-Z0-9_]+)__/g, (_all, name: string) => (name in vars ? String(vars[name]) : `__${name}__`));
+  return text.replace(/__([a-zA-Z0-9_]+)__/g, (_all, name: string) =>
+    name in vars ? String(vars[name]) : `__${name}__`,
+  );
 }
 
 function withCatalog(register: (red: { _: unknown }) => unknown) {
@@ -55,7 +59,9 @@ export function nodeModule(type: string): unknown {
   return withCatalog(require(`../../nodes/${type}/${type}`));
 }
 
-export const NODES = ['edgetpu-device', 'face-gallery', 'align', 'edgetpu-embed', 'imprint-classify', 'enrol'].map(nodeModule);
+export const NODES = ['edgetpu-device', 'face-gallery', 'align', 'edgetpu-embed', 'imprint-classify', 'enrol'].map(
+  nodeModule,
+);
 
 export default helper;
 
@@ -64,5 +70,8 @@ export default helper;
  * treats a node without x/y as a config node), config nodes stay global.
  */
 export function onTab(nodes: Record<string, unknown>[]): Record<string, unknown>[] {
-  return [{ id: 'tab', type: 'tab' }, ...nodes.map((n) => ('wires' in n || n.type === 'helper' ? { ...n, z: 'tab', x: 100, y: 100 } : n))];
+  return [
+    { id: 'tab', type: 'tab' },
+    ...nodes.map((n) => ('wires' in n || n.type === 'helper' ? { ...n, z: 'tab', x: 100, y: 100 } : n)),
+  ];
 }

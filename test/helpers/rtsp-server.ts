@@ -34,9 +34,11 @@ export interface RtspServer {
 }
 
 /** Beside this file when run from source; in the source tree when run from build/. */
-const SCRIPT = [path.join(__dirname, 'rtsp_server.py'), path.resolve(__dirname, '..', '..', '..', 'test', 'helpers', 'rtsp_server.py')].find(
-  (p) => fs.existsSync(p),
-) ?? path.join(__dirname, 'rtsp_server.py');
+const SCRIPT =
+  [
+    path.join(__dirname, 'rtsp_server.py'),
+    path.resolve(__dirname, '..', '..', '..', 'test', 'helpers', 'rtsp_server.py'),
+  ].find((p) => fs.existsSync(p)) ?? path.join(__dirname, 'rtsp_server.py');
 
 /**
  * The interpreter that has the `gi` bindings: Debian's python3-gi is installed
@@ -90,11 +92,22 @@ function canConnect(port: number): Promise<boolean> {
 
 export async function startRtspServer(options: RtspServerOptions): Promise<RtspServer> {
   if (!fs.existsSync(options.file)) throw new Error(`no such file: ${options.file}`);
-  if (!fs.existsSync(SCRIPT)) throw new Error(`missing rtsp_server.py (looked beside ${__dirname} and in test/helpers)`);
+  if (!fs.existsSync(SCRIPT))
+    throw new Error(`missing rtsp_server.py (looked beside ${__dirname} and in test/helpers)`);
   const python = pythonWithGi();
   const port = options.port ?? (await freePort());
   const mount = options.path ?? '/cam';
-  const args = [SCRIPT, '--file', options.file, '--port', String(port), '--path', mount, '--fps', String(options.fps ?? 10)];
+  const args = [
+    SCRIPT,
+    '--file',
+    options.file,
+    '--port',
+    String(port),
+    '--path',
+    mount,
+    '--fps',
+    String(options.fps ?? 10),
+  ];
   if (options.user !== undefined) args.push('--user', options.user, '--password', options.password ?? '');
 
   let child: ChildProcess | null = null;

@@ -30,8 +30,7 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rel
   assert.equal(actual.length, expected.length, 'length');
   for (let i = 0; i < expected.length; i++) {
     const tol = relTol * Math.max(1, Math.abs(expected[i]));
-    assert.ok(Math.abs(actual[i] - expected[i]) <= tol,
-      `element ${i}: got ${actual[i]}, expected ${expected[i]}`);
+    assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `element ${i}: got ${actual[i]}, expected ${expected[i]}`);
   }
 }
 
@@ -70,7 +69,10 @@ describe('tflite-builder', () => {
         input.data().set(values);
         runner.infer();
         const scale = Math.fround(c.scale);
-        assertClose(output.data(), values.map((q) => (q - c.zeroPoint) * scale));
+        assertClose(
+          output.data(),
+          values.map((q) => (q - c.zeroPoint) * scale),
+        );
       });
     }
   });
@@ -101,7 +103,8 @@ describe('tflite-builder', () => {
 
         const [lo, hi] = c.dtype === 'int8' ? [-128, 127] : [0, 255];
         const expected = xs.map((x) =>
-          Math.min(hi, Math.max(lo, roundHalfAway(x / Math.fround(c.scale)) + c.zeroPoint)));
+          Math.min(hi, Math.max(lo, roundHalfAway(x / Math.fround(c.scale)) + c.zeroPoint)),
+        );
         assert.deepEqual(Array.from(output.data()), expected);
       });
     }
@@ -112,7 +115,10 @@ describe('tflite-builder', () => {
       const shape = [2, 3, 4];
       const runner = load(buildAddModel({ shape }));
       const inputs = runner.getInputs();
-      assert.deepEqual(inputs.map((t) => t.name), ['input', 'input_b']);
+      assert.deepEqual(
+        inputs.map((t) => t.name),
+        ['input', 'input_b'],
+      );
       assert.ok(inputs.every((t) => t.dataType === 'float32' && t.shape === '2,3,4'));
       const [output] = runner.getOutputs();
       assert.equal(output.name, 'output');
@@ -124,7 +130,10 @@ describe('tflite-builder', () => {
         inputs[0].data().set(a);
         inputs[1].data().set(b);
         runner.infer();
-        assert.deepEqual(Array.from(output.data()), a.map((x, i) => x + b[i]));
+        assert.deepEqual(
+          Array.from(output.data()),
+          a.map((x, i) => x + b[i]),
+        );
       }
     });
 
@@ -147,22 +156,22 @@ describe('tflite-builder', () => {
     for (const customCode of ['edgetpu-custom-op', 'some-other-op']) {
       it(`cannot run on the CPU and names the unresolved op (${customCode})`, () => {
         const model = buildCustomOpModel({ customCode });
-        assert.throws(() => load(model), (err: Error) => {
-          assert.match(err.message, /unresolved custom op/i);
-          assert.ok(err.message.includes(customCode), err.message);
-          return true;
-        });
+        assert.throws(
+          () => load(model),
+          (err: Error) => {
+            assert.match(err.message, /unresolved custom op/i);
+            assert.ok(err.message.includes(customCode), err.message);
+            return true;
+          },
+        );
       });
     }
   });
 
   it('rejects quantisation parameters the dtype cannot hold', () => {
-    assert.throws(() => buildDequantizeModel({ shape: [1], scale: 1, zeroPoint: 200, dtype: 'int8' }),
-      RangeError);
-    assert.throws(() => buildQuantizeModel({ shape: [1], scale: 1, zeroPoint: -1, dtype: 'uint8' }),
-      RangeError);
-    assert.throws(() => buildQuantizeModel({ shape: [1], scale: 0, zeroPoint: 0, dtype: 'uint8' }),
-      RangeError);
+    assert.throws(() => buildDequantizeModel({ shape: [1], scale: 1, zeroPoint: 200, dtype: 'int8' }), RangeError);
+    assert.throws(() => buildQuantizeModel({ shape: [1], scale: 1, zeroPoint: -1, dtype: 'uint8' }), RangeError);
+    assert.throws(() => buildQuantizeModel({ shape: [1], scale: 0, zeroPoint: 0, dtype: 'uint8' }), RangeError);
     assert.throws(() => buildAddModel({ shape: [1, 0] }), RangeError);
   });
 });

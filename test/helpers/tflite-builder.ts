@@ -132,8 +132,7 @@ function operatorCodeTable(b: Builder, op: SingleOpModelSpec['op']): Offset {
   return b.endObject();
 }
 
-function operatorTable(b: Builder, spec: SingleOpModelSpec, tensorInputs: number[],
-  tensorOutputs: number[]): Offset {
+function operatorTable(b: Builder, spec: SingleOpModelSpec, tensorInputs: number[], tensorOutputs: number[]): Offset {
   const inputs = int32Vector(b, tensorInputs);
   const outputs = int32Vector(b, tensorOutputs);
   const options = spec.op.options ? spec.op.options.build(b) : 0;
@@ -174,7 +173,10 @@ export function buildSingleOpModel(spec: SingleOpModelSpec): Buffer {
   const b = new Builder(1024);
 
   // Children first: the builder cannot nest table construction.
-  const tensors = offsetVector(b, spec.tensors.map((t) => tensorTable(b, t)));
+  const tensors = offsetVector(
+    b,
+    spec.tensors.map((t) => tensorTable(b, t)),
+  );
   const operators = offsetVector(b, [operatorTable(b, spec, spec.inputs, spec.outputs)]);
   const inputs = int32Vector(b, spec.inputs);
   const outputs = int32Vector(b, spec.outputs);
@@ -213,8 +215,8 @@ export function buildSingleOpModel(spec: SingleOpModelSpec): Buffer {
 // -------------------------------------------------------- model builders --
 
 function quantizedType(opts: QuantizedModelOptions): TensorSpec['type'] {
-  const [lo, hi, type] = opts.dtype === 'int8'
-    ? [-128, 127, TensorType.INT8] as const : [0, 255, TensorType.UINT8] as const;
+  const [lo, hi, type] =
+    opts.dtype === 'int8' ? ([-128, 127, TensorType.INT8] as const) : ([0, 255, TensorType.UINT8] as const);
   if (!Number.isInteger(opts.zeroPoint) || opts.zeroPoint < lo || opts.zeroPoint > hi) {
     throw new RangeError(`${opts.dtype} zeroPoint must be an integer in [${lo}, ${hi}]`);
   }
@@ -229,8 +231,7 @@ export function buildDequantizeModel(opts: QuantizedModelOptions): Buffer {
   const type = quantizedType(opts);
   return buildSingleOpModel({
     tensors: [
-      { name: 'input', shape: opts.shape, type,
-        quantization: { scale: opts.scale, zeroPoint: opts.zeroPoint } },
+      { name: 'input', shape: opts.shape, type, quantization: { scale: opts.scale, zeroPoint: opts.zeroPoint } },
       { name: 'output', shape: opts.shape, type: TensorType.FLOAT32 },
     ],
     inputs: [0],
@@ -247,8 +248,7 @@ export function buildQuantizeModel(opts: QuantizedModelOptions): Buffer {
   return buildSingleOpModel({
     tensors: [
       { name: 'input', shape: opts.shape, type: TensorType.FLOAT32 },
-      { name: 'output', shape: opts.shape, type,
-        quantization: { scale: opts.scale, zeroPoint: opts.zeroPoint } },
+      { name: 'output', shape: opts.shape, type, quantization: { scale: opts.scale, zeroPoint: opts.zeroPoint } },
     ],
     inputs: [0],
     outputs: [1],
@@ -289,7 +289,13 @@ export function buildAddModel(opts: { shape: number[] }): Buffer {
     op: {
       builtin: BuiltinOperator.ADD,
       // An empty AddOptions (fused activation NONE), as the converter writes.
-      options: { type: BUILTIN_OPTIONS_ADD, build: (b) => { b.startObject(2); return b.endObject(); } },
+      options: {
+        type: BUILTIN_OPTIONS_ADD,
+        build: (b) => {
+          b.startObject(2);
+          return b.endObject();
+        },
+      },
     },
     description: 'ADD',
   });

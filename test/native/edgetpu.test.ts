@@ -9,8 +9,16 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import {
-  BackendInfo, chooseDevice, CpuRuntime, EdgeTpuRuntime, InferenceRuntime, listEdgeTpuDevices, openRuntime,
-  parseDeviceSpec, resolveModelPair, RuntimeError,
+  BackendInfo,
+  chooseDevice,
+  CpuRuntime,
+  EdgeTpuRuntime,
+  InferenceRuntime,
+  listEdgeTpuDevices,
+  openRuntime,
+  parseDeviceSpec,
+  resolveModelPair,
+  RuntimeError,
 } from '../../native';
 import { buildFakeEdgeTpu } from '../helpers/fake-edgetpu';
 import { MODELS } from '../models';
@@ -35,7 +43,11 @@ function seededInput(length: number, seed: number): Float32Array {
   return data;
 }
 
-function waitFor(emitter: InferenceRuntime, predicate: (b: BackendInfo) => boolean, timeoutMs: number): Promise<BackendInfo> {
+function waitFor(
+  emitter: InferenceRuntime,
+  predicate: (b: BackendInfo) => boolean,
+  timeoutMs: number,
+): Promise<BackendInfo> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no matching backend event within ${timeoutMs} ms`)), timeoutMs);
     const listener = (backend: BackendInfo) => {
@@ -78,7 +90,10 @@ describe('Edge TPU: device strings', function () {
     assert.deepEqual(parseDeviceSpec('pci:0'), { kind: 'edgetpu', type: 'pci', index: 0, text: 'pci:0' });
     assert.deepEqual(parseDeviceSpec(':2'), { kind: 'edgetpu', type: undefined, index: 2, text: ':2' });
     for (const bad of ['gpu', 'usb:', 'usb:x', 'pci:-1', 'usb:1:2']) {
-      assert.throws(() => parseDeviceSpec(bad), (e: RuntimeError) => e.code === 'ERR_DEVICE_SPEC' && /usb:N/.test(e.message));
+      assert.throws(
+        () => parseDeviceSpec(bad),
+        (e: RuntimeError) => e.code === 'ERR_DEVICE_SPEC' && /usb:N/.test(e.message),
+      );
     }
   });
 
@@ -150,7 +165,10 @@ describe('Edge TPU: with a fake libedgetpu', function () {
       { type: 'pci', path: PCI0, name: 'pci:0' },
       { type: 'usb', path: USB1, name: 'usb:1' },
     ]);
-    const missing = await listEdgeTpuDevices({ edgetpuLibrary: path.join(dir, 'nope', 'libedgetpu.so.1'), ...EMULATED_LISTING });
+    const missing = await listEdgeTpuDevices({
+      edgetpuLibrary: path.join(dir, 'nope', 'libedgetpu.so.1'),
+      ...EMULATED_LISTING,
+    });
     assert.equal(missing.loaded, false);
     assert.match(missing.error ?? '', /cannot open shared object file/);
     assert.deepEqual(missing.devices, []);
@@ -160,16 +178,30 @@ describe('Edge TPU: with a fake libedgetpu', function () {
     const compiled = path.join(dir, 'mobilefacenet_edgetpu.tflite');
     assert.deepEqual(resolveModelPair(cpuModel), { cpu: cpuModel, edgetpu: compiled });
     assert.deepEqual(resolveModelPair(compiled), { edgetpu: compiled, cpu: cpuModel });
-    assert.deepEqual(resolveModelPair(MODELS['blazeface-short']), { cpu: MODELS['blazeface-short'], edgetpu: undefined });
+    assert.deepEqual(resolveModelPair(MODELS['blazeface-short']), {
+      cpu: MODELS['blazeface-short'],
+      edgetpu: undefined,
+    });
   });
 
   it('runs the compiled model on the chosen device, with the performance option, and gives the CPU results', async () => {
-    const runtime = await track(openRuntime(cpuModel, { device: 'usb:1', performance: 'max', edgetpuLibrary: library, ...EMULATED }));
+    const runtime = await track(
+      openRuntime(cpuModel, { device: 'usb:1', performance: 'max', edgetpuLibrary: library, ...EMULATED }),
+    );
     assert.deepEqual(
-      { kind: runtime.backend.kind, device: runtime.backend.device, path: runtime.backend.devicePath, model: runtime.backend.model },
-      { kind: 'edgetpu', device: 'usb:1', path: USB1, model: path.join(dir, 'mobilefacenet_edgetpu.tflite') });
+      {
+        kind: runtime.backend.kind,
+        device: runtime.backend.device,
+        path: runtime.backend.devicePath,
+        model: runtime.backend.model,
+      },
+      { kind: 'edgetpu', device: 'usb:1', path: USB1, model: path.join(dir, 'mobilefacenet_edgetpu.tflite') },
+    );
     assert.ok(runtime instanceof EdgeTpuRuntime);
-    assert.ok(logLines().some((l) => l === `create type=usb path=${USB1} Performance=Max`), logLines().join('\n'));
+    assert.ok(
+      logLines().some((l) => l === `create type=usb path=${USB1} Performance=Max`),
+      logLines().join('\n'),
+    );
     const input = seededInput(2 * 112 * 112 * 3, 5);
     const [onTpu] = await runtime.invoke([input]);
     const cpu = await CpuRuntime.open(cpuModel);
@@ -179,16 +211,46 @@ describe('Edge TPU: with a fake libedgetpu', function () {
   });
 
   it('passes no Performance option to a PCIe device (libedgetpu never throttles PCIe)', async () => {
-    const runtime = await track(openRuntime(cpuModel, { device: 'pci', performance: 'low', edgetpuLibrary: library, ...EMULATED }));
+    const runtime = await track(
+      openRuntime(cpuModel, { device: 'pci', performance: 'low', edgetpuLibrary: library, ...EMULATED }),
+    );
     assert.equal(runtime.backend.device, 'pci:0');
     assert.ok(logLines().includes(`create type=pci path=${PCI0}`), logLines().join('\n'));
   });
 
   const fallbacks: [string, () => void, Record<string, unknown>, string, RegExp][] = [
-    ['libedgetpu not found', () => undefined, { edgetpuLibrary: '/nonexistent/libedgetpu.so.1' }, 'ERR_EDGETPU_LIBRARY', /libedgetpu not found .*nonexistent/],
-    ['no device', () => { delete process.env.FAKE_EDGETPU_DEVICES; }, {}, 'ERR_EDGETPU_NO_DEVICE', /no Edge TPU found/],
-    ['usb:3 not present', () => undefined, { device: 'usb:3' }, 'ERR_EDGETPU_DEVICE_NOT_FOUND', /usb:3 not present \(found pci:0, usb:0, usb:1\)/],
-    ['delegate failed', () => { process.env.FAKE_EDGETPU_FAIL_CREATE = '1'; }, { device: 'usb' }, 'ERR_EDGETPU_DELEGATE', /could not be opened/],
+    [
+      'libedgetpu not found',
+      () => undefined,
+      { edgetpuLibrary: '/nonexistent/libedgetpu.so.1' },
+      'ERR_EDGETPU_LIBRARY',
+      /libedgetpu not found .*nonexistent/,
+    ],
+    [
+      'no device',
+      () => {
+        delete process.env.FAKE_EDGETPU_DEVICES;
+      },
+      {},
+      'ERR_EDGETPU_NO_DEVICE',
+      /no Edge TPU found/,
+    ],
+    [
+      'usb:3 not present',
+      () => undefined,
+      { device: 'usb:3' },
+      'ERR_EDGETPU_DEVICE_NOT_FOUND',
+      /usb:3 not present \(found pci:0, usb:0, usb:1\)/,
+    ],
+    [
+      'delegate failed',
+      () => {
+        process.env.FAKE_EDGETPU_FAIL_CREATE = '1';
+      },
+      { device: 'usb' },
+      'ERR_EDGETPU_DELEGATE',
+      /could not be opened/,
+    ],
     ['cpu requested', () => undefined, { device: 'cpu' }, 'undefined', /CPU requested/],
   ];
   for (const [name, setup, options, code, reason] of fallbacks) {
@@ -210,14 +272,18 @@ describe('Edge TPU: with a fake libedgetpu', function () {
     const lonely = path.join(dir, 'lonely_edgetpu.tflite');
     fs.copyFileSync(MODELS['blazeface-short'], lonely);
     delete process.env.FAKE_EDGETPU_DEVICES;
-    await assert.rejects(openRuntime(lonely, { edgetpuLibrary: library, ...EMULATED }),
-      (e: RuntimeError) => e.code === 'ERR_EDGETPU_NO_DEVICE' && /no CPU model to fall back to/.test(e.message));
+    await assert.rejects(
+      openRuntime(lonely, { edgetpuLibrary: library, ...EMULATED }),
+      (e: RuntimeError) => e.code === 'ERR_EDGETPU_NO_DEVICE' && /no CPU model to fall back to/.test(e.message),
+    );
   });
 
   it('survives a libedgetpu abort: answers on the CPU meanwhile, restarts with backoff, and recovers', async () => {
     const abortFile = path.join(dir, 'abort-now');
     process.env.FAKE_EDGETPU_ABORT_FILE = abortFile;
-    const runtime = await track(openRuntime(cpuModel, { device: 'usb', edgetpuLibrary: library, restart: { initialMs: 300, maxMs: 1200 } }));
+    const runtime = await track(
+      openRuntime(cpuModel, { device: 'usb', edgetpuLibrary: library, restart: { initialMs: 300, maxMs: 1200 } }),
+    );
     assert.equal(runtime.backend.kind, 'edgetpu');
     const input = seededInput(2 * 112 * 112 * 3, 9);
     const [expected] = await runtime.invoke([input]);
@@ -245,7 +311,10 @@ describe('Edge TPU: with a fake libedgetpu', function () {
     // again during each open, 300 ms, then 600, then capped at 1200.
     await new Promise((r) => setTimeout(r, 1800));
     const retries = events.map((e) => e.reason).filter((r) => r.startsWith('Edge TPU restart failed'));
-    assert.match(retries[0] ?? '', /restart failed \(Edge TPU process killed by SIGABRT\); CPU fallback, next try in 600 ms/);
+    assert.match(
+      retries[0] ?? '',
+      /restart failed \(Edge TPU process killed by SIGABRT\); CPU fallback, next try in 600 ms/,
+    );
     assert.match(retries[1] ?? '', /next try in 1200 ms/);
     assert.equal(runtime.backend.kind, 'cpu');
 
@@ -265,6 +334,9 @@ describe('Edge TPU: with a fake libedgetpu', function () {
     assert.ok(pidAlive(pid));
     await runtime.dispose();
     assert.equal(pidAlive(pid), false);
-    await assert.rejects(runtime.invoke([new Float32Array(2 * 112 * 112 * 3)]), (e: RuntimeError) => e.code === 'ERR_DISPOSED');
+    await assert.rejects(
+      runtime.invoke([new Float32Array(2 * 112 * 112 * 3)]),
+      (e: RuntimeError) => e.code === 'ERR_DISPOSED',
+    );
   });
 });

@@ -15,8 +15,15 @@ async function faceBatch(): Promise<Float32Array> {
   for (let i = 0; i < people.length; i++) {
     const dir = path.join(FACES_DIR, people[i]);
     const file = path.join(dir, fs.readdirSync(dir).sort()[0]);
-    const { data } = await sharp(file).extract({ left: 70, top: 70, width: 112, height: 112 }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    batch.set(Float32Array.from(data, (v) => (v - 127.5) / 128), i * slot);
+    const { data } = await sharp(file)
+      .extract({ left: 70, top: 70, width: 112, height: 112 })
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    batch.set(
+      Float32Array.from(data, (v) => (v - 127.5) / 128),
+      i * slot,
+    );
   }
   return batch;
 }
@@ -24,7 +31,7 @@ async function faceBatch(): Promise<Float32Array> {
 describe('native runtime: model rewrites for the CPU', function () {
   this.timeout(30000);
 
-  it('fuses MobileFaceNet\'s 33 decomposed PReLUs and frees its batch; a second pass finds nothing left', () => {
+  it("fuses MobileFaceNet's 33 decomposed PReLUs and frees its batch; a second pass finds nothing left", () => {
     const original = fs.readFileSync(MODELS.mobilefacenet);
     const { bytes, applied } = rewriteForCpu(original);
     assert.deepEqual(applied, ['fused 33 PReLU', 'freed the batch of 1 RESHAPE']);
@@ -54,7 +61,10 @@ describe('native runtime: model rewrites for the CPU', function () {
       assert.equal(maxAbsDiff(single, expected.subarray(0, 192)), 0);
       // As shipped, the batch is pinned: the resize is refused, and the
       // runtime still works at its own shape (it used to crash in XNNPACK).
-      await assert.rejects(plain.resizeInput(0, [1, 112, 112, 3]), (e: unknown) => e instanceof RuntimeError && e.code === 'ERR_RESIZE');
+      await assert.rejects(
+        plain.resizeInput(0, [1, 112, 112, 3]),
+        (e: unknown) => e instanceof RuntimeError && e.code === 'ERR_RESIZE',
+      );
       assert.deepEqual([...plain.inputs[0].shape], [2, 112, 112, 3]);
       const [again] = await plain.invoke([input]);
       assert.equal(maxAbsDiff(again, expected), 0);

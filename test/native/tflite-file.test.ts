@@ -26,10 +26,19 @@ describe('TFLite model reader and writer', function () {
       const written = writeModel(parsed);
       assert.deepEqual(readModel(written), parsed);
       assert.deepEqual(writeModel(readModel(written)), written, 'the same model always gives the same bytes');
-      const [a, b] = [await CpuRuntime.open(original, { threads: 1, rewrite: false }), await CpuRuntime.open(written, { threads: 1, rewrite: false })];
+      const [a, b] = [
+        await CpuRuntime.open(original, { threads: 1, rewrite: false }),
+        await CpuRuntime.open(written, { threads: 1, rewrite: false }),
+      ];
       try {
-        assert.deepEqual(b.inputs.map((t) => [t.name, t.dtype, [...t.shape]]), a.inputs.map((t) => [t.name, t.dtype, [...t.shape]]));
-        const input = seeded(a.inputs[0].shape.reduce((n, d) => n * d, 1), 3);
+        assert.deepEqual(
+          b.inputs.map((t) => [t.name, t.dtype, [...t.shape]]),
+          a.inputs.map((t) => [t.name, t.dtype, [...t.shape]]),
+        );
+        const input = seeded(
+          a.inputs[0].shape.reduce((n, d) => n * d, 1),
+          3,
+        );
         const [x, y] = [await a.invoke([input]), await b.invoke([input])];
         assert.equal(x.length, y.length);
         x.forEach((out, i) => assert.deepEqual(Array.from(y[i]), Array.from(out)));
@@ -64,7 +73,13 @@ describe('TFLite model reader and writer', function () {
 
   it('refuses files it cannot represent, with a reason', () => {
     const original = new Uint8Array(fs.readFileSync(MODELS['blazeface-short']));
-    assert.throws(() => readModel(Buffer.from('not a model at all')), (e: Error) => e instanceof ModelFormatError && /TFL3/.test(e.message));
-    assert.throws(() => readModel(original.subarray(0, 5000)), (e: Error) => e instanceof ModelFormatError && /damaged|past the end/.test(e.message));
+    assert.throws(
+      () => readModel(Buffer.from('not a model at all')),
+      (e: Error) => e instanceof ModelFormatError && /TFL3/.test(e.message),
+    );
+    assert.throws(
+      () => readModel(original.subarray(0, 5000)),
+      (e: Error) => e instanceof ModelFormatError && /damaged|past the end/.test(e.message),
+    );
   });
 });

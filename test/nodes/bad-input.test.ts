@@ -15,7 +15,11 @@ import { FACES_DIR } from '../models';
 
 const photos = (person: string): string[] => {
   const dir = path.join(FACES_DIR, person);
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .map((f) => path.join(dir, f));
 };
 
 function flow(galleryDir: string) {
@@ -23,9 +27,28 @@ function flow(galleryDir: string) {
     { id: 'dev', type: 'edgetpu-device', device: 'auto', performance: 'high', model: '', threads: '' },
     { id: 'gal', type: 'face-gallery', path: galleryDir, threshold: '', margin: '', device: 'dev' },
     { id: 'enrol', type: 'enrol', gallery: 'gal', minPhotos: '3', walkupSeconds: '2', wires: [['enrolled']] },
-    { id: 'align', type: 'align', detector: 'short', minFaceSize: '', minScore: '', maxFaces: '', tiles: false, wires: [['aligned']] },
+    {
+      id: 'align',
+      type: 'align',
+      detector: 'short',
+      minFaceSize: '',
+      minScore: '',
+      maxFaces: '',
+      tiles: false,
+      wires: [['aligned']],
+    },
     { id: 'embed', type: 'edgetpu-embed', device: 'dev', wires: [['embedded']] },
-    { id: 'classify', type: 'imprint-classify', gallery: 'gal', confirmFrames: '3', unknownFrames: '4', cooldown: '60', maxMissed: '1', perFrame: true, wires: [['visits'], ['classified']] },
+    {
+      id: 'classify',
+      type: 'imprint-classify',
+      gallery: 'gal',
+      confirmFrames: '3',
+      unknownFrames: '4',
+      cooldown: '60',
+      maxMissed: '1',
+      perFrame: true,
+      wires: [['visits'], ['classified']],
+    },
     { id: 'enrolled', type: 'helper' },
     { id: 'aligned', type: 'helper' },
     { id: 'embedded', type: 'helper' },
@@ -42,7 +65,9 @@ class Watch {
   constructor(node: TestNode, output: TestNode) {
     output.on('input', (msg) => this.outputs.push(msg));
     // The test helper spies on every node method and emits 'call:<method>' for each call.
-    (node as any).on('call:error', (call: { args: any[] }) => this.errors.push({ error: call.args[0], msg: call.args[1] }));
+    (node as any).on('call:error', (call: { args: any[] }) =>
+      this.errors.push({ error: call.args[0], msg: call.args[1] }),
+    );
     (node as any).on('call:status', (call: { args: any[] }) => this.statuses.push(String(call.args[0]?.text ?? '')));
   }
 
@@ -50,7 +75,9 @@ class Watch {
     const deadline = Date.now() + timeoutMs;
     while (!predicate()) {
       if (Date.now() > deadline) {
-        throw new Error(`timed out waiting for ${what}; outputs ${this.outputs.length}, errors: ${this.errors.map((e) => errorCode(e.error)).join(', ')}`);
+        throw new Error(
+          `timed out waiting for ${what}; outputs ${this.outputs.length}, errors: ${this.errors.map((e) => errorCode(e.error)).join(', ')}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -79,7 +106,15 @@ describe('nodes: bad messages get a clear error', function () {
     const watch = new Watch(align, helper.getNode('aligned'));
     const fifo = path.join(tmp, 'photo.jpg');
     execFileSync('mkfifo', [fifo]);
-    const expired: FrameRef = { id: 'px-999999999', kind: 'frame', width: 640, height: 480, camera: 'door', seq: 1, timestamp: Date.now() };
+    const expired: FrameRef = {
+      id: 'px-999999999',
+      kind: 'frame',
+      width: 640,
+      height: 480,
+      camera: 'door',
+      seq: 1,
+      timestamp: Date.now(),
+    };
     const cases: [string, Record<string, unknown>, string][] = [
       ['a number', { payload: 42 }, 'ERR_INPUT'],
       ['an object', { payload: { image: 'x' } }, 'ERR_INPUT'],
@@ -98,7 +133,11 @@ describe('nodes: bad messages get a clear error', function () {
       const { error } = watch.errors[before];
       assert.equal(errorCode(error), code, `${label}: ${error?.message ?? error}`);
       assert.doesNotMatch(String(error.message), /Cannot read properties|undefined/, label);
-      assert.equal(watch.statuses.at(-1)?.length ? watch.statuses.at(-1)!.length <= 40 : false, true, `${label}: a short status`);
+      assert.equal(
+        watch.statuses.at(-1)?.length ? watch.statuses.at(-1)!.length <= 40 : false,
+        true,
+        `${label}: a short status`,
+      );
     }
     assert.equal(watch.outputs.length, 0, 'no output for a message that could not be read');
     // The node still works.
@@ -122,7 +161,10 @@ describe('nodes: bad messages get a clear error', function () {
     const topics = new Set([...watch.outputs.map((m) => m.topic), ...refused.map((e) => e.msg?.topic)]);
     assert.equal(topics.size, 300, 'every photo is either aligned or refused, by its own message');
     assert.match(refused[0].error.message, /queue full \(100 waiting\)/);
-    assert.ok(watch.statuses.some((s) => /refused: queue full/.test(s)), `statuses: ${[...new Set(watch.statuses)].join(' | ')}`);
+    assert.ok(
+      watch.statuses.some((s) => /refused: queue full/.test(s)),
+      `statuses: ${[...new Set(watch.statuses)].join(' | ')}`,
+    );
     await new Promise((r) => setTimeout(r, 1200)); // the next status after the burst keeps the count in view
     align.receive({ payload: photo });
     await watch.until(() => watch.outputs.length + watch.errors.length === 301, 30000, 'one more photo');
@@ -134,7 +176,11 @@ describe('nodes: bad messages get a clear error', function () {
     const enrolled = new Watch(helper.getNode('enrol'), helper.getNode('enrolled'));
     const fifo = path.join(tmp, 'enrol-pipe.jpg');
     execFileSync('mkfifo', [fifo]);
-    helper.getNode('enrol').receive({ payload: { action: 'enrol', name: 'Tony Blair', images: [fifo, ...photos('Tony_Blair').slice(0, 4)] } });
+    helper
+      .getNode('enrol')
+      .receive({
+        payload: { action: 'enrol', name: 'Tony Blair', images: [fifo, ...photos('Tony_Blair').slice(0, 4)] },
+      });
     await enrolled.until(() => enrolled.outputs.length === 1, 60000, 'the enrolment reply');
     const reply = enrolled.outputs[0].payload;
     assert.equal(reply.ok, true, JSON.stringify(reply));
@@ -163,10 +209,18 @@ describe('nodes: bad messages get a clear error', function () {
     assert.ok(Math.abs(Math.hypot(...out.faces[7].embedding) - 1) < 1e-3);
     const { error } = watch.errors[0];
     assert.equal(error.code, 'ERR_BAD_FACES');
-    assert.deepEqual(error.faces.map((p: any) => [p.index, p.code]), [
-      [0, 'ERR_FACE_INVALID'], [1, 'ERR_FACE_INVALID'], [2, 'ERR_FACE_INVALID'], [3, 'ERR_FACE_INVALID'],
-      [4, 'ERR_FACE_NO_CROP'], [5, 'ERR_PIXELS_EXPIRED'], [6, 'ERR_FACE_NO_CROP'],
-    ]);
+    assert.deepEqual(
+      error.faces.map((p: any) => [p.index, p.code]),
+      [
+        [0, 'ERR_FACE_INVALID'],
+        [1, 'ERR_FACE_INVALID'],
+        [2, 'ERR_FACE_INVALID'],
+        [3, 'ERR_FACE_INVALID'],
+        [4, 'ERR_FACE_NO_CROP'],
+        [5, 'ERR_PIXELS_EXPIRED'],
+        [6, 'ERR_FACE_NO_CROP'],
+      ],
+    );
     assert.match(error.message, /^7 of 8 faces skipped: faces\[0\] has no box/);
     // Faces that are objects carry their own reason; none got an embedding.
     assert.equal(out.faces[5].error.code, 'ERR_PIXELS_EXPIRED');
@@ -184,7 +238,9 @@ describe('nodes: bad messages get a clear error', function () {
     const classify = helper.getNode('classify');
     const watch = new Watch(classify, helper.getNode('classified'));
     const enrolled = new Watch(helper.getNode('enrol'), helper.getNode('enrolled'));
-    helper.getNode('enrol').receive({ payload: { action: 'enrol', name: 'Tony Blair', images: photos('Tony_Blair').slice(0, 4) } });
+    helper
+      .getNode('enrol')
+      .receive({ payload: { action: 'enrol', name: 'Tony Blair', images: photos('Tony_Blair').slice(0, 4) } });
     await enrolled.until(() => enrolled.outputs.length === 1, 60000, 'the enrolment');
     assert.equal(enrolled.outputs[0].payload.ok, true, JSON.stringify(enrolled.outputs[0].payload));
     await watch.until(() => watch.statuses.includes('1 person known'), 30000, 'the classifier to pick the person up');
@@ -212,16 +268,28 @@ describe('nodes: bad messages get a clear error', function () {
     classify.receive({ faces, topic: 'desk' });
     await watch.until(() => watch.outputs.length === 1 && watch.errors.length === 1, 30000, 'the output and one error');
     const out = watch.outputs[0];
-    assert.equal(out.faces[7].identity.name, 'Tony Blair', `the good face is still named: ${JSON.stringify(out.faces[7].identity)}`);
+    assert.equal(
+      out.faces[7].identity.name,
+      'Tony Blair',
+      `the good face is still named: ${JSON.stringify(out.faces[7].identity)}`,
+    );
     for (const i of [0, 1, 2, 3]) {
       assert.equal(out.faces[i].identity, undefined, `faces[${i}] named ${JSON.stringify(out.faces[i].identity)}`);
     }
     const { error } = watch.errors[0];
     assert.equal(error.code, 'ERR_BAD_FACES');
-    assert.deepEqual(error.faces.map((p: any) => [p.index, p.code]), [
-      [0, 'ERR_EMBEDDING_INVALID'], [1, 'ERR_EMBEDDING_LENGTH'], [2, 'ERR_EMBEDDING_INVALID'], [3, 'ERR_EMBEDDING_INVALID'],
-      [4, 'ERR_FACE_INVALID'], [5, 'ERR_FACE_INVALID'], [6, 'ERR_FACE_INVALID'],
-    ]);
+    assert.deepEqual(
+      error.faces.map((p: any) => [p.index, p.code]),
+      [
+        [0, 'ERR_EMBEDDING_INVALID'],
+        [1, 'ERR_EMBEDDING_LENGTH'],
+        [2, 'ERR_EMBEDDING_INVALID'],
+        [3, 'ERR_EMBEDDING_INVALID'],
+        [4, 'ERR_FACE_INVALID'],
+        [5, 'ERR_FACE_INVALID'],
+        [6, 'ERR_FACE_INVALID'],
+      ],
+    );
     assert.equal(out.faces[1].error.code, 'ERR_EMBEDDING_LENGTH');
     assert.match(out.faces[1].error.message, /128 values, the gallery's model gives 192/);
 
@@ -232,6 +300,9 @@ describe('nodes: bad messages get a clear error', function () {
       await new Promise((r) => setTimeout(r, 30));
     }
     await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(visits.outputs.filter((m) => m.payload.camera === 'hall' && m.payload.event === 'recognized'), []);
+    assert.deepEqual(
+      visits.outputs.filter((m) => m.payload.camera === 'hall' && m.payload.event === 'recognized'),
+      [],
+    );
   });
 });

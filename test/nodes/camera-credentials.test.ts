@@ -39,7 +39,10 @@ class Outlet {
   async until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!predicate()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; statuses: ${[...new Set(this.statuses)].join(' | ')}; errors: ${this.errors.join(' | ')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out waiting for ${what}; statuses: ${[...new Set(this.statuses)].join(' | ')}; errors: ${this.errors.join(' | ')}`,
+        );
       await sleep(50);
     }
   }
@@ -57,7 +60,12 @@ describe('nodes: camera-in passwords', function () {
   before(async () => {
     await new Promise<void>((resolve, reject) => helper.startServer((e) => (e ? reject(e) : resolve())));
     const dir = path.join(FACES_DIR, 'Tony_Blair');
-    const images = fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().slice(0, 2).map((f) => path.join(dir, f));
+    const images = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.jpg'))
+      .sort()
+      .slice(0, 2)
+      .map((f) => path.join(dir, f));
     const clip = path.join(tmp, 'clip.mp4');
     await makeDemoClip(images, clip, { secondsPerImage: 1, width: 320, height: 240, fps: 10 });
     rtsp = await startRtspServer({ file: clip, user: 'viewer', password: 'right-pass' });
@@ -92,14 +100,31 @@ describe('nodes: camera-in passwords', function () {
   });
 
   async function load(url: string, credentials?: Record<string, string>): Promise<Outlet> {
-    await helper.load([nodeModule('camera-in')], onTab([
-      { id: 'cam', type: 'camera-in', name: 'door', url, transport: 'tcp', fps: '5', maxWidth: '640', stallSeconds: '10', wires: [[], []] },
-    ]), credentials ? { cam: credentials } : {});
+    await helper.load(
+      [nodeModule('camera-in')],
+      onTab([
+        {
+          id: 'cam',
+          type: 'camera-in',
+          name: 'door',
+          url,
+          transport: 'tcp',
+          fps: '5',
+          maxWidth: '640',
+          stallSeconds: '10',
+          wires: [[], []],
+        },
+      ]),
+      credentials ? { cam: credentials } : {},
+    );
     return new Outlet(helper.getNode('cam'));
   }
 
   it('a URL with user:password@ or ?pwd= written out is refused with a hint, never started, never echoed', async () => {
-    for (const url of [`rtsp://viewer:right-pass@127.0.0.1:${rtsp.port}/cam`, `${snapshotBase}/snap.jpg?usr=admin&pwd=right-pass`]) {
+    for (const url of [
+      `rtsp://viewer:right-pass@127.0.0.1:${rtsp.port}/cam`,
+      `${snapshotBase}/snap.jpg?usr=admin&pwd=right-pass`,
+    ]) {
       const outlet = await load(url);
       await outlet.until(() => outlet.errors.length > 0, 5000, 'the refusal');
       const node = helper.getNode('cam');
@@ -112,11 +137,18 @@ describe('nodes: camera-in passwords', function () {
   });
 
   it('${password} in the query takes the Password credential, URL-encoded; ${NAME} an environment variable; both masked', async () => {
-    let outlet = await load(`${snapshotBase}/snap.jpg?usr=admin&pwd=\${password}`, { user: 'admin', password: SNAPSHOT_PASSWORD });
+    let outlet = await load(`${snapshotBase}/snap.jpg?usr=admin&pwd=\${password}`, {
+      user: 'admin',
+      password: SNAPSHOT_PASSWORD,
+    });
     await outlet.until(() => outlet.statuses.some((s) => / fps$/.test(s)), 30000, 'frames');
     assert.ok(passwordsSeen.includes(SNAPSHOT_PASSWORD), 'the camera got the password, decoded');
     const seen = passwordsSeen.length;
-    for (const text of outlet.all) assert.ok(!text.includes(SNAPSHOT_PASSWORD) && !text.includes(encodeURIComponent(SNAPSHOT_PASSWORD)), `leaked: ${text}`);
+    for (const text of outlet.all)
+      assert.ok(
+        !text.includes(SNAPSHOT_PASSWORD) && !text.includes(encodeURIComponent(SNAPSHOT_PASSWORD)),
+        `leaked: ${text}`,
+      );
     await helper.unload();
 
     process.env.CORAL_TEST_CAM_PWD = SNAPSHOT_PASSWORD;
@@ -136,8 +168,14 @@ describe('nodes: camera-in passwords', function () {
     const outlet = await load(rtsp.url, { user: 'viewer', password: 'WRONG-pass-123' });
     const node = helper.getNode('cam');
     const failures: number[] = [];
-    node.source.on('state', (e: { state: string; failures: number }) => { if (e.state === 'error') failures.push(e.failures); });
-    await outlet.until(() => outlet.statuses.includes('wrong password · retrying every 30 s'), 20000, 'the wrong-password status');
+    node.source.on('state', (e: { state: string; failures: number }) => {
+      if (e.state === 'error') failures.push(e.failures);
+    });
+    await outlet.until(
+      () => outlet.statuses.includes('wrong password · retrying every 30 s'),
+      20000,
+      'the wrong-password status',
+    );
     await outlet.until(() => failures.length >= 1 && outlet.warnings.length >= 1, 5000, 'the first warning');
     // The next attempt comes 30 s later; meanwhile (and after it) nothing more is logged.
     await sleep(33000);

@@ -19,13 +19,20 @@ const ALL_NODES = [nodeModule('camera-in'), ...NODES];
 
 const photos = (person: string): string[] => {
   const dir = path.join(FACES_DIR, person);
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .map((f) => path.join(dir, f));
 };
 
 /** ffmpeg processes whose command line names this URL (so only ours, even orphaned ones). */
 function ffmpegProcessesFor(marker: string): number {
   try {
-    return execFileSync('pgrep', ['-f', `ffmpeg.*${marker}`], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).length;
+    return execFileSync('pgrep', ['-f', `ffmpeg.*${marker}`], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean).length;
   } catch {
     return 0; // pgrep exits 1 when nothing matches
   }
@@ -51,10 +58,40 @@ function flow(url: string, galleryDir: string, extra: Record<string, unknown> = 
     { id: 'dev', type: 'edgetpu-device', device: 'auto', performance: 'high', model: '', threads: '' },
     { id: 'gal', type: 'face-gallery', path: galleryDir, threshold: '', margin: '', device: 'dev' },
     { id: 'enrol', type: 'enrol', gallery: 'gal', minPhotos: '3', walkupSeconds: '2', wires: [['enrolled']] },
-    { id: 'cam', type: 'camera-in', name: 'front_door', url, transport: 'tcp', fps: '5', maxWidth: '1280', stallSeconds: '5', wires: [['align']], ...extra },
-    { id: 'align', type: 'align', detector: 'short', minFaceSize: '', minScore: '', maxFaces: '', tiles: false, wires: [['embed']] },
+    {
+      id: 'cam',
+      type: 'camera-in',
+      name: 'front_door',
+      url,
+      transport: 'tcp',
+      fps: '5',
+      maxWidth: '1280',
+      stallSeconds: '5',
+      wires: [['align']],
+      ...extra,
+    },
+    {
+      id: 'align',
+      type: 'align',
+      detector: 'short',
+      minFaceSize: '',
+      minScore: '',
+      maxFaces: '',
+      tiles: false,
+      wires: [['embed']],
+    },
     { id: 'embed', type: 'edgetpu-embed', device: 'dev', wires: [['classify']] },
-    { id: 'classify', type: 'imprint-classify', gallery: 'gal', confirmFrames: '3', unknownFrames: '4', cooldown: '1', maxMissed: '1', perFrame: false, wires: [['visits'], []] },
+    {
+      id: 'classify',
+      type: 'imprint-classify',
+      gallery: 'gal',
+      confirmFrames: '3',
+      unknownFrames: '4',
+      cooldown: '1',
+      maxMissed: '1',
+      perFrame: false,
+      wires: [['visits'], []],
+    },
     { id: 'enrolled', type: 'helper' },
     { id: 'visits', type: 'helper' },
   ];
@@ -72,7 +109,9 @@ describe('nodes: camera-in from a real RTSP server', function () {
     await new Promise<void>((resolve, reject) => helper.startServer((e) => (e ? reject(e) : resolve())));
     // A visit per person with an empty hallway between (so each visit is a new track), then a stranger.
     const empty = path.join(tmp, 'empty.png');
-    await sharp({ create: { width: 250, height: 250, channels: 3, background: '#8c8c8c' } }).png().toFile(empty);
+    await sharp({ create: { width: 250, height: 250, channels: 3, background: '#8c8c8c' } })
+      .png()
+      .toFile(empty);
     const stranger = path.join(FACES_DIR, '_unknown', fs.readdirSync(path.join(FACES_DIR, '_unknown')).sort()[3]);
     const sequence = [...people.flatMap((p) => [photos(p)[7], empty]), stranger, empty];
     const clip = path.join(tmp, 'visits.mp4');
@@ -92,7 +131,9 @@ describe('nodes: camera-in from a real RTSP server', function () {
     const enrolled = helper.getNode('enrolled');
     for (const person of people) {
       const reply = new Promise<any>((resolve) => enrolled.on('input', resolve));
-      helper.getNode('enrol').receive({ payload: { action: 'enrol', name: person, images: photos(person).slice(0, 5) } });
+      helper
+        .getNode('enrol')
+        .receive({ payload: { action: 'enrol', name: person, images: photos(person).slice(0, 5) } });
       assert.equal((await reply).payload.ok, true);
     }
     const visits: any[] = [];
@@ -100,11 +141,17 @@ describe('nodes: camera-in from a real RTSP server', function () {
     const loop = monitorEventLoopDelay({ resolution: 1 });
     loop.enable();
     // The clip loops every 24 s; within one loop every visit has happened.
-    await waitUntil(() => people.every((p) => visits.some((v) => v.event === 'recognized' && v.name === p))
-      && visits.some((v) => v.event === 'unknown'), 60000, 'every visit');
+    await waitUntil(
+      () =>
+        people.every((p) => visits.some((v) => v.event === 'recognized' && v.name === p)) &&
+        visits.some((v) => v.event === 'unknown'),
+      60000,
+      'every visit',
+    );
     loop.disable();
     const firstLoop = visits.filter((v) => v.event === 'recognized');
-    for (const person of people) assert.equal(firstLoop.filter((v) => v.name === person).length, 1, `${person} once per visit`);
+    for (const person of people)
+      assert.equal(firstLoop.filter((v) => v.name === person).length, 1, `${person} once per visit`);
     assert.ok(visits.filter((v) => v.event === 'unknown').every((v) => v.name === 'unknown'));
     assert.ok(loop.percentile(99) / 1e6 < 30, `event loop p99 ${loop.percentile(99) / 1e6} ms`);
 
@@ -113,23 +160,42 @@ describe('nodes: camera-in from a real RTSP server', function () {
     const statuses: any[] = [];
     const cam = helper.getNode('cam');
     const status = (cam.status as (s: unknown) => void).bind(cam);
-    cam.status = (s: any) => { statuses.push(s); return status(s); };
+    cam.status = (s: any) => {
+      statuses.push(s);
+      return status(s);
+    };
     const restartedAt = Date.now();
     await server.restart();
     await waitUntil(() => statuses.some((s) => /reconnect/i.test(s.text ?? '')), 15000, 'reconnecting status');
-    await waitUntil(() => statuses.some((s) => s.fill === 'green' && Date.now() - restartedAt > 0), 15000, 'online again');
+    await waitUntil(
+      () => statuses.some((s) => s.fill === 'green' && Date.now() - restartedAt > 0),
+      15000,
+      'online again',
+    );
     assert.ok(Date.now() - restartedAt < 15000, 'reconnected within 15 s');
-    await waitUntil(() => visits.slice(before).some((v) => v.event === 'recognized'), 45000, 'recognition after reconnect');
+    await waitUntil(
+      () => visits.slice(before).some((v) => v.event === 'recognized'),
+      45000,
+      'recognition after reconnect',
+    );
     for (const s of statuses) assert.ok(!JSON.stringify(s).includes('s3cret-pw'));
   });
 
   it('a wrong password, an unreachable host and a non-video URL give a clear status, never the password, and no crash', async () => {
     const http = await import('http');
-    const textServer = http.createServer((_req, res) => { res.writeHead(200, { 'Content-Type': 'text/plain' }); res.end('hello, not a video\n'); });
+    const textServer = http.createServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('hello, not a video\n');
+    });
     await new Promise<void>((resolve) => textServer.listen(0, '127.0.0.1', resolve));
     const textUrl = `http://127.0.0.1:${(textServer.address() as { port: number }).port}/stream`;
     const cases: [string, string, Record<string, string> | undefined, RegExp][] = [
-      ['wrong password', server.url, { user: 'viewer', password: 'WRONG-pass-123' }, /wrong password · retrying every 30 s/],
+      [
+        'wrong password',
+        server.url,
+        { user: 'viewer', password: 'WRONG-pass-123' },
+        /wrong password · retrying every 30 s/,
+      ],
       ['unreachable', 'rtsp://127.0.0.1:9/none', undefined, /unreachable/i],
       ['not video', textUrl, undefined, /not a video/i],
     ];
@@ -138,10 +204,17 @@ describe('nodes: camera-in from a real RTSP server', function () {
       const cam = helper.getNode('cam');
       const texts: string[] = [];
       const status = (cam.status as (s: unknown) => void).bind(cam);
-      cam.status = (s: any) => { texts.push(String(s.text ?? '')); return status(s); };
-      await waitUntil(() => texts.some((t) => expected.test(t)), 20000, `${label} status`)
-        .catch((error) => { throw new Error(`${error.message}; statuses: ${texts.join(' | ')}`); });
-      assert.ok(texts.every((t) => !t.includes('WRONG-pass-123')), 'password never shown');
+      cam.status = (s: any) => {
+        texts.push(String(s.text ?? ''));
+        return status(s);
+      };
+      await waitUntil(() => texts.some((t) => expected.test(t)), 20000, `${label} status`).catch((error) => {
+        throw new Error(`${error.message}; statuses: ${texts.join(' | ')}`);
+      });
+      assert.ok(
+        texts.every((t) => !t.includes('WRONG-pass-123')),
+        'password never shown',
+      );
       await helper.unload();
     }
     textServer.close();
@@ -164,6 +237,9 @@ describe('nodes: camera-in from a real RTSP server', function () {
     worst.shift();
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(ffmpegProcessesFor(marker), 0);
-    assert.ok(Math.max(...worst) < 50, `event loop blocked ${Math.max(...worst).toFixed(0)} ms (worst per redeploy: ${worst.map((w) => w.toFixed(0)).join(' ')})`);
+    assert.ok(
+      Math.max(...worst) < 50,
+      `event loop blocked ${Math.max(...worst).toFixed(0)} ms (worst per redeploy: ${worst.map((w) => w.toFixed(0)).join(' ')})`,
+    );
   });
 });

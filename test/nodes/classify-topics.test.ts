@@ -54,20 +54,38 @@ describe('nodes: imprint-classify with a topic per message', function () {
   afterEach(() => helper.unload());
 
   it('20,000 distinct topics: memory and idle CPU stay bounded; the bound warns once, every face is still named', async () => {
-    await helper.load(NODES, onTab([
-      { id: 'dev', type: 'edgetpu-device', device: 'auto', performance: 'high', model: '', threads: '' },
-      { id: 'gal', type: 'face-gallery', path: galleryDir, threshold: '', margin: '', device: 'dev' },
-      { id: 'classify', type: 'imprint-classify', gallery: 'gal', confirmFrames: '3', unknownFrames: '4', cooldown: '60', maxMissed: '1', perFrame: true, wires: [['visits'], ['frames']] },
-      { id: 'visits', type: 'helper' },
-      { id: 'frames', type: 'helper' },
-    ]));
+    await helper.load(
+      NODES,
+      onTab([
+        { id: 'dev', type: 'edgetpu-device', device: 'auto', performance: 'high', model: '', threads: '' },
+        { id: 'gal', type: 'face-gallery', path: galleryDir, threshold: '', margin: '', device: 'dev' },
+        {
+          id: 'classify',
+          type: 'imprint-classify',
+          gallery: 'gal',
+          confirmFrames: '3',
+          unknownFrames: '4',
+          cooldown: '60',
+          maxMissed: '1',
+          perFrame: true,
+          wires: [['visits'], ['frames']],
+        },
+        { id: 'visits', type: 'helper' },
+        { id: 'frames', type: 'helper' },
+      ]),
+    );
     const classify = helper.getNode('classify');
     const warnings: string[] = [];
     (classify as any).on('call:warn', (call: { args: unknown[] }) => warnings.push(String(call.args[0])));
     let named = 0;
-    helper.getNode('frames').on('input', (msg: any) => { if (msg.faces[0]?.identity) named++; });
+    helper.getNode('frames').on('input', (msg: any) => {
+      if (msg.faces[0]?.identity) named++;
+    });
     // The recognizer opens with the gallery: wait for the first answer.
-    classify.receive({ topic: 'warm-up', faces: [{ box: { x: 0, y: 0, width: 50, height: 50 }, embedding: unitVector(0) }] });
+    classify.receive({
+      topic: 'warm-up',
+      faces: [{ box: { x: 0, y: 0, width: 50, height: 50 }, embedding: unitVector(0) }],
+    });
     const deadline = Date.now() + 60000;
     while (named < 1 && Date.now() < deadline) await sleep(50);
     assert.equal(named, 1, 'the classifier answers');
@@ -80,7 +98,10 @@ describe('nodes: imprint-classify with a topic per message', function () {
     const topics = 20_000;
     for (let i = 0; i < topics; i += 500) {
       for (let j = i; j < i + 500; j++) {
-        classify.receive({ topic: `photos/IMG_${j}.jpg`, faces: [{ box: { x: 10, y: 10, width: 100, height: 100 }, embedding: unitVector(j + 1) }] });
+        classify.receive({
+          topic: `photos/IMG_${j}.jpg`,
+          faces: [{ box: { x: 10, y: 10, width: 100, height: 100 }, embedding: unitVector(j + 1) }],
+        });
       }
       await new Promise((r) => setImmediate(r));
       harness.resetHistory();
@@ -92,8 +113,9 @@ describe('nodes: imprint-classify with a topic per message', function () {
     const heapAfter = heapAfterGc();
     const rssAfter = process.memoryUsage().rss;
     const idleAfter = await cpuShare(4000);
-    const figures = `heap ${(heapBefore / 2 ** 20).toFixed(1)} → ${(heapAfter / 2 ** 20).toFixed(1)} MB, rss ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssAfter / 2 ** 20).toFixed(0)} MB, `
-      + `idle CPU ${(idleBefore * 100).toFixed(2)} % → ${(idleAfter * 100).toFixed(2)} % of a core`;
+    const figures =
+      `heap ${(heapBefore / 2 ** 20).toFixed(1)} → ${(heapAfter / 2 ** 20).toFixed(1)} MB, rss ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssAfter / 2 ** 20).toFixed(0)} MB, ` +
+      `idle CPU ${(idleBefore * 100).toFixed(2)} % → ${(idleAfter * 100).toFixed(2)} % of a core`;
     console.log(`      ${figures}`);
     assert.ok(heapAfter - heapBefore < 4 * 2 ** 20, figures);
     assert.ok(idleAfter - idleBefore < 0.01, figures);

@@ -29,7 +29,10 @@ const ARTIFACTS = path.join(ROOT, 'test', 'artifacts', 'face-library');
 const MAIN = path.join(ROOT, 'build', 'nodes', 'tools', 'cli', 'main.js');
 
 export function launchChromium(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
 }
 
 describe('nodes: face library page in Chromium, on the demo', function () {
@@ -47,37 +50,71 @@ describe('nodes: face library page in Chromium, on the demo', function () {
   const shot = async (name: string, target: Page = page) => {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     // The faces on screen, decoded (lazy images below the fold do not count).
-    await target.waitForFunction(
-      'Array.from(document.images).filter((i) => i.getBoundingClientRect().top < innerHeight && !i.src.includes("live.mjpeg")).every((i) => i.complete)',
-      null, { timeout: 10_000 }).catch(() => undefined);
+    await target
+      .waitForFunction(
+        'Array.from(document.images).filter((i) => i.getBoundingClientRect().top < innerHeight && !i.src.includes("live.mjpeg")).every((i) => i.complete)',
+        null,
+        { timeout: 10_000 },
+      )
+      .catch(() => undefined);
     await target.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: false });
   };
-  const tab = async (label: string) => { await page.getByRole('button', { name: label, exact: true }).click(); };
+  const tab = async (label: string) => {
+    await page.getByRole('button', { name: label, exact: true }).click();
+  };
 
   before(async function () {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)`);
+    if (!fs.existsSync(CHROMIUM))
+      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)`);
     mosquitto = await startMosquitto();
     ha = await connectAsync(mosquitto.url, { clientId: 'home-assistant-test' });
     await ha.subscribeAsync('coral-face/#');
     ha.on('message', (topic, payload) => {
       if (!/\/(event|trigger\/.+)$/.test(topic)) return;
-      try { events.push({ topic, payload: JSON.parse(payload.toString()) }); } catch { /* not ours */ }
+      try {
+        events.push({ topic, payload: JSON.parse(payload.toString()) });
+      } catch {
+        /* not ours */
+      }
     });
     // The demo flow as `coral-face demo` writes it, with Home Assistant wired to the visits.
     const port = await freePort();
     const flow = demoFlow(path.join(dir, 'demo.mp4'), path.join(dir, 'gallery'));
     const classify = flow.find((n) => n.type === 'imprint-classify')! as unknown as { wires: string[][] };
     classify.wires[0].push('demo-ha');
-    flow.push({ id: 'demo-ha', type: 'ha-face-entities', z: 'demo', x: 900, y: 400, name: '', broker: mosquitto.url, caFile: '',
-      rejectUnauthorized: true, discoveryPrefix: 'homeassistant', baseTopic: 'coral-face', camera: '', deviceId: '', gallery: 'demo-gallery',
-      offDelay: '', retainImage: true, wires: [] });
+    flow.push({
+      id: 'demo-ha',
+      type: 'ha-face-entities',
+      z: 'demo',
+      x: 900,
+      y: 400,
+      name: '',
+      broker: mosquitto.url,
+      caFile: '',
+      rejectUnauthorized: true,
+      discoveryPrefix: 'homeassistant',
+      baseTopic: 'coral-face',
+      camera: '',
+      deviceId: '',
+      gallery: 'demo-gallery',
+      offDelay: '',
+      retainImage: true,
+      wires: [],
+    });
     fs.writeFileSync(path.join(dir, 'flows.json'), JSON.stringify(flow, null, 2));
-    demo = spawn(process.execPath, [MAIN, 'demo', '--dir', dir, '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    demo.stdout!.on('data', (d) => { output += d; });
-    demo.stderr!.on('data', (d) => { output += d; });
+    demo = spawn(process.execPath, [MAIN, 'demo', '--dir', dir, '--port', String(port)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    demo.stdout!.on('data', (d) => {
+      output += d;
+    });
+    demo.stderr!.on('data', (d) => {
+      output += d;
+    });
     const deadline = Date.now() + 180_000;
     while (!/Started flows/.test(output)) {
-      if (demo.exitCode !== null || Date.now() > deadline) throw new Error(`the demo did not start:\n${output.slice(-2000)}`);
+      if (demo.exitCode !== null || Date.now() > deadline)
+        throw new Error(`the demo did not start:\n${output.slice(-2000)}`);
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     base = `http://127.0.0.1:${port}/`;
@@ -91,7 +128,14 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     // A failed step leaves its picture and the page's text behind, to see what the user saw.
     if (this.currentTest?.state === 'failed' && page) {
       await shot(`failed-${this.currentTest.title.slice(0, 40).replace(/[^a-z0-9]+/gi, '-')}`).catch(() => undefined);
-      process.stdout.write(`page text: ${(await page.locator('main').innerText().catch(() => '')).slice(0, 1500)}\n`);
+      process.stdout.write(
+        `page text: ${(
+          await page
+            .locator('main')
+            .innerText()
+            .catch(() => '')
+        ).slice(0, 1500)}\n`,
+      );
     }
   });
 
@@ -114,7 +158,10 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     await shot('recent-faces-light');
     await tab('Unknown people');
     // A group with two visits: the same face on two loops of the clip.
-    const group = page.locator('li.cluster').filter({ hasText: /\b([2-9]|\d\d+) visit\(s\)/ }).first();
+    const group = page
+      .locator('li.cluster')
+      .filter({ hasText: /\b([2-9]|\d\d+) visit\(s\)/ })
+      .first();
     await group.waitFor({ timeout: 180_000 });
     await shot('unknown-people-light');
     await group.getByLabel('Name').fill('Bob');
@@ -127,11 +174,15 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     await bob.waitFor({ timeout: 120_000 });
     await shot('recent-faces-recognised');
     const deadline = Date.now() + 30_000;
-    while (!events.some((e) => e.payload.event_type === 'Bob') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    while (!events.some((e) => e.payload.event_type === 'Bob') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 250));
     const event = events.find((e) => e.topic === 'coral-face/demo/event' && e.payload.event_type === 'Bob');
     assert.ok(event, `HA event for Bob: ${JSON.stringify(events.map((e) => [e.topic, e.payload.event_type]))}`);
     assert.equal(event.payload.event, 'recognized');
-    assert.ok(events.some((e) => e.topic === 'coral-face/demo/trigger/person/bob'), 'Bob got a device trigger');
+    assert.ok(
+      events.some((e) => e.topic === 'coral-face/demo/trigger/person/bob'),
+      'Bob got a device trigger',
+    );
   });
 
   it('"Not Bob" on a recognised visit turns it back into a stranger', async () => {
@@ -149,14 +200,22 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     await tab('People');
     await page.getByLabel("New person's name").fill('Tony');
     const dirOf = path.join(FACES_DIR, 'Tony_Blair');
-    const files = fs.readdirSync(dirOf).filter((f) => f.endsWith('.jpg')).sort().slice(0, 4).map((f) => path.join(dirOf, f));
+    const files = fs
+      .readdirSync(dirOf)
+      .filter((f) => f.endsWith('.jpg'))
+      .sort()
+      .slice(0, 4)
+      .map((f) => path.join(dirOf, f));
     const bad = path.join(dir, 'holiday-notes.jpg');
     fs.writeFileSync(bad, 'not a photo at all');
     await page.getByLabel('Photos').setInputFiles([...files.slice(0, 2), bad, ...files.slice(2)]);
     const report = page.locator('.report', { hasText: 'holiday-notes.jpg' });
     await report.waitFor({ timeout: 120_000 });
     assert.match(await report.innerText(), /Saved\./);
-    assert.match(await report.locator('li', { hasText: 'holiday-notes.jpg' }).innerText(), /rejected .*(not an image|could not be decoded)/);
+    assert.match(
+      await report.locator('li', { hasText: 'holiday-notes.jpg' }).innerText(),
+      /rejected .*(not an image|could not be decoded)/,
+    );
     assert.equal(await report.locator('li.ok').count(), 4);
     await shot('people-upload-report');
   });
@@ -173,23 +232,33 @@ describe('nodes: face library page in Chromium, on the demo', function () {
       await group.getByLabel('Name').fill('Postman');
       await group.getByRole('button', { name: 'Ignore as this name' }).click();
       const done = page.getByText(/enrolled as Postman \(ignored\)/);
-      await done.or(group.getByText(/Not enrolled/)).first().waitFor({ timeout: 60_000 });
+      await done
+        .or(group.getByText(/Not enrolled/))
+        .first()
+        .waitFor({ timeout: 60_000 });
       enrolled = await done.isVisible();
       if (!enrolled) refusals.push(await group.innerText());
     }
     assert.ok(enrolled, `no group could be enrolled as Postman:\n${refusals.join('\n')}`);
-    assert.ok(refusals.every((r) => /already in the gallery/.test(r)), refusals.join('\n'));
+    assert.ok(
+      refusals.every((r) => /already in the gallery/.test(r)),
+      refusals.join('\n'),
+    );
     await tab('Recent faces');
     await page.getByLabel('Who').selectOption('ignored');
     await page.locator('li.visit[data-kind="ignored"]').first().waitFor({ timeout: 120_000 });
     const deadline = Date.now() + 30_000;
-    while (!events.some((e) => e.payload.event === 'ignored') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    while (!events.some((e) => e.payload.event === 'ignored') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 250));
     const ignored = events.find((e) => e.payload.event === 'ignored');
     assert.ok(ignored, 'an ignored event');
     assert.equal(ignored.topic, 'coral-face/demo/event');
     assert.equal(ignored.payload.event_type, 'ignored');
     assert.equal(ignored.payload.name, 'Postman');
-    assert.ok(!events.some((e) => /trigger\/person\/postman$/.test(e.topic)), 'no person trigger for an ignored person');
+    assert.ok(
+      !events.some((e) => /trigger\/person\/postman$/.test(e.topic)),
+      'no person trigger for an ignored person',
+    );
   });
 
   it('health, live and settings render; dark theme; then forget Bob after confirming', async () => {
@@ -203,7 +272,11 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     await shot('live-light');
     await tab('Settings');
     await page.getByText('Keep face images').waitFor();
-    const dark = await browser.newPage({ viewport: { width: 1280, height: 860 }, colorScheme: 'dark', bypassCSP: true });
+    const dark = await browser.newPage({
+      viewport: { width: 1280, height: 860 },
+      colorScheme: 'dark',
+      bypassCSP: true,
+    });
     await dark.goto(`${base}coral-face/#unknown`);
     await dark.locator('li.cluster, p.empty').first().waitFor({ timeout: 60_000 });
     const background = await dark.evaluate(() => getComputedStyle(document.body).backgroundColor);
@@ -227,14 +300,30 @@ describe('nodes: face library page in Chromium, on the demo', function () {
     assert.equal(fs.existsSync(path.join(dir, 'gallery', 'people', 'bob')), false);
   });
 
-  it('asks for a login when adminAuth is set, and works with the editor\'s token, under another httpAdminRoot', async () => {
+  it("asks for a login when adminAuth is set, and works with the editor's token, under another httpAdminRoot", async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const bcrypt = require('bcryptjs') as { hashSync(text: string, rounds: number): string };
     const red = await startNodeRed({
-      flow: [{ id: 'gal', type: 'face-gallery', name: 'people', path: path.join(dir, 'auth-gallery'), threshold: '', margin: '', device: 'dev' },
-        { id: 'dev', type: 'edgetpu-device', device: 'cpu', performance: 'high', model: '', threads: '' }],
+      flow: [
+        {
+          id: 'gal',
+          type: 'face-gallery',
+          name: 'people',
+          path: path.join(dir, 'auth-gallery'),
+          threshold: '',
+          margin: '',
+          device: 'dev',
+        },
+        { id: 'dev', type: 'edgetpu-device', device: 'cpu', performance: 'high', model: '', threads: '' },
+      ],
       // Not at the root: the page's URLs are relative, as behind Home Assistant's ingress.
-      settings: { httpAdminRoot: '/admin/', adminAuth: { type: 'credentials', users: [{ username: 'admin', password: bcrypt.hashSync('pw-123456', 8), permissions: '*' }] } },
+      settings: {
+        httpAdminRoot: '/admin/',
+        adminAuth: {
+          type: 'credentials',
+          users: [{ username: 'admin', password: bcrypt.hashSync('pw-123456', 8), permissions: '*' }],
+        },
+      },
     });
     const admin = `${red.url}admin/`;
     try {
@@ -243,12 +332,26 @@ describe('nodes: face library page in Chromium, on the demo', function () {
       await guest.getByText(/Log in first/).waitFor();
       await shot('login-required', guest);
       assert.equal(guest.url().split('#')[0], `${admin}coral-face/`);
-      const token = await (await fetch(`${admin}auth/token`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ client_id: 'node-red-admin', grant_type: 'password', scope: '*', username: 'admin', password: 'pw-123456' }) })).json();
+      const token = await (
+        await fetch(`${admin}auth/token`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            client_id: 'node-red-admin',
+            grant_type: 'password',
+            scope: '*',
+            username: 'admin',
+            password: 'pw-123456',
+          }),
+        })
+      ).json();
       // What the editor stores after its login form (same origin, so the page reads it).
       await guest.evaluate((t) => localStorage.setItem('auth-tokens', JSON.stringify(t)), token);
       await guest.reload();
-      await guest.getByText(/Nobody enrolled yet|No visits yet/).first().waitFor({ timeout: 30_000 });
+      await guest
+        .getByText(/Nobody enrolled yet|No visits yet/)
+        .first()
+        .waitFor({ timeout: 30_000 });
       assert.equal(await guest.getByText(/Log in first/).count(), 0);
       assert.equal(await guest.getByRole('link', { name: 'Node-RED editor' }).getAttribute('href'), '../');
       await guest.close();

@@ -53,7 +53,10 @@ describe('nodes: face-gallery when things go wrong', function () {
     dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'coral-gallery-node-')), 'gallery');
     const gallery = await Gallery.open(dir, { create: true });
     for (const [n, name] of ['Alice', 'Bob', 'Carol'].entries()) {
-      await gallery.addCrops(name, Array.from({ length: 5 }, (_, i) => ({ image: crop(n * 10 + i) })));
+      await gallery.addCrops(
+        name,
+        Array.from({ length: 5 }, (_, i) => ({ image: crop(n * 10 + i) })),
+      );
     }
   });
   afterEach(() => helper.unload());
@@ -62,8 +65,17 @@ describe('nodes: face-gallery when things go wrong', function () {
     fs.rmSync(path.join(dir, 'gallery.json'));
     await helper.load(NODES, flow(dir));
     const { people } = await list();
-    assert.deepEqual(people!.map((p) => [p.name, p.photos]), [['Alice', 5], ['Bob', 5], ['Carol', 5]]);
-    const files = fs.readdirSync(path.join(dir, 'people')).flatMap((id) => fs.readdirSync(path.join(dir, 'people', id)).filter((f) => f.endsWith('.png')));
+    assert.deepEqual(
+      people!.map((p) => [p.name, p.photos]),
+      [
+        ['Alice', 5],
+        ['Bob', 5],
+        ['Carol', 5],
+      ],
+    );
+    const files = fs
+      .readdirSync(path.join(dir, 'people'))
+      .flatMap((id) => fs.readdirSync(path.join(dir, 'people', id)).filter((f) => f.endsWith('.png')));
     assert.equal(files.length, 15);
   });
 
@@ -85,10 +97,14 @@ describe('nodes: face-gallery when things go wrong', function () {
     assert.equal((await list()).people!.length, 3);
     const child = path.join(__dirname, '..', 'core', 'gallery', 'gallery-crash-child.js');
     await new Promise<void>((resolve, reject) => {
-      spawn(process.execPath, [child, 'write', dir, 'Visitor', '1'], { stdio: 'ignore' })
-        .on('close', (code) => (code === 0 ? resolve() : reject(new Error(`writer exited ${code}`))));
+      spawn(process.execPath, [child, 'write', dir, 'Visitor', '1'], { stdio: 'ignore' }).on('close', (code) =>
+        code === 0 ? resolve() : reject(new Error(`writer exited ${code}`)),
+      );
     });
     const seen = await until(list, (reply) => reply.people?.some((p) => p.name === 'Visitor 0') ?? false, 10_000);
-    assert.ok(seen.people!.some((p) => p.name === 'Visitor 0'), JSON.stringify(seen));
+    assert.ok(
+      seen.people!.some((p) => p.name === 'Visitor 0'),
+      JSON.stringify(seen),
+    );
   });
 });

@@ -45,21 +45,97 @@ interface PlatformSchema {
   entity: boolean;
 }
 const SCHEMA: Record<string, PlatformSchema> = {
-  event: { required: ['state_topic', 'event_types', 'unique_id'], topics: ['state_topic', 'json_attributes_topic'], deviceClasses: ['button', 'doorbell', 'motion'], entity: true },
+  event: {
+    required: ['state_topic', 'event_types', 'unique_id'],
+    topics: ['state_topic', 'json_attributes_topic'],
+    deviceClasses: ['button', 'doorbell', 'motion'],
+    entity: true,
+  },
   binary_sensor: {
-    required: ['state_topic', 'unique_id'], topics: ['state_topic', 'json_attributes_topic'], entity: true,
-    deviceClasses: ['battery', 'battery_charging', 'carbon_monoxide', 'cold', 'connectivity', 'door', 'garage_door', 'gas', 'heat', 'light', 'lock',
-      'moisture', 'motion', 'moving', 'occupancy', 'opening', 'plug', 'power', 'presence', 'problem', 'running', 'safety', 'smoke', 'sound', 'tamper',
-      'update', 'vibration', 'window'],
+    required: ['state_topic', 'unique_id'],
+    topics: ['state_topic', 'json_attributes_topic'],
+    entity: true,
+    deviceClasses: [
+      'battery',
+      'battery_charging',
+      'carbon_monoxide',
+      'cold',
+      'connectivity',
+      'door',
+      'garage_door',
+      'gas',
+      'heat',
+      'light',
+      'lock',
+      'moisture',
+      'motion',
+      'moving',
+      'occupancy',
+      'opening',
+      'plug',
+      'power',
+      'presence',
+      'problem',
+      'running',
+      'safety',
+      'smoke',
+      'sound',
+      'tamper',
+      'update',
+      'vibration',
+      'window',
+    ],
   },
   sensor: {
-    required: ['state_topic', 'unique_id'], topics: ['state_topic', 'json_attributes_topic'], entity: true,
-    deviceClasses: ['apparent_power', 'aqi', 'area', 'atmospheric_pressure', 'battery', 'carbon_dioxide', 'carbon_monoxide', 'current',
-      'data_rate', 'data_size', 'date', 'distance', 'duration', 'energy', 'energy_storage', 'enum', 'frequency', 'gas', 'humidity',
-      'illuminance', 'irradiance', 'moisture', 'monetary', 'power', 'power_factor', 'precipitation', 'pressure', 'signal_strength',
-      'sound_pressure', 'speed', 'temperature', 'timestamp', 'voltage', 'volume', 'water', 'weight', 'wind_speed'],
+    required: ['state_topic', 'unique_id'],
+    topics: ['state_topic', 'json_attributes_topic'],
+    entity: true,
+    deviceClasses: [
+      'apparent_power',
+      'aqi',
+      'area',
+      'atmospheric_pressure',
+      'battery',
+      'carbon_dioxide',
+      'carbon_monoxide',
+      'current',
+      'data_rate',
+      'data_size',
+      'date',
+      'distance',
+      'duration',
+      'energy',
+      'energy_storage',
+      'enum',
+      'frequency',
+      'gas',
+      'humidity',
+      'illuminance',
+      'irradiance',
+      'moisture',
+      'monetary',
+      'power',
+      'power_factor',
+      'precipitation',
+      'pressure',
+      'signal_strength',
+      'sound_pressure',
+      'speed',
+      'temperature',
+      'timestamp',
+      'voltage',
+      'volume',
+      'water',
+      'weight',
+      'wind_speed',
+    ],
   },
-  image: { required: ['unique_id'], exactlyOne: ['image_topic', 'url_topic'], topics: ['image_topic', 'url_topic'], entity: true },
+  image: {
+    required: ['unique_id'],
+    exactlyOne: ['image_topic', 'url_topic'],
+    topics: ['image_topic', 'url_topic'],
+    entity: true,
+  },
   device_automation: { required: ['automation_type', 'topic', 'type', 'subtype'], topics: ['topic'], entity: false },
 };
 const TOPIC_ID = /^[a-zA-Z0-9_-]+$/;
@@ -78,7 +154,9 @@ function validateDevice(topic: string, payload: any, uniqueIds: Set<string>): Se
   assert.ok(Array.isArray(payload.dev?.ids) && payload.dev.ids.length > 0, 'dev.ids');
   for (const key of ['name', 'mf', 'mdl', 'sw']) assert.equal(typeof payload.dev[key], 'string', `dev.${key}`);
   assert.equal(typeof payload.o?.name, 'string', 'o.name (origin is mandatory for device discovery)');
-  assert.deepEqual(payload.availability, [{ topic: `${BASE}/status`, payload_available: 'online', payload_not_available: 'offline' }]);
+  assert.deepEqual(payload.availability, [
+    { topic: `${BASE}/status`, payload_available: 'online', payload_not_available: 'offline' },
+  ]);
   assert.ok(payload.cmps && typeof payload.cmps === 'object', 'cmps');
   const topics = new Set<string>();
   const triggers = new Set<string>();
@@ -87,11 +165,19 @@ function validateDevice(topic: string, payload: any, uniqueIds: Set<string>): Se
     const schema = SCHEMA[c.p];
     assert.ok(schema, `${key}: platform ${c.p} is one we validate`);
     assert.ok(Object.keys(c).length > 1, `${key}: a component needs an option besides p (else it is a removal)`);
-    for (const r of schema.required) assert.ok(c[r] !== undefined && c[r] !== '', `${key} (${c.p}) lacks required ${r}`);
-    if (schema.exactlyOne) assert.equal(schema.exactlyOne.filter((k) => c[k] !== undefined).length, 1, `${key}: exactly one of ${schema.exactlyOne}`);
+    for (const r of schema.required)
+      assert.ok(c[r] !== undefined && c[r] !== '', `${key} (${c.p}) lacks required ${r}`);
+    if (schema.exactlyOne)
+      assert.equal(
+        schema.exactlyOne.filter((k) => c[k] !== undefined).length,
+        1,
+        `${key}: exactly one of ${schema.exactlyOne}`,
+      );
     assert.ok(!('device' in c) && !('dev' in c), `${key}: device is set at the root only (docs: cannot be overridden)`);
-    if (c.device_class !== undefined) assert.ok(schema.deviceClasses?.includes(c.device_class), `${key}: device_class ${c.device_class}`);
-    if (c.entity_category !== undefined) assert.equal(c.entity_category, 'diagnostic', `${key}: sensors may only be diagnostic`);
+    if (c.device_class !== undefined)
+      assert.ok(schema.deviceClasses?.includes(c.device_class), `${key}: device_class ${c.device_class}`);
+    if (c.entity_category !== undefined)
+      assert.equal(c.entity_category, 'diagnostic', `${key}: sensors may only be diagnostic`);
     if (schema.entity) {
       assert.ok(!uniqueIds.has(c.unique_id), `unique_id ${c.unique_id} used twice`);
       uniqueIds.add(c.unique_id);
@@ -103,15 +189,21 @@ function validateDevice(topic: string, payload: any, uniqueIds: Set<string>): Se
     }
     switch (c.p) {
       case 'event':
-        assert.ok(Array.isArray(c.event_types) && c.event_types.length > 0 && c.event_types.every((t: unknown) => typeof t === 'string'));
+        assert.ok(
+          Array.isArray(c.event_types) &&
+            c.event_types.length > 0 &&
+            c.event_types.every((t: unknown) => typeof t === 'string'),
+        );
         assert.equal(new Set(c.event_types).size, c.event_types.length, 'event_types unique');
         assert.ok(c.event_types.includes('unknown'));
         break;
       case 'sensor':
-        if (c.device_class === 'duration') assert.ok(['d', 'h', 'min', 's', 'ms', 'µs'].includes(c.unit_of_measurement), 'duration unit');
+        if (c.device_class === 'duration')
+          assert.ok(['d', 'h', 'min', 's', 'ms', 'µs'].includes(c.unit_of_measurement), 'duration unit');
         break;
       case 'binary_sensor':
-        if (c.off_delay !== undefined) assert.ok(Number.isInteger(c.off_delay) && c.off_delay >= 0, 'off_delay is an integer');
+        if (c.off_delay !== undefined)
+          assert.ok(Number.isInteger(c.off_delay) && c.off_delay >= 0, 'off_delay is an integer');
         break;
       case 'image':
         if (c.image_topic) assert.equal(c.content_type, 'image/jpeg');
@@ -130,13 +222,15 @@ function validateDevice(topic: string, payload: any, uniqueIds: Set<string>): Se
 
 // ---------------------------------------------------------------- broker and HA side
 
-
 class Broker {
   private proc: ChildProcess | null = null;
   readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-ha-mqtt-'));
   private stderr = '';
   /** With `tls`, the listener speaks TLS with a server certificate signed by a fresh CA (`caFile`). */
-  constructor(readonly port: number, tls = false) {
+  constructor(
+    readonly port: number,
+    tls = false,
+  ) {
     // mosquitto started as root reads its files as the "mosquitto" user: mkdtemp's 0700 would lock it out.
     fs.chmodSync(this.dir, 0o755);
     const pw = path.join(this.dir, 'passwd');
@@ -149,15 +243,58 @@ class Broker {
         const r = spawnSync('openssl', args, { encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
       };
-      openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=coral-face test CA');
-      openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
+      openssl(
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        f('ca.key'),
+        '-out',
+        f('ca.pem'),
+        '-days',
+        '2',
+        '-subj',
+        '/CN=coral-face test CA',
+      );
+      openssl(
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        f('server.key'),
+        '-out',
+        f('server.csr'),
+        '-subj',
+        '/CN=127.0.0.1',
+      );
       fs.writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n');
-      openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '2', '-extfile', f('ext.cnf'));
+      openssl(
+        'x509',
+        '-req',
+        '-in',
+        f('server.csr'),
+        '-CA',
+        f('ca.pem'),
+        '-CAkey',
+        f('ca.key'),
+        '-CAcreateserial',
+        '-out',
+        f('server.pem'),
+        '-days',
+        '2',
+        '-extfile',
+        f('ext.cnf'),
+      );
       for (const name of ['ca.pem', 'server.pem', 'server.key']) fs.chmodSync(f(name), 0o644);
       tlsLines = `cafile ${f('ca.pem')}\ncertfile ${f('server.pem')}\nkeyfile ${f('server.key')}\n`;
     }
-    fs.writeFileSync(path.join(this.dir, 'mosquitto.conf'),
-      `listener ${port} 127.0.0.1\n${tlsLines}allow_anonymous false\npassword_file ${pw}\npersistence false\n`);
+    fs.writeFileSync(
+      path.join(this.dir, 'mosquitto.conf'),
+      `listener ${port} 127.0.0.1\n${tlsLines}allow_anonymous false\npassword_file ${pw}\npersistence false\n`,
+    );
   }
 
   get caFile(): string {
@@ -165,11 +302,18 @@ class Broker {
   }
 
   async start(): Promise<void> {
-    this.proc = spawn(MOSQUITTO, ['-c', path.join(this.dir, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.proc.stderr!.on('data', (d) => { this.stderr = (this.stderr + d).slice(-2000); });
+    this.proc = spawn(MOSQUITTO, ['-c', path.join(this.dir, 'mosquitto.conf')], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.proc.stderr!.on('data', (d) => {
+      this.stderr = (this.stderr + d).slice(-2000);
+    });
     for (let i = 0; i < 100; i++) {
       const ok = await new Promise<boolean>((resolve) => {
-        const socket = net.connect(this.port, '127.0.0.1', () => { socket.destroy(); resolve(true); });
+        const socket = net.connect(this.port, '127.0.0.1', () => {
+          socket.destroy();
+          resolve(true);
+        });
         socket.on('error', () => resolve(false));
       });
       if (ok) return;
@@ -209,7 +353,11 @@ class HaWatcher {
   }
 
   static async connect(port: number): Promise<HaWatcher> {
-    const client = await connectAsync(`mqtt://127.0.0.1:${port}`, { username: HA_USER, password: HA_PASSWORD, reconnectPeriod: 200 });
+    const client = await connectAsync(`mqtt://127.0.0.1:${port}`, {
+      username: HA_USER,
+      password: HA_PASSWORD,
+      reconnectPeriod: 200,
+    });
     const watcher = new HaWatcher(client);
     await client.subscribeAsync([`${PREFIX}/#`, `${BASE}/#`], { qos: 1 });
     return watcher;
@@ -238,7 +386,9 @@ async function retained(port: number, topic: string): Promise<Buffer | undefined
   const client = await connectAsync(`mqtt://127.0.0.1:${port}`, { username: HA_USER, password: HA_PASSWORD });
   try {
     let got: Buffer | undefined;
-    client.on('message', (t, payload, packet) => { if (t === topic && packet.retain) got = payload; });
+    client.on('message', (t, payload, packet) => {
+      if (t === topic && packet.retain) got = payload;
+    });
     await client.subscribeAsync(topic, { qos: 1 });
     await sleep(300);
     return got;
@@ -254,9 +404,23 @@ function flow(port: number, galleryDir: string, extra: Record<string, unknown> =
     { id: 'tab', type: 'tab' },
     { id: 'gal', type: 'face-gallery', path: galleryDir, threshold: '', margin: '', device: '' },
     {
-      id: 'ha', type: 'ha-face-entities', z: 'tab', x: 100, y: 100, wires: [],
-      broker: `mqtt://127.0.0.1:${port}`, caFile: '', rejectUnauthorized: true, discoveryPrefix: PREFIX, baseTopic: BASE,
-      camera: '', deviceId: '', gallery: 'gal', offDelay: '30', retainImage: true, ...extra,
+      id: 'ha',
+      type: 'ha-face-entities',
+      z: 'tab',
+      x: 100,
+      y: 100,
+      wires: [],
+      broker: `mqtt://127.0.0.1:${port}`,
+      caFile: '',
+      rejectUnauthorized: true,
+      discoveryPrefix: PREFIX,
+      baseTopic: BASE,
+      camera: '',
+      deviceId: '',
+      gallery: 'gal',
+      offDelay: '30',
+      retainImage: true,
+      ...extra,
     },
   ];
 }
@@ -265,7 +429,8 @@ const CREDENTIALS = { ha: { user: NODE_USER, password: NODE_PASSWORD } };
 let trackSeq = 0;
 function visit(event: VisitPayload['event'], name: string, camera = 'front_door', trackId = `${camera}-${++trackSeq}`) {
   const payload: VisitPayload = { event, name, camera, trackId, time: new Date().toISOString() };
-  if (event !== 'left') Object.assign(payload, { cosine: 0.71, confidence: 0.93, box: { x: 1, y: 2, width: 50, height: 60 } });
+  if (event !== 'left')
+    Object.assign(payload, { cosine: 0.71, confidence: 0.93, box: { x: 1, y: 2, width: 50, height: 60 } });
   const msg: Record<string, unknown> = { topic: `${camera}/${event}`, payload };
   if (event !== 'left') msg.image = Buffer.from([0xff, 0xd8, 0xff, 0xe0, trackSeq & 0xff, 0xff, 0xd9]);
   return msg;
@@ -278,7 +443,9 @@ describe('nodes: ha-face-entities catalog', () => {
     const root = path.join(__dirname, '..', '..', '..');
     const dir = path.join(root, 'nodes', 'ha-face-entities');
     const catalog = JSON.parse(fs.readFileSync(path.join(dir, 'locales', 'en-US', 'ha-face-entities.json'), 'utf8'));
-    const source = fs.readFileSync(path.join(dir, 'ha-face-entities.ts'), 'utf8') + fs.readFileSync(path.join(dir, 'ha-face-entities.html'), 'utf8');
+    const source =
+      fs.readFileSync(path.join(dir, 'ha-face-entities.ts'), 'utf8') +
+      fs.readFileSync(path.join(dir, 'ha-face-entities.html'), 'utf8');
     const keys = new Set([...source.matchAll(/['"\]]ha-face-entities\.([a-zA-Z.]+[a-zA-Z])/g)].map((m) => m[1]));
     // The one key built at run time: `status.${visit.event}` for the two events that show a status.
     keys.add('status.recognized');
@@ -320,9 +487,12 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     await broker?.stop();
   });
 
-  async function load(extra: Record<string, unknown> = {}, credentials: unknown = CREDENTIALS): Promise<{ gallery: Gallery }> {
+  async function load(
+    extra: Record<string, unknown> = {},
+    credentials: unknown = CREDENTIALS,
+  ): Promise<{ gallery: Gallery }> {
     await helper.load(NODES, flow(broker.port, galleryDir, extra), credentials as Record<string, unknown>);
-    const gallery = await (helper.getNode('gal') as any).gallery() as Gallery;
+    const gallery = (await (helper.getNode('gal') as any).gallery()) as Gallery;
     return { gallery };
   }
 
@@ -351,8 +521,16 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     assert.equal(ha.on(topic('event'), since).length, 1);
     assert.equal(ha.on(topic('trigger/person/alice'), since).length, 1);
     assert.equal(ha.messages.slice(since).filter((m) => m.topic.startsWith(topic('trigger/'))).length, 1);
-    assert.equal(await retained(broker.port, topic('event')), undefined, 'events are never retained (HA drops replayed ones)');
-    assert.equal(await retained(broker.port, topic('trigger/person/alice')), undefined, 'a replayed trigger would re-fire');
+    assert.equal(
+      await retained(broker.port, topic('event')),
+      undefined,
+      'events are never retained (HA drops replayed ones)',
+    );
+    assert.equal(
+      await retained(broker.port, topic('trigger/person/alice')),
+      undefined,
+      'a replayed trigger would re-fire',
+    );
     const body = JSON.parse(event.payload.toString());
     assert.equal(body.event_type, 'Alice');
     assert.equal(body.camera, 'front_door');
@@ -386,17 +564,27 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     const bobSince = ha.mark();
     node.receive(visit('recognized', 'Bob'));
     await waitFor('bob on', () => ha.last(topic('presence/bob'), bobSince)?.payload.toString() === 'ON');
-    await waitFor('bob off by off_delay', () => ha.last(topic('presence/bob'), bobSince)?.payload.toString() === 'OFF', 4000);
+    await waitFor(
+      'bob off by off_delay',
+      () => ha.last(topic('presence/bob'), bobSince)?.payload.toString() === 'OFF',
+      4000,
+    );
 
     // Diagnostics: backend and speed from msg.embedder, stream from a camera status message.
-    node.receive({ embedder: { id: 'mobilefacenet', backend: 'Edge TPU usb:0', msPerFace: 3.217 }, frame: { camera: 'front_door' }, faces: [] });
+    node.receive({
+      embedder: { id: 'mobilefacenet', backend: 'Edge TPU usb:0', msPerFace: 3.217 },
+      frame: { camera: 'front_door' },
+      faces: [],
+    });
     node.receive({ topic: 'front_door/status', payload: { online: false } });
     await waitFor('stream off', () => ha.last(topic('diagnostics/stream'), bobSince)?.payload.toString() === 'OFF');
     assert.equal(ha.last(topic('diagnostics/backend'))!.payload.toString(), 'Edge TPU usb:0');
     assert.equal(ha.last(topic('diagnostics/inference_time'))!.payload.toString(), '3.22');
 
     // Every state we published goes to a topic the discovery declares; every event_type is announced.
-    const ours = ha.messages.slice(since).filter((m) => m.topic.startsWith(`${BASE}/${device}/`) && m.payload.length > 0);
+    const ours = ha.messages
+      .slice(since)
+      .filter((m) => m.topic.startsWith(`${BASE}/${device}/`) && m.payload.length > 0);
     for (const m of ours) assert.ok(declared.has(m.topic), `published to undeclared ${m.topic}`);
     for (const m of ha.on(topic('event'), since)) {
       assert.ok(config.cmps.face_event.event_types.includes(JSON.parse(m.payload.toString()).event_type));
@@ -422,8 +610,16 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     await sleep(300);
     assert.equal(ha.on(topic('trigger/unknown'), since).length, 1);
     assert.equal(ha.on(topic('trigger/person/alice'), since).length, 1);
-    assert.deepEqual(ha.on(topic('event'), since).map((m) => JSON.parse(m.payload.toString())).map((e) => [e.event_type, e.track_id, e.revises]),
-      [['unknown', 'front_door-900', null], ['Alice', 'front_door-900', 'unknown']]);
+    assert.deepEqual(
+      ha
+        .on(topic('event'), since)
+        .map((m) => JSON.parse(m.payload.toString()))
+        .map((e) => [e.event_type, e.track_id, e.revises]),
+      [
+        ['unknown', 'front_door-900', null],
+        ['Alice', 'front_door-900', 'unknown'],
+      ],
+    );
 
     // A wrong name corrected: Alice's presence goes off at once, Bob's on; his left turns him off.
     const mark = ha.mark();
@@ -438,7 +634,10 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     send('recognized', 'Alice', 'front_door-902');
     await waitFor('alice on again', () => ha.last(topic('presence/alice'), third)?.payload.toString() === 'ON');
     send('recognized', 'Bob', 'front_door-902', { revises: 'Alice' });
-    await waitFor('alice off by correction', () => ha.last(topic('presence/alice'), third)?.payload.toString() === 'OFF');
+    await waitFor(
+      'alice off by correction',
+      () => ha.last(topic('presence/alice'), third)?.payload.toString() === 'OFF',
+    );
     assert.equal(ha.last(topic('presence/bob'), third)?.payload.toString(), 'ON');
     assert.equal(ha.on(topic('trigger/person/bob'), third).length, 1);
   });
@@ -473,7 +672,9 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     });
     assert.equal(renamed.cmps.person_alice_presence.unique_id, aliceUid);
     assert.equal(renamed.cmps.person_alice_trigger.subtype, 'Alice', 'automations on "Alice recognized" keep firing');
-    assert.ok(renamed.cmps.face_event.event_types.includes('Alicia') && !renamed.cmps.face_event.event_types.includes('Alice'));
+    assert.ok(
+      renamed.cmps.face_event.event_types.includes('Alicia') && !renamed.cmps.face_event.event_types.includes('Alice'),
+    );
     // A visit under the new name fires the same trigger topic (keyed by person id).
     const v = ha.mark();
     node.receive(visit('recognized', 'Alicia'));
@@ -535,7 +736,11 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     const since = ha.mark();
     await broker.start(); // same port; persistence off: the broker forgot every retained message
     await waitFor('discovery after restart', () => ha.last(discovery, since), 15000);
-    await waitFor('online after restart', () => ha.last(`${BASE}/status`, since)?.payload.toString() === 'online', 5000);
+    await waitFor(
+      'online after restart',
+      () => ha.last(`${BASE}/status`, since)?.payload.toString() === 'online',
+      5000,
+    );
     validateDevice(discovery, ha.json(discovery, since), new Set());
     assert.equal((await retained(broker.port, `${BASE}/status`))?.toString(), 'online');
     assert.ok(await retained(broker.port, discovery), 'discovery retained again');
@@ -547,7 +752,8 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     await waitFor('connected', () => ha.last(discovery, s0));
     await sleep(300);
     const first = ha.json(discovery);
-    const ids = (c: any) => Object.fromEntries(Object.entries<any>(c.cmps).map(([k, v]) => [k, v.unique_id ?? v.topic]));
+    const ids = (c: any) =>
+      Object.fromEntries(Object.entries<any>(c.cmps).map(([k, v]) => [k, v.unique_id ?? v.topic]));
 
     let since = ha.mark();
     await helper.unload();
@@ -559,7 +765,11 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     await waitFor('discovery after redeploy', () => ha.on(discovery, since).length >= 2);
     const [removal, second] = ha.on(discovery, since).map((m) => JSON.parse(m.payload.toString()));
     const zoeKey = Object.keys(removal.cmps).find((k) => /^person_zo.*_presence$/.test(k))!;
-    assert.deepEqual(removal.cmps[zoeKey], { p: 'binary_sensor' }, 'read back from the broker and removed the documented way');
+    assert.deepEqual(
+      removal.cmps[zoeKey],
+      { p: 'binary_sensor' },
+      'read back from the broker and removed the documented way',
+    );
     const expected = ids(first);
     for (const key of Object.keys(expected)) if (key.startsWith('person_zo')) delete expected[key];
     assert.deepEqual(ids(second), expected, 'same component ids, unique_ids and topics');
@@ -577,18 +787,27 @@ describe('nodes: ha-face-entities against mosquitto', function () {
       const bad = helper.getNode('ha') as any;
       const statuses: string[] = [];
       const status = bad.status.bind(bad);
-      bad.status = (x: any) => { statuses.push(JSON.stringify(x)); return status(x); };
+      bad.status = (x: any) => {
+        statuses.push(JSON.stringify(x));
+        return status(x);
+      };
       await waitFor('certificate refused', () => statuses.some((x) => x.includes('disconnected')), 8000);
       await helper.unload();
 
       const seen: Received[] = [];
-      watcher = await connectAsync(`mqtts://127.0.0.1:${tls.port}`, { ca: fs.readFileSync(tls.caFile), username: HA_USER, password: HA_PASSWORD });
+      watcher = await connectAsync(`mqtts://127.0.0.1:${tls.port}`, {
+        ca: fs.readFileSync(tls.caFile),
+        username: HA_USER,
+        password: HA_PASSWORD,
+      });
       watcher.on('message', (t, payload, packet) => seen.push({ topic: t, payload, retain: packet.retain }));
       await watcher.subscribeAsync([`${PREFIX}/#`, `${BASE}/#`], { qos: 1 });
       await load({ broker: `mqtts://127.0.0.1:${tls.port}`, caFile: tls.caFile, camera: 'front_door' });
       const found = await waitFor('discovery over TLS', () => seen.find((m) => m.topic === discovery));
       validateDevice(discovery, JSON.parse(found.payload.toString()), new Set());
-      await waitFor('online over TLS', () => seen.some((m) => m.topic === `${BASE}/status` && m.payload.toString() === 'online'));
+      await waitFor('online over TLS', () =>
+        seen.some((m) => m.topic === `${BASE}/status` && m.payload.toString() === 'online'),
+      );
     } finally {
       await helper.unload();
       await watcher?.endAsync(true).catch(() => undefined);
@@ -600,13 +819,22 @@ describe('nodes: ha-face-entities against mosquitto', function () {
     const statuses: string[] = [];
     const logs: string[] = [];
     // A wrong password in the credentials and a password in the URL: neither may appear anywhere.
-    await load({ broker: `mqtt://${NODE_USER}:url-pw-XYZ@127.0.0.1:${broker.port}` }, { ha: { user: NODE_USER, password: 'wrong-Secret-123' } });
+    await load(
+      { broker: `mqtt://${NODE_USER}:url-pw-XYZ@127.0.0.1:${broker.port}` },
+      { ha: { user: NODE_USER, password: 'wrong-Secret-123' } },
+    );
     const bad = helper.getNode('ha') as any;
     const status = bad.status.bind(bad);
-    bad.status = (s: any) => { statuses.push(JSON.stringify(s)); return status(s); };
+    bad.status = (s: any) => {
+      statuses.push(JSON.stringify(s));
+      return status(s);
+    };
     for (const level of ['warn', 'error', 'log']) {
       const original = bad[level].bind(bad);
-      bad[level] = (m: unknown) => { logs.push(String(m)); return original(m); };
+      bad[level] = (m: unknown) => {
+        logs.push(String(m));
+        return original(m);
+      };
     }
     await waitFor('refused', () => statuses.some((s) => s.includes('disconnected')), 8000);
     for (const text of [...statuses, ...logs]) {

@@ -23,7 +23,13 @@ const ROOT = path.resolve(__dirname, '..', '..', '..');
 /** The help's text, tags and entities turned into plain text. */
 function helpText(type: string): string {
   const html = fs.readFileSync(path.join(ROOT, 'nodes', type, 'locales', 'en-US', `${type}.html`), 'utf8');
-  return html.replace(/<[^>]+>/g, '').replace(/&ge;/g, '≥').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&').replace(/\s+/g, ' ');
+  return html
+    .replace(/<[^>]+>/g, '')
+    .replace(/&ge;/g, '≥')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
+    .replace(/\s+/g, ' ');
 }
 
 /** Each claim: a pattern in the help and the value the code has. */
@@ -40,14 +46,24 @@ function checkNoOtherNumbers(text: string, known: number[], examples: number[]):
   const allowed = new Set([...known, ...examples]);
   for (const m of text.matchAll(/(?<![\w.])\d+(?:\.\d+)?/g)) {
     const value = Number(m[0]);
-    assert.ok(allowed.has(value), `unchecked number ${m[0]} in "…${text.slice(Math.max(0, m.index - 50), m.index + 30)}…"`);
+    assert.ok(
+      allowed.has(value),
+      `unchecked number ${m[0]} in "…${text.slice(Math.max(0, m.index - 50), m.index + 30)}…"`,
+    );
   }
 }
 
-describe('node help: the numbers are the code\'s', () => {
+describe("node help: the numbers are the code's", () => {
   it('align', () => {
     const text = helpText('align');
-    const crop = alignFace(createRgbImage(200, 200), [{ x: 80, y: 90 }, { x: 120, y: 90 }, { x: 100, y: 110 }, { x: 100, y: 130 }, { x: 60, y: 95 }, { x: 140, y: 95 }]).crop;
+    const crop = alignFace(createRgbImage(200, 200), [
+      { x: 80, y: 90 },
+      { x: 120, y: 90 },
+      { x: 100, y: 110 },
+      { x: 100, y: 130 },
+      { x: 60, y: 95 },
+      { x: 140, y: 95 },
+    ]).crop;
     const claims: [RegExp, number][] = [
       [/bounded \((\d+) MB/, pixels.maxBytes / 2 ** 20],
       [/up to (\d+) at a time/, DEFAULT_MAX_QUEUE],
@@ -68,13 +84,28 @@ describe('node help: the numbers are the code\'s', () => {
     // A word, not a digit: "six { x, y }".
     assert.match(text, /six \{ x, y \} in frame pixels/);
     assert.equal(NUM_KEYPOINTS, 6);
-    checkNoOtherNumbers(text, [pixels.maxBytes / 2 ** 20, DEFAULT_MAX_QUEUE, Q.minInterOcularPx, Q.minBoxPx, Q.minSharpness, Q.maxAbsYawDeg,
-      Q.minBrightness, Q.maxBrightness, Q.maxClippedFraction * 100, SETTINGS.align.minScore.default, SETTINGS.align.maxFaces.default,
-      MAX_INPUT_PIXELS / 1e6, crop.width],
-    // Examples: a status (2 faces · 35 ms · 4 dropped, 1 face · 40 ms · 199 refused), brightness 0…255,
-    // score 0…1, a 1280×720 frame of 2.7 MB.
-    [2, 35, 4, 1, 40, 199, 0, 255, 1280, 720, 2.7]);
-    assert.ok(Math.abs(1280 * 720 * 3 / 1e6 - 2.7) < 0.1, '1280×720 RGB is 2.7 MB');
+    checkNoOtherNumbers(
+      text,
+      [
+        pixels.maxBytes / 2 ** 20,
+        DEFAULT_MAX_QUEUE,
+        Q.minInterOcularPx,
+        Q.minBoxPx,
+        Q.minSharpness,
+        Q.maxAbsYawDeg,
+        Q.minBrightness,
+        Q.maxBrightness,
+        Q.maxClippedFraction * 100,
+        SETTINGS.align.minScore.default,
+        SETTINGS.align.maxFaces.default,
+        MAX_INPUT_PIXELS / 1e6,
+        crop.width,
+      ],
+      // Examples: a status (2 faces · 35 ms · 4 dropped, 1 face · 40 ms · 199 refused), brightness 0…255,
+      // score 0…1, a 1280×720 frame of 2.7 MB.
+      [2, 35, 4, 1, 40, 199, 0, 255, 1280, 720, 2.7],
+    );
+    assert.ok(Math.abs((1280 * 720 * 3) / 1e6 - 2.7) < 0.1, '1280×720 RGB is 2.7 MB');
   });
 
   it('edgetpu-embed', async () => {
@@ -90,9 +121,18 @@ describe('node help: the numbers are the code\'s', () => {
         [/not an aligned (\d+)×\d+ crop/, embedder.inputSize],
       ];
       checkClaims(text, claims);
-      checkNoOtherNumbers(text, [embedder.dimension, reuse.minIoU, SETTINGS['edgetpu-embed'].reuseMs.default, DEFAULT_MAX_QUEUE, embedder.inputSize],
+      checkNoOtherNumbers(
+        text,
+        [
+          embedder.dimension,
+          reuse.minIoU,
+          SETTINGS['edgetpu-embed'].reuseMs.default,
+          DEFAULT_MAX_QUEUE,
+          embedder.inputSize,
+        ],
         // Examples: 25 fps, "usb:0", turning reuse off with 0.
-        [25, 0]);
+        [25, 0],
+      );
     } finally {
       await embedder.dispose();
     }

@@ -71,7 +71,9 @@ function reader(url: string): { jpegs: Buffer[]; status: Promise<number>; ended:
     res.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       for (;;) {
-        const header = /--coralface\r\nContent-Type: image\/jpeg\r\nContent-Length: (\d+)\r\n\r\n/.exec(buffer.toString('latin1', 0, Math.min(buffer.length, 200)));
+        const header = /--coralface\r\nContent-Type: image\/jpeg\r\nContent-Length: (\d+)\r\n\r\n/.exec(
+          buffer.toString('latin1', 0, Math.min(buffer.length, 200)),
+        );
         if (!header || header.index !== 0) break;
         const start = header[0].length;
         const length = Number(header[1]);
@@ -99,12 +101,30 @@ describe('nodes: camera-in live view', function () {
     // A camera of colour noise: JPEGs that compress badly (about 100 KB at 640 px), so that a viewer that
     // does not read fills the kernel's socket buffers within seconds (and Node-RED's, if it buffered).
     clip = path.join(tmp, 'noise.avi');
-    execFileSync(resolveFfmpeg().path, ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i',
+    execFileSync(resolveFfmpeg().path, [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
       "nullsrc=s=1280x720:r=10,geq=lum='random(1)*255':cb='random(2)*255':cr='random(3)*255'",
-      '-t', '2', '-c:v', 'mjpeg', '-q:v', '3', '-pix_fmt', 'yuvj420p', '-y', clip]);
+      '-t',
+      '2',
+      '-c:v',
+      'mjpeg',
+      '-q:v',
+      '3',
+      '-pix_fmt',
+      'yuvj420p',
+      '-y',
+      clip,
+    ]);
     // Node-RED's admin API, where the live view is served, on a port of its own.
     // (The helper makes a new admin app at each load: look it up per request.)
-    admin = http.createServer((req, res) => (helper as unknown as { _httpAdmin: http.RequestListener })._httpAdmin(req, res));
+    admin = http.createServer((req, res) =>
+      (helper as unknown as { _httpAdmin: http.RequestListener })._httpAdmin(req, res),
+    );
     await new Promise<void>((resolve) => admin.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(admin.address() as net.AddressInfo).port}`;
     admin.on('connection', (socket: net.Socket) => {
@@ -127,9 +147,22 @@ describe('nodes: camera-in live view', function () {
   const queued = () => [...connections].reduce((sum, socket) => sum + socket.writableLength, 0);
 
   async function loadCamera(): Promise<any> {
-    await helper.load([nodeModule('camera-in')], onTab([
-      { id: 'cam', type: 'camera-in', name: 'door', url: clip, transport: 'tcp', fps: '10', maxWidth: '1280', stallSeconds: '10', wires: [[], []] },
-    ]));
+    await helper.load(
+      [nodeModule('camera-in')],
+      onTab([
+        {
+          id: 'cam',
+          type: 'camera-in',
+          name: 'door',
+          url: clip,
+          transport: 'tcp',
+          fps: '10',
+          maxWidth: '1280',
+          stallSeconds: '10',
+          wires: [[], []],
+        },
+      ]),
+    );
     const cam = helper.getNode('cam');
     await waitUntil(() => !!cam.latest, 30000, 'the first frame');
     return cam;
@@ -144,17 +177,21 @@ describe('nodes: camera-in live view', function () {
     // separate process, so that their sockets are not Node-RED's memory.
     const viewers = spawn('python3', ['-c', SLOW_VIEWERS, String(port), '8'], { stdio: ['pipe', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
-      viewers.stdout.on('data', (d: Buffer) => { if (d.toString().includes('READY')) resolve(); });
+      viewers.stdout.on('data', (d: Buffer) => {
+        if (d.toString().includes('READY')) resolve();
+      });
       viewers.once('exit', (code) => reject(new Error(`slow viewers exited with ${code}`)));
     });
     await waitUntil(() => cam.live.stats.viewers === 8, 10000, '8 viewers');
     const ninth = reader(`${base}/camera-in/cam/live.mjpeg`);
     assert.equal(await ninth.status, 503);
-    const body = await new Promise<string>((resolve) => http.get(`${base}/camera-in/cam/live.mjpeg`, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve(text));
-    }));
+    const body = await new Promise<string>((resolve) =>
+      http.get(`${base}/camera-in/cam/live.mjpeg`, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve(text));
+      }),
+    );
     assert.match(JSON.parse(body).error, /live view full: 8 viewers are already watching/);
 
     // The viewers' kernel buffers are full within seconds; from then on, whatever is not sent stays in Node-RED.
@@ -164,8 +201,9 @@ describe('nodes: camera-in live view', function () {
     const afterMb = memoryMb();
     const stats = cam.live.stats;
 
-    const figures = `queued ${(queued() / 2 ** 20).toFixed(2)} MB, heap ${before.heap.toFixed(1)} → ${afterMb.heap.toFixed(1)} MB, buffers ${before.buffers.toFixed(1)} → ${afterMb.buffers.toFixed(1)} MB, `
-      + `rss ${before.rss.toFixed(0)} → ${afterMb.rss.toFixed(0)} MB; ${stats.encodes} encodes, ${stats.sent} sent, ${stats.skipped} skipped`;
+    const figures =
+      `queued ${(queued() / 2 ** 20).toFixed(2)} MB, heap ${before.heap.toFixed(1)} → ${afterMb.heap.toFixed(1)} MB, buffers ${before.buffers.toFixed(1)} → ${afterMb.buffers.toFixed(1)} MB, ` +
+      `rss ${before.rss.toFixed(0)} → ${afterMb.rss.toFixed(0)} MB; ${stats.encodes} encodes, ${stats.sent} sent, ${stats.skipped} skipped`;
     console.log(`      ${figures}`);
     assert.ok(afterMb.heap + afterMb.buffers - (before.heap + before.buffers) < 10, figures);
     assert.ok(afterMb.rss - before.rss < 30, figures);
@@ -200,12 +238,19 @@ describe('nodes: camera-in live view', function () {
     await sleep(3000);
     const encodes = cam.live.stats.encodes;
     const most = Math.max(...views.map((v) => v.jpegs.length));
-    assert.ok(views.every((v) => v.jpegs.length >= 8), `frames per viewer: ${views.map((v) => v.jpegs.length).join(', ')}`);
+    assert.ok(
+      views.every((v) => v.jpegs.length >= 8),
+      `frames per viewer: ${views.map((v) => v.jpegs.length).join(', ')}`,
+    );
     // At most 5 frames a second, one encode each for all four viewers (each viewer joining re-sends the current frame).
     assert.ok(encodes <= most + 4, `${encodes} encodes for ${most} frames to each of 4 viewers`);
     assert.ok(most <= 3 * 5 + 2, `${most} frames in 3 s at 5 fps`);
     for (const jpeg of views[0].jpegs) {
-      assert.deepEqual([jpeg[0], jpeg[1], jpeg[jpeg.length - 2], jpeg[jpeg.length - 1]], [0xff, 0xd8, 0xff, 0xd9], 'a whole JPEG');
+      assert.deepEqual(
+        [jpeg[0], jpeg[1], jpeg[jpeg.length - 2], jpeg[jpeg.length - 1]],
+        [0xff, 0xd8, 0xff, 0xd9],
+        'a whole JPEG',
+      );
     }
     await helper.unload();
     await Promise.all(views.map((v) => v.ended));

@@ -11,7 +11,9 @@ import { MAX_STATUS_LENGTH } from '../../nodes/kit';
 
 const NODES_DIR = path.resolve(__dirname, '..', '..', '..', 'nodes');
 // The node types package.json registers (the face library is a plugin: its page has no node status or catalog).
-const PACKAGE = JSON.parse(fs.readFileSync(path.join(NODES_DIR, '..', 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } };
+const PACKAGE = JSON.parse(fs.readFileSync(path.join(NODES_DIR, '..', 'package.json'), 'utf8')) as {
+  'node-red': { nodes: Record<string, string> };
+};
 const TYPES = Object.keys(PACKAGE['node-red'].nodes);
 
 /** Typical values for each placeholder a status text uses; free text (an error message) counts as empty, the status cuts it. */

@@ -19,7 +19,11 @@ import { FACES_DIR } from '../models';
 
 const photos = (person: string): string[] => {
   const dir = path.join(FACES_DIR, person);
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .map((f) => path.join(dir, f));
 };
 
 function flow(galleryDir: string) {
@@ -27,9 +31,28 @@ function flow(galleryDir: string) {
     { id: 'dev', type: 'edgetpu-device', device: 'auto', performance: 'high', model: '', threads: '' },
     { id: 'gal', type: 'face-gallery', path: galleryDir, threshold: '', margin: '', device: 'dev' },
     { id: 'enrol', type: 'enrol', gallery: 'gal', minPhotos: '3', walkupSeconds: '2', wires: [['enrolled']] },
-    { id: 'align', type: 'align', detector: 'short', minFaceSize: '', minScore: '', maxFaces: '', tiles: false, wires: [['embed', 'tap1', 'tap2']] },
+    {
+      id: 'align',
+      type: 'align',
+      detector: 'short',
+      minFaceSize: '',
+      minScore: '',
+      maxFaces: '',
+      tiles: false,
+      wires: [['embed', 'tap1', 'tap2']],
+    },
     { id: 'embed', type: 'edgetpu-embed', device: 'dev', wires: [['classify']] },
-    { id: 'classify', type: 'imprint-classify', gallery: 'gal', confirmFrames: '3', unknownFrames: '4', cooldown: '60', maxMissed: '1', perFrame: true, wires: [['visits'], ['frames']] },
+    {
+      id: 'classify',
+      type: 'imprint-classify',
+      gallery: 'gal',
+      confirmFrames: '3',
+      unknownFrames: '4',
+      cooldown: '60',
+      maxMissed: '1',
+      perFrame: true,
+      wires: [['visits'], ['frames']],
+    },
     { id: 'enrolled', type: 'helper' },
     { id: 'visits', type: 'helper' },
     { id: 'frames', type: 'helper' },
@@ -50,7 +73,13 @@ function collect(node: { on(e: 'input', f: (msg: any) => void): void }): any[] {
 }
 
 /** Sends a photo as a camera frame of `camera`, `count` times, `gapMs` apart, as camera-in would. */
-async function sendFrames(file: string, camera: string, count: number, gapMs: number, target: { receive(m: unknown): void }) {
+async function sendFrames(
+  file: string,
+  camera: string,
+  count: number,
+  gapMs: number,
+  target: { receive(m: unknown): void },
+) {
   const image = await decodeImage(file);
   for (let i = 0; i < count; i++) {
     const ref = pixels.put(image, 'frame');
@@ -75,14 +104,20 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     const enrolled = helper.getNode('enrolled');
     for (const person of people) {
       const reply = next(enrolled);
-      enrol.receive({ payload: { action: 'enrol', name: person.replace('_', ' '), images: photos(person).slice(0, 5) } });
+      enrol.receive({
+        payload: { action: 'enrol', name: person.replace('_', ' '), images: photos(person).slice(0, 5) },
+      });
       const { payload } = await reply;
       assert.equal(payload.ok, true, JSON.stringify(payload));
       assert.ok(payload.accepted >= 4);
     }
     const listed = next(enrolled);
     enrol.receive({ payload: { action: 'list' } });
-    assert.deepEqual((await listed).payload.people.map((p: any) => p.name).sort(), ['Jackie Chan', 'Meryl Streep', 'Roger Federer']);
+    assert.deepEqual((await listed).payload.people.map((p: any) => p.name).sort(), [
+      'Jackie Chan',
+      'Meryl Streep',
+      'Roger Federer',
+    ]);
 
     const visits = collect(helper.getNode('visits'));
     const frames = collect(helper.getNode('frames'));
@@ -101,7 +136,10 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     loop.disable();
 
     const recognized = visits.filter((m) => m.payload.event === 'recognized').map((m) => m.payload as VisitPayload);
-    assert.deepEqual(recognized.map((v) => v.name), ['Jackie Chan', 'Meryl Streep', 'Roger Federer']);
+    assert.deepEqual(
+      recognized.map((v) => v.name),
+      ['Jackie Chan', 'Meryl Streep', 'Roger Federer'],
+    );
     for (const v of recognized) {
       assert.equal(v.camera, 'front_door');
       assert.ok(v.cosine! >= DEFAULT_THRESHOLD);
@@ -109,7 +147,10 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     }
     const recognizedMsg = visits.find((m) => m.payload.event === 'recognized');
     assert.equal(recognizedMsg.topic, 'front_door/recognized');
-    assert.ok(Buffer.isBuffer(recognizedMsg.image) && recognizedMsg.image[0] === 0xff && recognizedMsg.image[1] === 0xd8, 'JPEG face crop');
+    assert.ok(
+      Buffer.isBuffer(recognizedMsg.image) && recognizedMsg.image[0] === 0xff && recognizedMsg.image[1] === 0xd8,
+      'JPEG face crop',
+    );
     const unknown = visits.filter((m) => m.payload.event === 'unknown');
     assert.equal(unknown.length, 1);
     assert.equal(unknown[0].payload.name, 'unknown');

@@ -20,7 +20,10 @@ describe('node settings', () => {
       for (const [field, rule] of Object.entries(fields)) {
         assert.ok(offered.has(field), `${type}.html has a field ${field}`);
         const value = offered.get(field)!;
-        assert.ok(value === '' || Number(value) === rule.default, `${type}.${field}: dialog ${value}, table ${rule.default}`);
+        assert.ok(
+          value === '' || Number(value) === rule.default,
+          `${type}.${field}: dialog ${value}, table ${rule.default}`,
+        );
         assert.ok(rule.min <= rule.default && rule.default <= rule.max, `${type}.${field} default within its range`);
       }
     });
@@ -30,8 +33,14 @@ describe('node settings', () => {
     assert.equal(numberSetting('x', '', 7), 7);
     assert.equal(numberSetting('x', undefined, 7), 7);
     assert.equal(numberSetting('x', ' 2.5 ', 7, { min: 0, max: 3 }), 2.5);
-    assert.throws(() => numberSetting('seconds', 'abc', 10), (e: Error) => e instanceof ConfigError && /seconds must be a number.*"abc"/.test(e.message));
-    assert.throws(() => numberSetting('seconds', -5, 10, { min: 1, max: 300 }), /seconds must be a number from 1 to 300 \(got -5\)/);
+    assert.throws(
+      () => numberSetting('seconds', 'abc', 10),
+      (e: Error) => e instanceof ConfigError && /seconds must be a number.*"abc"/.test(e.message),
+    );
+    assert.throws(
+      () => numberSetting('seconds', -5, 10, { min: 1, max: 300 }),
+      /seconds must be a number from 1 to 300 \(got -5\)/,
+    );
     assert.throws(() => numberSetting('seconds', 1e10, 10, { min: 1, max: 300 }), /from 1 to 300/);
     assert.throws(() => numberSetting('frames', 2.5, 3, { integer: true }), /a whole number/);
     assert.throws(() => configNumber('face-gallery', 'threshold', '-1'), /threshold must be a number from 0 to 1/);

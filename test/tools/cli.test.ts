@@ -21,13 +21,20 @@ function run(...args: string[]): { status: number | null; stdout: string; stderr
 
 function human(...args: string[]): { status: number | null; stdout: string; stderr: string; json: any[] } {
   const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120000 });
-  const json = result.stdout.split('\n').filter((l) => l.startsWith('{') || l.startsWith('[')).map((l) => JSON.parse(l));
+  const json = result.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{') || l.startsWith('['))
+    .map((l) => JSON.parse(l));
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, json };
 }
 
 function photos(person: string): string[] {
   const dir = path.join(FACES_DIR, person);
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .map((f) => path.join(dir, f));
 }
 
 describe('coral-face CLI', function () {
@@ -47,7 +54,11 @@ describe('coral-face CLI', function () {
     }
     const list = run('list', '--gallery', gallery);
     assert.equal(list.status, 0);
-    assert.deepEqual(list.json[0].map((p: { name: string }) => p.name).sort(), ['Jackie Chan', 'Meryl Streep', 'Roger Federer']);
+    assert.deepEqual(list.json[0].map((p: { name: string }) => p.name).sort(), [
+      'Jackie Chan',
+      'Meryl Streep',
+      'Roger Federer',
+    ]);
   });
 
   it('identifies held-out photos of them, and a stranger as unknown', () => {
@@ -108,15 +119,23 @@ describe('coral-face CLI', function () {
       fs.writeFileSync(to, await encodePng(pipeline.align(image, face).crop));
     };
     for (const person of ['Tony_Blair', 'Hans_Blix', 'Serena_Williams']) {
-      for (const [i, file] of photos(person).slice(0, 8).entries()) await write(file, path.join(dataset, person, `${i}.png`));
+      for (const [i, file] of photos(person).slice(0, 8).entries())
+        await write(file, path.join(dataset, person, `${i}.png`));
     }
     const unknownDir = path.join(FACES_DIR, '_unknown');
-    for (const file of fs.readdirSync(unknownDir).sort().slice(0, 6)) await write(path.join(unknownDir, file), path.join(dataset, '_unknown', `${file}.png`));
+    for (const file of fs.readdirSync(unknownDir).sort().slice(0, 6))
+      await write(path.join(unknownDir, file), path.join(dataset, '_unknown', `${file}.png`));
     await pipeline.dispose();
     // Two shot counts in one run, each photo embedded once: one JSON line each, the rest of each person's photos probing.
     const result = run('eval', dataset, '--aligned', '--json', '--shots', '5,1');
     assert.equal(result.status, 0, result.stderr);
-    assert.deepEqual(result.json.map((r) => [r.shots, r.probes]), [[1, 21], [5, 9]]);
+    assert.deepEqual(
+      result.json.map((r) => [r.shots, r.probes]),
+      [
+        [1, 21],
+        [5, 9],
+      ],
+    );
     const report = result.json[1];
     assert.equal(report.identities, 3);
     assert.equal(report.impostors, 6);
@@ -143,7 +162,9 @@ describe('coral-face CLI', function () {
       fs.writeFileSync(path.join(bad, 'corrupt.jpg'), fs.readFileSync(photos('Tony_Blair')[0]).subarray(0, 2500));
       fs.writeFileSync(path.join(bad, 'notes.jpg'), 'this is a text file\n');
       fs.writeFileSync(path.join(bad, 'huge.png'), hugePngHeader());
-      await sharp({ create: { width: 320, height: 240, channels: 3, background: '#7f8f9f' } }).png().toFile(path.join(bad, 'wall.png'));
+      await sharp({ create: { width: 320, height: 240, channels: 3, background: '#7f8f9f' } })
+        .png()
+        .toFile(path.join(bad, 'wall.png'));
     });
 
     it('identify reports each bad image with a code and carries on', () => {
@@ -165,8 +186,10 @@ describe('coral-face CLI', function () {
       assert.equal(result.status, 1);
       const [report] = result.json;
       assert.equal(report.error.code, 'ERR_TOO_FEW_PHOTOS');
-      assert.deepEqual(report.photos.map((p: any) => p.reasons[0]?.code ?? 'ok'),
-        ['ERR_IMAGE_CORRUPT', 'ERR_IMAGE_UNSUPPORTED', 'ERR_IMAGE_TOO_LARGE', 'no-face', 'ok']);
+      assert.deepEqual(
+        report.photos.map((p: any) => p.reasons[0]?.code ?? 'ok'),
+        ['ERR_IMAGE_CORRUPT', 'ERR_IMAGE_UNSUPPORTED', 'ERR_IMAGE_TOO_LARGE', 'no-face', 'ok'],
+      );
       const list = run('list', '--gallery', gallery);
       assert.ok(!list.json[0].some((p: any) => p.name === 'Nobody'));
     });
@@ -176,13 +199,20 @@ describe('coral-face CLI', function () {
       assert.equal(result.status, 0, result.stderr);
       assert.equal(result.json[0].id, 'etc');
       assert.ok(fs.existsSync(path.join(gallery, 'people', 'etc')));
-      assert.ok(!fs.existsSync(path.join(tmp, 'etc')) && !fs.existsSync(path.join(gallery, '..', '..', 'etc', 'gallery.json')));
+      assert.ok(
+        !fs.existsSync(path.join(tmp, 'etc')) && !fs.existsSync(path.join(gallery, '..', '..', 'etc', 'gallery.json')),
+      );
       assert.equal(run('forget', '../../etc', '--gallery', gallery).status, 0);
     });
 
     it('a mistyped --gallery is an error, never a new empty gallery that calls everyone unknown', () => {
       const typo = path.join(tmp, 'galery');
-      for (const args of [['list'], ['identify', photos('Meryl_Streep')[8]], ['forget', 'Meryl Streep'], ['rename', 'a', 'b']]) {
+      for (const args of [
+        ['list'],
+        ['identify', photos('Meryl_Streep')[8]],
+        ['forget', 'Meryl Streep'],
+        ['rename', 'a', 'b'],
+      ]) {
         const result = human(...args, '--gallery', typo);
         assert.equal(result.status, 1, `${args[0]}: ${result.stderr}`);
         assert.match(result.stderr, /No gallery at .*galery/s);
@@ -193,14 +223,22 @@ describe('coral-face CLI', function () {
 
     it('values out of range are usage errors: thresholds, margins, --min-photos, and a value forgotten before the next option', () => {
       for (const args of [
-        ['identify', 'x.jpg', '--threshold', '-1'], ['identify', 'x.jpg', '--margin', '-1'], ['identify', 'x.jpg', '--threshold', '1.5'],
-        ['enrol', 'A', 'x.jpg', '--min-photos', '0'], ['enrol', 'A', 'x.jpg', '--min-photos', '-3'], ['enrol', 'A', 'x.jpg', '--min-photos', '2.5'],
-        ['list', '--gallery', '--gallery', path.join(tmp, 'x')], ['enrol', 'A', 'x.jpg', '--add', '--new'],
+        ['identify', 'x.jpg', '--threshold', '-1'],
+        ['identify', 'x.jpg', '--margin', '-1'],
+        ['identify', 'x.jpg', '--threshold', '1.5'],
+        ['enrol', 'A', 'x.jpg', '--min-photos', '0'],
+        ['enrol', 'A', 'x.jpg', '--min-photos', '-3'],
+        ['enrol', 'A', 'x.jpg', '--min-photos', '2.5'],
+        ['list', '--gallery', '--gallery', path.join(tmp, 'x')],
+        ['enrol', 'A', 'x.jpg', '--add', '--new'],
       ]) {
         const result = run(...args);
         assert.equal(result.status, 2, `${args.join(' ')}: ${result.stderr}`);
       }
-      assert.match(human('identify', 'x.jpg', '--threshold', '-1').stderr, /--threshold must be a number from 0 to 1 \(got -1\)/);
+      assert.match(
+        human('identify', 'x.jpg', '--threshold', '-1').stderr,
+        /--threshold must be a number from 0 to 1 \(got -1\)/,
+      );
       assert.ok(!fs.existsSync(path.join(process.cwd(), '--gallery')));
     });
 
@@ -210,14 +248,20 @@ describe('coral-face CLI', function () {
       const after = run('list', '--gallery', gallery);
       assert.equal(after.status, 0, after.stderr);
       assert.match(after.stderr, /rebuilt it from the person folders/);
-      assert.deepEqual(after.json[0].map((p: any) => [p.id, p.name, p.photos]), before.map((p: any) => [p.id, p.name, p.photos]));
+      assert.deepEqual(
+        after.json[0].map((p: any) => [p.id, p.name, p.photos]),
+        before.map((p: any) => [p.id, p.name, p.photos]),
+      );
       fs.writeFileSync(path.join(gallery, 'gallery.json'), '{"format": "coral-face-gall');
       const damaged = human('list', '--gallery', gallery);
       assert.equal(damaged.status, 1);
       assert.match(damaged.stderr, /damaged.*coral-face repair/s);
       const repaired = run('repair', '--gallery', gallery);
       assert.equal(repaired.status, 0, repaired.stderr);
-      assert.deepEqual(run('list', '--gallery', gallery).json[0].map((p: any) => p.name), before.map((p: any) => p.name));
+      assert.deepEqual(
+        run('list', '--gallery', gallery).json[0].map((p: any) => p.name),
+        before.map((p: any) => p.name),
+      );
     });
 
     it('speaks to people by default: per photo accepted or rejected and why, per face a name or unknown and why', () => {
@@ -227,14 +271,22 @@ describe('coral-face CLI', function () {
       const lines = enrolled.stdout.trim().split('\n');
       assert.match(lines[0], /^Serena Williams: \d of 5 photos accepted, saved in .* \(id serena-williams\)$/);
       assert.match(lines[1], /^ {2}rejected {2}.*notes\.jpg: .*not an image/);
-      assert.ok(lines.slice(2).every((l) => /^ {2}(accepted|rejected) {2}/.test(l)), enrolled.stdout);
+      assert.ok(
+        lines.slice(2).every((l) => /^ {2}(accepted|rejected) {2}/.test(l)),
+        enrolled.stdout,
+      );
       // TFLite's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." stays out of the way...
       assert.doesNotMatch(enrolled.stderr, /XNNPACK|INFO:/);
       const stranger = path.join(FACES_DIR, '_unknown', fs.readdirSync(path.join(FACES_DIR, '_unknown')).sort()[1]);
       const seen = human('identify', photos('Serena_Williams')[9], stranger, '--gallery', gallery, '--verbose');
       assert.equal(seen.status, 0, seen.stderr);
       const threshold = DEFAULT_THRESHOLD.toFixed(2).replace('.', '\\.');
-      assert.match(seen.stdout, new RegExp(`: 1 face\\n {2}Serena Williams +cosine 0\\.\\d\\d \\(accepted from ${threshold}\\), 0\\.\\d\\d ahead of the next person`));
+      assert.match(
+        seen.stdout,
+        new RegExp(
+          `: 1 face\\n {2}Serena Williams +cosine 0\\.\\d\\d \\(accepted from ${threshold}\\), 0\\.\\d\\d ahead of the next person`,
+        ),
+      );
       assert.match(seen.stdout, new RegExp(`\\n {2}unknown +closest is .* at cosine -?0\\.\\d\\d, below ${threshold}`));
       // ...unless asked for.
       assert.match(seen.stderr, /XNNPACK delegate/);
@@ -248,7 +300,14 @@ describe('coral-face CLI', function () {
       assert.equal(help.status, 0);
       // A child process with only args.ts loaded; 8.9 s when it loaded the runtime (generous for a busy machine).
       assert.ok(Date.now() - started < 3000, `--help took ${Date.now() - started} ms`);
-      const loaded = spawnSync(process.execPath, ['-e', `process.argv=[process.argv[0],'x','--help'];require(${JSON.stringify(CLI)}).main(['--help']).then(()=>{const m=Object.keys(require.cache);console.log(JSON.stringify(m.filter(f=>/sharp|native[\\/]index|addon/.test(f))))})`], { encoding: 'utf8' });
+      const loaded = spawnSync(
+        process.execPath,
+        [
+          '-e',
+          `process.argv=[process.argv[0],'x','--help'];require(${JSON.stringify(CLI)}).main(['--help']).then(()=>{const m=Object.keys(require.cache);console.log(JSON.stringify(m.filter(f=>/sharp|native[\\/]index|addon/.test(f))))})`,
+        ],
+        { encoding: 'utf8' },
+      );
       assert.deepEqual(JSON.parse(loaded.stdout.trim().split('\n').pop()!), []);
     });
 

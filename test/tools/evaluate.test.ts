@@ -50,8 +50,14 @@ describe('eval protocol', () => {
 
   it('enrols the first N photos by name and probes the rest', () => {
     const one = readDataset(dir, 1);
-    assert.deepEqual(one.identities.map((i) => i.name), ['Alice', 'Bob', 'Carol']);
-    assert.deepEqual(one.identities[0].enrol.map((f) => path.basename(f)), ['Alice_0.jpg']);
+    assert.deepEqual(
+      one.identities.map((i) => i.name),
+      ['Alice', 'Bob', 'Carol'],
+    );
+    assert.deepEqual(
+      one.identities[0].enrol.map((f) => path.basename(f)),
+      ['Alice_0.jpg'],
+    );
     assert.equal(one.identities[0].probes.length, 5);
     assert.equal(one.impostors.length, 3);
     assert.equal(readDataset(dir).identities[0].probes.length, 1);
@@ -59,10 +65,15 @@ describe('eval protocol', () => {
 
   it('runs once per shot count, describing each photo once per role', async () => {
     const calls: string[] = [];
-    const results = await evaluateShots(dir, async (file, role) => {
-      calls.push(`${role}:${path.basename(file)}`);
-      return vectors.get(file) ?? null;
-    }, [1, 5], { threshold: 0.5, margin: 0.05 });
+    const results = await evaluateShots(
+      dir,
+      async (file, role) => {
+        calls.push(`${role}:${path.basename(file)}`);
+        return vectors.get(file) ?? null;
+      },
+      [1, 5],
+      { threshold: 0.5, margin: 0.05 },
+    );
     assert.equal(new Set(calls).size, calls.length, 'no photo described twice in one role');
     // Photos 1-4 enrol at 5 shots and probe at 1 shot; photo 0 only enrols, photo 5 only probes; strangers probe.
     assert.equal(calls.length, 3 * (1 + 4 * 2 + 1) + 3);
@@ -87,7 +98,10 @@ describe('eval protocol', () => {
   });
 
   it('without the margin the ambiguous stranger is let in too', async () => {
-    const [five] = await evaluateShots(dir, async (file) => vectors.get(file) ?? null, [5], { threshold: 0.5, margin: 0 });
+    const [five] = await evaluateShots(dir, async (file) => vectors.get(file) ?? null, [5], {
+      threshold: 0.5,
+      margin: 0,
+    });
     assert.equal(five.atDefault.fpir, 2 / 3);
     // At FPIR 1/60 of 3 impostors (rounds to 0 let in): the threshold is above every impostor.
     assert.ok(five.thresholds['1/60'] > 0.7);

@@ -18,9 +18,15 @@ const INT8 = path.resolve(__dirname, '..', '..', 'models', 'mobilefacenet_int8.t
 const RECORD = path.resolve(__dirname, '..', '..', '..', 'native', 'models', 'mobilefacenet_int8.calibration.json');
 const PAIRS_DIR = path.join(path.dirname(FACES_DIR), 'dev-pairs');
 
-function run(args: string[], env: NodeJS.ProcessEnv = process.env): { status: number | null; stdout: string; stderr: string; json: any[] } {
+function run(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { status: number | null; stdout: string; stderr: string; json: any[] } {
   const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300000, env });
-  const json = result.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const json = result.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, json };
 }
 
@@ -41,14 +47,28 @@ describe('coral-face quantize / eval-pairs / edgetpu-* commands', function () {
   it('quantize --calibration calibrates on the faces of a folder, and its record rebuilds the same bytes', () => {
     const photos = path.join(tmp, 'photos');
     fs.mkdirSync(photos);
-    const people = fs.readdirSync(FACES_DIR).filter((d) => !d.startsWith('_')).sort().slice(0, 6);
+    const people = fs
+      .readdirSync(FACES_DIR)
+      .filter((d) => !d.startsWith('_'))
+      .sort()
+      .slice(0, 6);
     for (const person of people) {
       const file = fs.readdirSync(path.join(FACES_DIR, person)).sort()[0];
       fs.symlinkSync(path.join(FACES_DIR, person, file), path.join(photos, file));
     }
     fs.writeFileSync(path.join(photos, 'not-a-photo.jpg'), 'garbage');
     const [out, record] = [path.join(tmp, 'calibrated.tflite'), path.join(tmp, 'record.json')];
-    const result = run(['quantize', '--calibration', photos, '-o', out, '--record', record, '--method', 'percentile:1e-4']);
+    const result = run([
+      'quantize',
+      '--calibration',
+      photos,
+      '-o',
+      out,
+      '--record',
+      record,
+      '--method',
+      'percentile:1e-4',
+    ]);
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /calibration: +6 faces from 7 photos, ranges by percentile:0\.0001/);
     assert.match(result.stdout, /int8 vs float: +cosine median 0\.9\d+/);
@@ -78,7 +98,10 @@ describe('coral-face quantize / eval-pairs / edgetpu-* commands', function () {
     const fails = run(['edgetpu-check', MODELS.mobilefacenet]);
     assert.equal(fails.status, 1);
     assert.match(fails.stdout, /0 of 230 operations would map/);
-    assert.match(fails.stdout, /float32 tensor: the Edge TPU runs only int8\/uint8 \(fully quantised\) models \(\d+, e\.g\./);
+    assert.match(
+      fails.stdout,
+      /float32 tensor: the Edge TPU runs only int8\/uint8 \(fully quantised\) models \(\d+, e\.g\./,
+    );
     const json = run(['edgetpu-check', MODELS.mobilefacenet, '--json']).json[0];
     assert.equal(json.ok, false);
     assert.ok(json.findings.length > 100);
@@ -97,25 +120,38 @@ describe('coral-face quantize / eval-pairs / edgetpu-* commands', function () {
     const bin = path.join(tmp, 'bin');
     fs.mkdirSync(bin);
     const stub = path.join(bin, 'edgetpu_compiler');
-    fs.writeFileSync(stub, `#!/bin/sh
+    fs.writeFileSync(
+      stub,
+      `#!/bin/sh
 out="$3"; model="$4"; name=$(basename "$model" .tflite)
 cp "$model" "$out/\${name}_edgetpu.tflite"
 printf 'Edge TPU Compiler version 16.0.384591198\\n\\nOperator                       Count      Status\\n\\nCONV_2D                        35         Mapped to Edge TPU\\nPRELU                          33         %s\\n' "\${STUB_PRELU:-Mapped to Edge TPU}" > "$out/\${name}_edgetpu.log"
 echo "Model compiled successfully."
-`, { mode: 0o755 });
+`,
+      { mode: 0o755 },
+    );
     const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH}` };
     const compiled = run(['edgetpu-compile', model], env);
     assert.equal(compiled.status, 0, compiled.stdout + compiled.stderr);
     assert.match(compiled.stdout, /every operation is mapped to the Edge TPU/);
     assert.ok(fs.existsSync(path.join(tmp, 'mobilefacenet_int8_edgetpu.tflite')));
-    const partly = run(['edgetpu-compile', model, '--json'], { ...env, STUB_PRELU: 'Operation is otherwise supported, but not mapped due to some unspecified limitation' });
+    const partly = run(['edgetpu-compile', model, '--json'], {
+      ...env,
+      STUB_PRELU: 'Operation is otherwise supported, but not mapped due to some unspecified limitation',
+    });
     assert.equal(partly.status, 1);
-    assert.deepEqual(partly.json[0].unmapped, ['PRELU x33 (Operation is otherwise supported, but not mapped due to some unspecified limitation)']);
+    assert.deepEqual(partly.json[0].unmapped, [
+      'PRELU x33 (Operation is otherwise supported, but not mapped due to some unspecified limitation)',
+    ]);
   });
 
   it('eval --model evaluates the int8 model and names it; eval-pairs runs the fold protocol', () => {
     const dataset = path.join(tmp, 'dataset');
-    const people = fs.readdirSync(FACES_DIR).filter((d) => !d.startsWith('_')).sort().slice(0, 3);
+    const people = fs
+      .readdirSync(FACES_DIR)
+      .filter((d) => !d.startsWith('_'))
+      .sort()
+      .slice(0, 3);
     for (const person of [...people, '_unknown']) {
       fs.mkdirSync(path.join(dataset, person), { recursive: true });
       for (const file of fs.readdirSync(path.join(FACES_DIR, person)).sort().slice(0, 7)) {
@@ -133,10 +169,23 @@ echo "Model compiled successfully."
     // Two folds of 4 + 4 pairs from dev-pairs' own list.
     const lines = fs.readFileSync(path.join(PAIRS_DIR, 'pairs.txt'), 'utf8').trim().split('\n');
     const perFold = Number(lines[0].split(/\s+/)[1]);
-    const fold = (f: number) => [...lines.slice(1 + f * 2 * perFold, 1 + f * 2 * perFold + 4), ...lines.slice(1 + f * 2 * perFold + perFold, 1 + f * 2 * perFold + perFold + 4)];
+    const fold = (f: number) => [
+      ...lines.slice(1 + f * 2 * perFold, 1 + f * 2 * perFold + 4),
+      ...lines.slice(1 + f * 2 * perFold + perFold, 1 + f * 2 * perFold + perFold + 4),
+    ];
     const pairsFile = path.join(tmp, 'pairs.txt');
     fs.writeFileSync(pairsFile, ['2\t4', ...fold(0), ...fold(1)].join('\n') + '\n');
-    const pairs = run(['eval-pairs', pairsFile, '--images', path.join(PAIRS_DIR, 'images'), '--json', '--model', INT8, '--device', 'cpu']);
+    const pairs = run([
+      'eval-pairs',
+      pairsFile,
+      '--images',
+      path.join(PAIRS_DIR, 'images'),
+      '--json',
+      '--model',
+      INT8,
+      '--device',
+      'cpu',
+    ]);
     assert.equal(pairs.status, 0, pairs.stderr);
     const p = pairs.json[0];
     assert.deepEqual([p.pairs, p.folds, p.model, p.foldAccuracies.length], [16, 2, INT8, 2]);

@@ -92,7 +92,8 @@ export class FaceLandmarker {
     const [coordinates, presence] = await this.runtime.invoke([input]);
     const back = invertAffine(region);
     const points: Point[] = [];
-    for (let k = 0; k < MESH_POINTS; k++) points.push(applyAffine(back, { x: coordinates[3 * k], y: coordinates[3 * k + 1] }));
+    for (let k = 0; k < MESH_POINTS; k++)
+      points.push(applyAffine(back, { x: coordinates[3 * k], y: coordinates[3 * k + 1] }));
     return { points, presence: 1 / (1 + Math.exp(-presence[0])) };
   }
 

@@ -101,7 +101,10 @@ export const ARCFACE_FIVE_POINT_TEMPLATE_112: readonly Point[] = Object.freeze([
 /** Warps the face to the five-point template from five points in its order (eye centres, nose tip, mouth corners). */
 export function alignFaceFivePoints(image: RgbImage, points: readonly Point[], size = 112): AlignedFace {
   if (points.length !== 5) throw new Error(`need 5 points, got ${points.length}`);
-  const template = ARCFACE_FIVE_POINT_TEMPLATE_112.map((p) => ({ x: ((p.x + 0.5) * size) / 112, y: ((p.y + 0.5) * size) / 112 }));
+  const template = ARCFACE_FIVE_POINT_TEMPLATE_112.map((p) => ({
+    x: ((p.x + 0.5) * size) / 112,
+    y: ((p.y + 0.5) * size) / 112,
+  }));
   const matrix = similarityTransform(points, template);
   return { crop: warpAffine(image, matrix, size, size), matrix };
 }
@@ -141,7 +144,12 @@ export function alignFace(image: RgbImage, keypoints: readonly Point[], size = 1
  * coordinates to output coordinates; each output pixel centre is mapped back
  * through its inverse and sampled.
  */
-export function warpAffine(image: RgbImage, sourceToDest: Readonly<AffineMatrix>, width: number, height: number): RgbImage {
+export function warpAffine(
+  image: RgbImage,
+  sourceToDest: Readonly<AffineMatrix>,
+  width: number,
+  height: number,
+): RgbImage {
   const out = createRgbImage(width, height);
   const dst = out.data;
   const inv = invertAffine(sourceToDest);

@@ -31,7 +31,11 @@ export interface DemoClipOptions {
  * and shown secondsPerImage), for the demo source and the tests. A keyframe
  * every second keeps looping and RTSP joins quick.
  */
-export function makeDemoClip(images: (string | ClipSegment)[], outFile: string, options: DemoClipOptions = {}): Promise<void> {
+export function makeDemoClip(
+  images: (string | ClipSegment)[],
+  outFile: string,
+  options: DemoClipOptions = {},
+): Promise<void> {
   if (images.length === 0) return Promise.reject(new Error('makeDemoClip needs at least one image'));
   const seconds = options.secondsPerImage ?? 2;
   const width = Math.max(2, Math.floor((options.width ?? 640) / 2) * 2);
@@ -49,39 +53,49 @@ export function makeDemoClip(images: (string | ClipSegment)[], outFile: string, 
   const command = ffmpeg();
   for (const segment of segments) {
     command.input(segment.image);
-    addOptions((...a) => command.inputOptions(...a), ['-loop', '1', '-framerate', String(fps), '-t', String(segment.seconds ?? seconds)]);
+    addOptions(
+      (...a) => command.inputOptions(...a),
+      ['-loop', '1', '-framerate', String(fps), '-t', String(segment.seconds ?? seconds)],
+    );
   }
   const chains = segments.map((segment, i) => {
     if (!segment.region) {
-      return `[${i}:v]scale=${width}:${height}:force_original_aspect_ratio=decrease,` +
-        `pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=${fps},format=yuv420p[v${i}]`;
+      return (
+        `[${i}:v]scale=${width}:${height}:force_original_aspect_ratio=decrease,` +
+        `pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=${fps},format=yuv420p[v${i}]`
+      );
     }
     const { x, y, size } = segment.region;
     const frames = Math.max(1, Math.round((segment.seconds ?? seconds) * fps));
     const side = Math.min(width, height);
     const zoom = segment.zoomTo ?? 1;
-    return `[${i}:v]crop=${size}:${size}:${x}:${y},scale=${side}:${side},` +
+    return (
+      `[${i}:v]crop=${size}:${size}:${x}:${y},scale=${side}:${side},` +
       `zoompan=z='1+${zoom - 1}*on/${frames}':x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2':d=1:s=${side}x${side}:fps=${fps},` +
-      `pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[v${i}]`;
+      `pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[v${i}]`
+    );
   });
   const graph = `${chains.join(';')};${segments.map((_s, i) => `[v${i}]`).join('')}concat=n=${segments.length}:v=1:a=0[v]`;
-  addOptions((...a) => command.outputOptions(...a), [
-    '-hide_banner',
-    '-filter_complex',
-    graph,
-    '-map',
-    '[v]',
-    '-c:v',
-    'libx264',
-    '-pix_fmt',
-    'yuv420p',
-    '-g',
-    String(fps),
-    '-r',
-    String(fps),
-    '-movflags',
-    '+faststart',
-  ]);
+  addOptions(
+    (...a) => command.outputOptions(...a),
+    [
+      '-hide_banner',
+      '-filter_complex',
+      graph,
+      '-map',
+      '[v]',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      '-g',
+      String(fps),
+      '-r',
+      String(fps),
+      '-movflags',
+      '+faststart',
+    ],
+  );
   command.output(outFile);
   return new Promise<void>((resolve, reject) => {
     command.on('end', () => resolve());

@@ -30,7 +30,8 @@ export function isExecutable(file: string): boolean {
  */
 export function resolveFfmpeg(options: { ffmpegPath?: string } = {}): ResolvedFfmpeg {
   if (options.ffmpegPath) {
-    if (!isExecutable(options.ffmpegPath)) throw new Error(`ffmpeg path "${options.ffmpegPath}" is not an executable file`);
+    if (!isExecutable(options.ffmpegPath))
+      throw new Error(`ffmpeg path "${options.ffmpegPath}" is not an executable file`);
     return { path: options.ffmpegPath, source: 'option' };
   }
   const fromEnv = process.env.FFMPEG_PATH;
@@ -48,7 +49,8 @@ export function resolveFfmpeg(options: { ffmpegPath?: string } = {}): ResolvedFf
     // A synchronous require, since it may be missing and this lookup is synchronous.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const installer = require('@ffmpeg-installer/ffmpeg') as { path?: unknown };
-    if (typeof installer.path === 'string' && isExecutable(installer.path)) return { path: installer.path, source: 'npm' };
+    if (typeof installer.path === 'string' && isExecutable(installer.path))
+      return { path: installer.path, source: 'npm' };
   } catch {
     // not installed: fall through to the error below
   }

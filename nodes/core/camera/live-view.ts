@@ -64,7 +64,10 @@ const BOUNDARY = 'coralface';
 export async function encodeLiveJpeg(image: RgbImage, width: number, quality: number): Promise<Buffer> {
   return sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), {
     raw: { width: image.width, height: image.height, channels: 3 },
-  }).resize({ width: Math.min(width, image.width) }).jpeg({ quality }).toBuffer();
+  })
+    .resize({ width: Math.min(width, image.width) })
+    .jpeg({ quality })
+    .toBuffer();
 }
 
 export class LiveView {
@@ -81,7 +84,10 @@ export class LiveView {
   private readonly counters = { encodes: 0, sent: 0, skipped: 0, refused: 0, stalled: 0 };
 
   /** `latest` gives the camera's newest frame (or undefined before the first). */
-  constructor(private readonly latest: () => CameraFrame | undefined, options: LiveViewOptions = {}) {
+  constructor(
+    private readonly latest: () => CameraFrame | undefined,
+    options: LiveViewOptions = {},
+  ) {
     this.fps = options.fps ?? 5;
     this.width = options.width ?? 640;
     this.quality = options.quality ?? 70;
@@ -113,7 +119,9 @@ export class LiveView {
       Connection: 'close',
     });
     const viewer: Viewer = { res, waiting: false, lastTaken: Date.now(), detach: () => undefined };
-    const onDrain = () => { viewer.waiting = false; };
+    const onDrain = () => {
+      viewer.waiting = false;
+    };
     const onGone = () => this.remove(viewer);
     res.on('drain', onDrain);
     res.on('close', onGone);
@@ -172,7 +180,11 @@ export class LiveView {
       const jpeg = await encodeLiveJpeg(frame.image, this.width, this.quality);
       this.counters.encodes++;
       // One buffer per frame, the same for every viewer: writes keep a reference, not a copy.
-      part = Buffer.concat([Buffer.from(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`), jpeg, Buffer.from('\r\n')]);
+      part = Buffer.concat([
+        Buffer.from(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`),
+        jpeg,
+        Buffer.from('\r\n'),
+      ]);
     } catch {
       return; // a frame that fails to encode is skipped
     } finally {

@@ -281,7 +281,14 @@ export class CameraSource extends EventEmitter<CameraEvents> {
     this.stateNow = state;
     this.lastMessage = masked;
     const { cause, count: failures, auth } = this.failure;
-    this.emit('state', { state, message: masked, cause: this.mask(cause), failures, auth, ...(retryMs !== undefined ? { retryMs } : {}) } satisfies CameraStateEvent);
+    this.emit('state', {
+      state,
+      message: masked,
+      cause: this.mask(cause),
+      failures,
+      auth,
+      ...(retryMs !== undefined ? { retryMs } : {}),
+    } satisfies CameraStateEvent);
   }
 
   private measuredFps(): number {
@@ -372,7 +379,8 @@ export class CameraSource extends EventEmitter<CameraEvents> {
 
   private outputArgs(): string[] {
     // Commas inside a filter's expression must be escaped from the filtergraph parser.
-    const width = this.options.maxWidth && this.options.maxWidth > 0 ? `min(iw\\,${Math.floor(this.options.maxWidth)})` : 'iw';
+    const width =
+      this.options.maxWidth && this.options.maxWidth > 0 ? `min(iw\\,${Math.floor(this.options.maxWidth)})` : 'iw';
     const filters = [`fps=${this.fps}`, `scale=w=trunc(${width}/2)*2:h=-2`, 'format=rgb24'];
     return [
       '-map',
@@ -466,7 +474,9 @@ export class CameraSource extends EventEmitter<CameraEvents> {
 
     this.setState(
       'connecting',
-      this.launches === 1 ? `connecting to ${this.describe()}` : `connecting to ${this.mask(this.options.url)} (attempt ${this.attempt + 1})`,
+      this.launches === 1
+        ? `connecting to ${this.describe()}`
+        : `connecting to ${this.mask(this.options.url)} (attempt ${this.attempt + 1})`,
     );
   }
 
@@ -517,14 +527,20 @@ export class CameraSource extends EventEmitter<CameraEvents> {
         (this.kind === 'rtsp' || this.kind === 'mjpeg') &&
         Date.now() - run.startedAt >= this.stallMs * 0.9
       ) {
-        explained = { message: `camera unreachable (no answer within ${Math.round(this.stallMs / 1000)} s)`, config: false };
+        explained = {
+          message: `camera unreachable (no answer within ${Math.round(this.stallMs / 1000)} s)`,
+          config: false,
+        };
       }
       const last = run.stderr.filter((l) => l.trim()).slice(-1)[0] ?? '';
       cause =
         explained ??
         (code === 0
           ? { message: 'stream ended', config: false }
-          : { message: `ffmpeg ${signal ? `killed by ${signal}` : `exited with code ${code}`}${last ? `: ${last.trim()}` : ''}`, config: false });
+          : {
+              message: `ffmpeg ${signal ? `killed by ${signal}` : `exited with code ${code}`}${last ? `: ${last.trim()}` : ''}`,
+              config: false,
+            });
     }
 
     if (cause.message === this.failure.cause) this.failure.count++;
@@ -556,7 +572,10 @@ export class CameraSource extends EventEmitter<CameraEvents> {
     // (ffmpeg analyses up to 5 s of it) legitimately take several seconds.
     const firstFrameMs = this.stallMs + FIRST_FRAME_GRACE_MS;
     if (now - run.startedAt < firstFrameMs) return;
-    this.kill(run, { message: `camera unreachable (no video within ${Math.round(firstFrameMs / 1000)} s)`, config: false });
+    this.kill(run, {
+      message: `camera unreachable (no video within ${Math.round(firstFrameMs / 1000)} s)`,
+      config: false,
+    });
   }
 
   private onStderr(run: Run, raw: string): void {
@@ -596,7 +615,8 @@ export class CameraSource extends EventEmitter<CameraEvents> {
     if (!run.width) {
       run.unsized.push(chunk);
       run.unsizedBytes += chunk.length;
-      if (run.unsizedBytes > MAX_UNSIZED_BYTES) this.kill(run, { message: 'ffmpeg sent video without announcing its size', config: false });
+      if (run.unsizedBytes > MAX_UNSIZED_BYTES)
+        this.kill(run, { message: 'ffmpeg sent video without announcing its size', config: false });
       return;
     }
     this.consume(run, chunk);
@@ -630,7 +650,11 @@ export class CameraSource extends EventEmitter<CameraEvents> {
     this.counters.framesIn++;
     this.recent.push(now);
     if (this.recent.length > 1000) this.recent.shift();
-    const frame: CameraFrame = { image: { width: run.width, height: run.height, data }, timestamp: now, seq: ++this.seq };
+    const frame: CameraFrame = {
+      image: { width: run.width, height: run.height, data },
+      timestamp: now,
+      seq: ++this.seq,
+    };
     if (run.frames === 1) {
       this.onlineSince = now;
       this.failure = { cause: '', count: 0, auth: false };

@@ -23,7 +23,19 @@
  */
 
 /** Query parameters whose value is a secret, as cameras name them (compared case-insensitively). */
-export const SECRET_QUERY_PARAMS = ['password', 'passwd', 'pass', 'pwd', 'psw', 'token', 'access_token', 'auth', 'apikey', 'api_key', 'secret'];
+export const SECRET_QUERY_PARAMS = [
+  'password',
+  'passwd',
+  'pass',
+  'pwd',
+  'psw',
+  'token',
+  'access_token',
+  'auth',
+  'apikey',
+  'api_key',
+  'secret',
+];
 
 const PLACEHOLDER_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 /** scheme://, userinfo (up to the last @ before the path), then the rest. */
@@ -63,7 +75,13 @@ interface Parts {
 function split(url: string): Parts | null {
   const m = URL_RE.exec(url.trim());
   if (!m) return null;
-  return { scheme: m[1], userinfo: m[2] ?? null, rest: m[3], params: m[4] ? m[4].slice(1).split('&') : [], fragment: m[5] ?? '' };
+  return {
+    scheme: m[1],
+    userinfo: m[2] ?? null,
+    rest: m[3],
+    params: m[4] ? m[4].slice(1).split('&') : [],
+    fragment: m[5] ?? '',
+  };
 }
 
 function join(p: Parts): string {
@@ -123,7 +141,10 @@ export interface MovedUrl {
  * empty, holding the same value, the URL's own, or not used for a login (no
  * user); never when another secret of this same URL just took it.
  */
-export function moveUrlSecrets(url: string, fields: { user: string; password: string; passwordForUrl?: boolean }): MovedUrl {
+export function moveUrlSecrets(
+  url: string,
+  fields: { user: string; password: string; passwordForUrl?: boolean },
+): MovedUrl {
   const out: MovedUrl = { url, user: fields.user, password: fields.password, moved: [], unmovable: [] };
   const p = split(url);
   if (!p) return out;
@@ -145,8 +166,9 @@ export function moveUrlSecrets(url: string, fields: { user: string; password: st
     const value = param.slice(eq + 1);
     if (!isSecretParam(name) || !value || isPlaceholder(value)) return param;
     const secret = decode(value);
-    const free = out.password === secret
-      || (out.moved.length === 0 && (out.password === '' || fields.passwordForUrl === true || out.user === ''));
+    const free =
+      out.password === secret ||
+      (out.moved.length === 0 && (out.password === '' || fields.passwordForUrl === true || out.user === ''));
     if (!free) {
       out.unmovable.push(decode(name));
       return param;

@@ -15,7 +15,9 @@ export function detectCameraKind(url: string): CameraKind {
   if (/^rtsps?:\/\//i.test(url)) return 'rtsp';
   if (/^https?:\/\//i.test(url)) {
     const pathAndQuery = url.replace(/^https?:\/\/[^/]*/i, '');
-    return /\.(jpe?g|png)(\?|#|$)|snapshot|snap\.cgi|still|image\.cgi|\/jpg\//i.test(pathAndQuery) ? 'snapshot' : 'mjpeg';
+    return /\.(jpe?g|png)(\?|#|$)|snapshot|snap\.cgi|still|image\.cgi|\/jpg\//i.test(pathAndQuery)
+      ? 'snapshot'
+      : 'mjpeg';
   }
   if (/^\/dev\/(video\d+|v4l\/)/.test(url)) return 'v4l2';
   return 'file';

@@ -4,7 +4,8 @@
  */
 
 const USERINFO_RE = /([a-z][a-z0-9+.-]*:\/\/)([^\s/?#]*)@/gi;
-const SECRET_PARAM_RE = /([?&;](?:password|passwd|pass|pwd|token|access_token|auth|key|apikey|api_key|secret|sig)=)[^&;#\s]*/gi;
+const SECRET_PARAM_RE =
+  /([?&;](?:password|passwd|pass|pwd|token|access_token|auth|key|apikey|api_key|secret|sig)=)[^&;#\s]*/gi;
 /**
  * Secrets shorter than this are masked only where they sit in a URL:
  * replacing a two-letter password everywhere would mangle ordinary words, and

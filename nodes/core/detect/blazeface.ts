@@ -160,8 +160,7 @@ export function generateSsdAnchors(options: SsdAnchorOptions): Anchor[] {
       } else {
         for (const aspectRatio of options.aspectRatios) addShape(scale, aspectRatio);
         if (options.interpolatedScaleAspectRatio > 0) {
-          const nextScale =
-            sameStrideEnd === options.strides.length - 1 ? 1.0 : layerScale(options, sameStrideEnd + 1);
+          const nextScale = sameStrideEnd === options.strides.length - 1 ? 1.0 : layerScale(options, sameStrideEnd + 1);
           addShape(Math.sqrt(scale * nextScale), options.interpolatedScaleAspectRatio);
         }
       }
@@ -267,7 +266,6 @@ export function decodeDetections(
 
 // ---------------------------------------------------------------------------
 // Non-maximum suppression
-
 
 /**
  * MediaPipe's WEIGHTED non-max suppression: take the best remaining detection,
@@ -415,7 +413,13 @@ interface AxisTaps {
  * close to bilinear; for strong ones (1280 → 192) it stops the aliasing that
  * 2-tap bilinear would give, where a 6.7-pixel footprint would be sampled at 2.
  */
-function computeAxisTaps(outputLength: number, regionStart: number, regionLength: number, scale: number, pad: number): AxisTaps {
+function computeAxisTaps(
+  outputLength: number,
+  regionStart: number,
+  regionLength: number,
+  scale: number,
+  pad: number,
+): AxisTaps {
   const first = new Int32Array(outputLength + 1);
   const indices: number[] = [];
   const weights: number[] = [];
@@ -453,7 +457,13 @@ function computeAxisTaps(outputLength: number, regionStart: number, regionLength
 /** Taps repeat for every frame of a stream and every photo of one size: computing them took half the resampling time. */
 const tapCache = new Map<string, AxisTaps>();
 
-function axisTaps(outputLength: number, regionStart: number, regionLength: number, scale: number, pad: number): AxisTaps {
+function axisTaps(
+  outputLength: number,
+  regionStart: number,
+  regionLength: number,
+  scale: number,
+  pad: number,
+): AxisTaps {
   const key = `${outputLength}:${regionStart}:${regionLength}:${scale}:${pad}`;
   let taps = tapCache.get(key);
   if (!taps) {
@@ -547,9 +557,16 @@ export function prepareInput(image: RgbImage, variant: BlazeFaceVariant, region?
  * through libvips (sharp), whose fixed cost per call dominates at this size
  * (the figures are in the README's design notes).
  */
-export async function prepareInputNative(image: RgbImage, variant: BlazeFaceVariant, region?: Box): Promise<PreparedInput> {
+export async function prepareInputNative(
+  image: RgbImage,
+  variant: BlazeFaceVariant,
+  region?: Box,
+): Promise<PreparedInput> {
   const { letterbox, columns, rows } = resamplingPlan(image, variant, region);
-  const pixels = image.data.length === image.width * image.height * 3 ? image.data : image.data.subarray(0, image.width * image.height * 3);
+  const pixels =
+    image.data.length === image.width * image.height * 3
+      ? image.data
+      : image.data.subarray(0, image.width * image.height * 3);
   const tensor = await resampleRgb(pixels, image.width, { x: columns, y: rows, scale: 1 / 127.5, offset: -1 });
   return { tensor, letterbox };
 }
@@ -616,7 +633,10 @@ export function planTiles(width: number, height: number, tileSide: number, overl
   return tiles;
 }
 
-function splitOutputs(outputs: Float32Array[], spec: BlazeFaceModelSpec): { regressors: Float32Array; scores: Float32Array } {
+function splitOutputs(
+  outputs: Float32Array[],
+  spec: BlazeFaceModelSpec,
+): { regressors: Float32Array; scores: Float32Array } {
   const regressors = outputs.find((o) => o.length === spec.numBoxes * spec.numCoords);
   const scores = outputs.find((o) => o.length === spec.numBoxes);
   if (!regressors || !scores) {

@@ -8,7 +8,15 @@ import { createHash } from 'crypto';
 import { EventEmitter } from 'events';
 import * as fs from 'fs';
 import * as path from 'path';
-import { BackendInfo, InferenceRuntime, ModelPair, openRuntime, resolveModelPair, RuntimeOptions, shippedModels } from '../../../native';
+import {
+  BackendInfo,
+  InferenceRuntime,
+  ModelPair,
+  openRuntime,
+  resolveModelPair,
+  RuntimeOptions,
+  shippedModels,
+} from '../../../native';
 import type { RgbImage } from '../media/image';
 import { l2normalize } from '../identify/imprint';
 
@@ -36,7 +44,10 @@ export interface Embedder {
 export class EmbedderSwitchedError extends Error {
   override readonly name = 'EmbedderSwitchedError';
   readonly code = 'ERR_EMBEDDER_SWITCHED';
-  constructor(readonly wanted: string, readonly got: string) {
+  constructor(
+    readonly wanted: string,
+    readonly got: string,
+  ) {
     super(`the embedder switched from ${wanted} to ${got} (Edge TPU and CPU run different models)`);
   }
 }
@@ -87,7 +98,10 @@ export interface TfliteEmbedderOptions extends RuntimeOptions {
 /** The default pair: the CPU model chosen by `cpu`, the compiled int8 model for the Edge TPU when there is one. */
 export function defaultEmbedderPair(cpu: 'float' | 'int8' = 'float'): ModelPair {
   const compiled = shippedModels.mobilefacenetInt8EdgeTpu;
-  return { cpu: cpu === 'int8' ? shippedModels.mobilefacenetInt8 : defaultEmbedderModel(), edgetpu: fs.existsSync(compiled) ? compiled : undefined };
+  return {
+    cpu: cpu === 'int8' ? shippedModels.mobilefacenetInt8 : defaultEmbedderModel(),
+    edgetpu: fs.existsSync(compiled) ? compiled : undefined,
+  };
 }
 
 /**
@@ -213,7 +227,8 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
     if (pair.edgetpu) sources.add(embeddingSource(pair.edgetpu, 'edgetpu'));
     const ids = new Map<string, string>();
     try {
-      for (const file of sources) ids.set(file, `${path.basename(file, '.tflite')}-${await fileDigest(file)}-${mirror ? 'm' : 's'}`);
+      for (const file of sources)
+        ids.set(file, `${path.basename(file, '.tflite')}-${await fileDigest(file)}-${mirror ? 'm' : 's'}`);
     } catch (error) {
       await runtime.dispose();
       throw error;
@@ -256,7 +271,8 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
       const { ids, embeddings } = await this.embedOnce(crops);
       const [first = this.current] = ids;
       if (ids.every((id) => id === first)) return { id: first, embeddings };
-      if (attempt >= 2) throw new Error('the embedder kept switching between its Edge TPU and CPU models during one batch');
+      if (attempt >= 2)
+        throw new Error('the embedder kept switching between its Edge TPU and CPU models during one batch');
     }
   }
 
@@ -264,7 +280,8 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
     const size = this.inputSize;
     const slot = size * size * 3;
     for (const crop of crops) {
-      if (crop.width !== size || crop.height !== size) throw new Error(`embedder needs ${size}x${size} crops, got ${crop.width}x${crop.height}`);
+      if (crop.width !== size || crop.height !== size)
+        throw new Error(`embedder needs ${size}x${size} crops, got ${crop.width}x${crop.height}`);
     }
     // One slot per crop, plus one per mirror image; a batch holds `batch`
     // slots, the last one padded with zeros on a fixed-batch model.
@@ -282,7 +299,10 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
         const offset = s * slot;
         for (let k = 0; k < slot; k++) input[offset + k] = this.lookup[crop.data[k]];
       });
-      const { outputs: [output], backend } = await this.runtime.invokeWithBackend([input]);
+      const {
+        outputs: [output],
+        backend,
+      } = await this.runtime.invokeWithBackend([input]);
       ids.push(this.idOf(backend));
       chunk.forEach(({ owner }, s) => {
         // Normalise each slot before adding, so the mirror has equal weight.

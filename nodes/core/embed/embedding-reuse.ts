@@ -22,7 +22,10 @@ interface Remembered {
 export class EmbeddingReuse {
   private readonly cameras = new Map<string, Remembered[]>();
 
-  constructor(readonly maxAgeMs = 200, readonly minIoU = 0.6) {}
+  constructor(
+    readonly maxAgeMs = 200,
+    readonly minIoU = 0.6,
+  ) {}
 
   /** The remembered embedding for a face at `box`, or undefined when it must be embedded. */
   lookup(camera: string, box: Box, now: number, id: string): Float32Array | undefined {
@@ -42,8 +45,15 @@ export class EmbeddingReuse {
 
   /** Replaces the camera's memory with this frame's freshly embedded faces (plus still-valid older ones). */
   remember(camera: string, faces: { box: Box; embedding: Float32Array }[], now: number, id: string): void {
-    const kept = (this.cameras.get(camera) ?? []).filter((r) => now - r.time < this.maxAgeMs && r.id === id
-      && !faces.some((f) => intersectionOverUnion(f.box, r.box) >= this.minIoU));
-    this.cameras.set(camera, [...kept, ...faces.map((f) => ({ box: f.box, embedding: f.embedding, id, time: now }))].slice(-32));
+    const kept = (this.cameras.get(camera) ?? []).filter(
+      (r) =>
+        now - r.time < this.maxAgeMs &&
+        r.id === id &&
+        !faces.some((f) => intersectionOverUnion(f.box, r.box) >= this.minIoU),
+    );
+    this.cameras.set(
+      camera,
+      [...kept, ...faces.map((f) => ({ box: f.box, embedding: f.embedding, id, time: now }))].slice(-32),
+    );
   }
 }

@@ -18,8 +18,12 @@ export class LatestWins<T> {
   /** Other messages refused because the queue was full. */
   refused = 0;
 
-  constructor(private readonly handle: (item: T) => Promise<void>, private readonly isFrame: (item: T) => boolean,
-    private readonly onDrop: (item: T) => void = () => undefined, readonly maxQueue = DEFAULT_MAX_QUEUE) {}
+  constructor(
+    private readonly handle: (item: T) => Promise<void>,
+    private readonly isFrame: (item: T) => boolean,
+    private readonly onDrop: (item: T) => void = () => undefined,
+    readonly maxQueue = DEFAULT_MAX_QUEUE,
+  ) {}
 
   /** Takes the item; false when it is not a frame and the queue is full (the caller owns the item then). */
   push(item: T): boolean {

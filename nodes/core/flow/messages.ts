@@ -99,5 +99,12 @@ export type EnrolCommand =
   | { action: 'forget'; name: string }
   | { action: 'rename'; name: string; newName: string }
   | { action: 'list' }
-  | { action: 'walkup'; name: string; camera: string; seconds?: number; maxPhotos?: number; minPhotos?: number; mode?: 'auto' | 'add' | 'new' };
-
+  | {
+      action: 'walkup';
+      name: string;
+      camera: string;
+      seconds?: number;
+      maxPhotos?: number;
+      minPhotos?: number;
+      mode?: 'auto' | 'add' | 'new';
+    };

@@ -27,7 +27,9 @@ export class SharedPool<T> {
       entry = { value: create(), users: 0, dispose };
       this.entries.set(key, entry);
       // A failed open must not stay cached: the next acquire tries again.
-      entry.value.catch(() => { if (this.entries.get(key) === entry) this.entries.delete(key); });
+      entry.value.catch(() => {
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+      });
     }
     entry.users++;
     return entry.value;
@@ -56,7 +58,14 @@ export interface EmbedderSpec extends TfliteEmbedderOptions {
 }
 
 export function embedderKey(spec: EmbedderSpec): string {
-  return JSON.stringify([spec.model ?? '', spec.device ?? 'auto', spec.performance ?? 'high', spec.threads ?? 0, spec.mirror ?? false, spec.cpuModel ?? 'float']);
+  return JSON.stringify([
+    spec.model ?? '',
+    spec.device ?? 'auto',
+    spec.performance ?? 'high',
+    spec.threads ?? 0,
+    spec.mirror ?? false,
+    spec.cpuModel ?? 'float',
+  ]);
 }
 
 const embedders = new SharedPool<TfliteEmbedder>();
@@ -64,7 +73,11 @@ const detectors = new SharedPool<{ detector: FaceDetector; runtime: InferenceRun
 const galleries = new SharedPool<Gallery>();
 
 export function acquireEmbedder(spec: EmbedderSpec): Promise<TfliteEmbedder> {
-  return embedders.acquire(embedderKey(spec), () => TfliteEmbedder.open(spec), (e) => e.dispose());
+  return embedders.acquire(
+    embedderKey(spec),
+    () => TfliteEmbedder.open(spec),
+    (e) => e.dispose(),
+  );
 }
 
 export function releaseEmbedder(spec: EmbedderSpec): Promise<void> {
@@ -80,8 +93,11 @@ export interface DetectorSpec {
 const detectorKey = (spec: DetectorSpec) => JSON.stringify([spec.variant, spec.minScore ?? 0.5, !!spec.tiles]);
 
 export async function acquireDetector(spec: DetectorSpec): Promise<FaceDetector> {
-  const { detector } = await detectors.acquire(detectorKey(spec),
-    () => openDetector({ variant: spec.variant, minScore: spec.minScore, tiles: spec.tiles }), (d) => d.runtime.dispose());
+  const { detector } = await detectors.acquire(
+    detectorKey(spec),
+    () => openDetector({ variant: spec.variant, minScore: spec.minScore, tiles: spec.tiles }),
+    (d) => d.runtime.dispose(),
+  );
   return detector;
 }
 
@@ -95,7 +111,11 @@ export function releaseDetector(spec: DetectorSpec): Promise<void> {
  * Node-RED) reaches the running classifiers within a couple of seconds.
  */
 export function acquireGallery(dir: string): Promise<Gallery> {
-  return galleries.acquire(dir, () => Gallery.open(dir, { create: true, watch: true }), async (gallery) => gallery.close());
+  return galleries.acquire(
+    dir,
+    () => Gallery.open(dir, { create: true, watch: true }),
+    async (gallery) => gallery.close(),
+  );
 }
 
 export function releaseGallery(dir: string): Promise<void> {

@@ -59,7 +59,11 @@ function decodeVector(text: unknown, dimension: number): Float32Array | undefine
 }
 
 /** A missing, unreadable or foreign cache is treated as empty: it can always be rebuilt. */
-export async function readEmbeddingCache(fs: GalleryFileSystem, file: string, embedderId?: string): Promise<EmbeddingCache & { embedderId?: string }> {
+export async function readEmbeddingCache(
+  fs: GalleryFileSystem,
+  file: string,
+  embedderId?: string,
+): Promise<EmbeddingCache & { embedderId?: string }> {
   const empty = { dimension: null, vectors: new Map<string, Float32Array>() };
   let raw: unknown;
   try {
@@ -99,7 +103,13 @@ export async function writeEmbeddingCache(
 ): Promise<void> {
   const embeddings: Record<string, string> = {};
   for (const [key, vector] of cache.vectors) if (keep.has(key)) embeddings[key] = encodeVector(vector);
-  const document = { format: EMBEDDINGS_FORMAT, version: EMBEDDINGS_FORMAT_VERSION, embedderId, dimension: cache.dimension, embeddings };
+  const document = {
+    format: EMBEDDINGS_FORMAT,
+    version: EMBEDDINGS_FORMAT_VERSION,
+    embedderId,
+    dimension: cache.dimension,
+    embeddings,
+  };
   await fs.makeDirectory(path.dirname(file));
   await writeAtomic(fs, file, Buffer.from(JSON.stringify(document) + '\n', 'utf8'));
 }
@@ -110,7 +120,11 @@ export async function writeEmbeddingCache(
  * no embedding of that face stays on disk. Files it cannot read are left as
  * they are (they hold nothing it could recognise as ours).
  */
-export async function purgeEmbeddingCaches(fs: GalleryFileSystem, galleryDir: string, index: GalleryIndex): Promise<number> {
+export async function purgeEmbeddingCaches(
+  fs: GalleryFileSystem,
+  galleryDir: string,
+  index: GalleryIndex,
+): Promise<number> {
   const keep = referencedKeys(index);
   const dir = path.join(galleryDir, EMBEDDINGS_DIR);
   let rewritten = 0;

@@ -28,7 +28,14 @@
 import type { FaceQuality, QualityReason } from '../align/quality';
 import { CodedError } from '../common/errors';
 import { type Embedder, embedFor } from '../embed/embedder';
-import { cosinesToRest, DEFAULT_MARGIN, DEFAULT_OUTLIER_MIN_COSINE, DEFAULT_THRESHOLD, ImprintedHead, l2normalize } from '../identify/imprint';
+import {
+  cosinesToRest,
+  DEFAULT_MARGIN,
+  DEFAULT_OUTLIER_MIN_COSINE,
+  DEFAULT_THRESHOLD,
+  ImprintedHead,
+  l2normalize,
+} from '../identify/imprint';
 import { decodeImage, ImageError } from '../media/decode';
 import type { RgbImage } from '../media/image';
 import { FacePipeline, mainFace } from '../pipeline';
@@ -83,7 +90,10 @@ export interface EnrolOptions {
 export type EnrolInput = string | Buffer | { source: string; image: RgbImage };
 
 export class EnrolError extends CodedError<'ERR_TOO_FEW_PHOTOS'> {
-  constructor(message: string, readonly result: EnrolResult) {
+  constructor(
+    message: string,
+    readonly result: EnrolResult,
+  ) {
     super('ERR_TOO_FEW_PHOTOS', message);
   }
 }
@@ -116,14 +126,29 @@ function isInput(input: unknown): input is EnrolInput {
 
 async function examine(pipeline: FacePipeline, input: unknown, source: string): Promise<Candidate | PhotoReport> {
   if (!isInput(input)) {
-    return { source, accepted: false, faces: 0, reasons: [{ code: 'ERR_IMAGE_INVALID', message: 'not an image: give a file path, a Buffer of JPEG/PNG/WebP bytes, or { source, image }' }] };
+    return {
+      source,
+      accepted: false,
+      faces: 0,
+      reasons: [
+        {
+          code: 'ERR_IMAGE_INVALID',
+          message: 'not an image: give a file path, a Buffer of JPEG/PNG/WebP bytes, or { source, image }',
+        },
+      ],
+    };
   }
   let image: RgbImage;
   try {
     image = typeof input === 'string' || Buffer.isBuffer(input) ? await decodeImage(input) : input.image;
   } catch (error) {
     const e = error as ImageError;
-    return { source, accepted: false, faces: 0, reasons: [{ code: e.code ?? 'ERR_IMAGE_CORRUPT', message: e.message }] };
+    return {
+      source,
+      accepted: false,
+      faces: 0,
+      reasons: [{ code: e.code ?? 'ERR_IMAGE_CORRUPT', message: e.message }],
+    };
   }
   const detections = await pipeline.detect(image);
   const face = mainFace(detections, image);
@@ -144,8 +169,13 @@ async function examine(pipeline: FacePipeline, input: unknown, source: string): 
   return { report, crop, embedding, digest: cropDigest(crop) };
 }
 
-export async function enrolPerson(pipeline: FacePipeline, gallery: Gallery, name: string, inputs: unknown[],
-  options: EnrolOptions = {}): Promise<EnrolResult> {
+export async function enrolPerson(
+  pipeline: FacePipeline,
+  gallery: Gallery,
+  name: string,
+  inputs: unknown[],
+  options: EnrolOptions = {},
+): Promise<EnrolResult> {
   const reports: PhotoReport[] = [];
   const candidates: Candidate[] = [];
   for (const [index, input] of (Array.isArray(inputs) ? inputs : []).entries()) {
@@ -164,17 +194,35 @@ export async function enrolPerson(pipeline: FacePipeline, gallery: Gallery, name
  * Enrols crops that are already aligned and quality-checked (walk-up
  * enrolment from a camera), under the same bar and atomic commit as photos.
  */
-export async function enrolCrops(embedder: Embedder, gallery: Gallery, name: string,
-  crops: { source: string; crop: RgbImage; quality: CropQuality }[], rejected: PhotoReport[] = [],
-  options: EnrolOptions = {}): Promise<EnrolResult> {
+export async function enrolCrops(
+  embedder: Embedder,
+  gallery: Gallery,
+  name: string,
+  crops: { source: string; crop: RgbImage; quality: CropQuality }[],
+  rejected: PhotoReport[] = [],
+  options: EnrolOptions = {},
+): Promise<EnrolResult> {
   const embeddings = crops.length > 0 ? await embedder.embed(crops.map((c) => c.crop)) : [];
   const candidates: Candidate[] = crops.map((c, i) => ({
     crop: c.crop,
     embedding: embeddings[i],
     digest: cropDigest(c.crop),
-    report: { source: c.source, accepted: true, faces: 1, reasons: [], quality: { sharpness: c.quality.sharpness, yawDeg: c.quality.yawDeg } },
+    report: {
+      source: c.source,
+      accepted: true,
+      faces: 1,
+      reasons: [],
+      quality: { sharpness: c.quality.sharpness, yawDeg: c.quality.yawDeg },
+    },
   }));
-  return commitCandidates(embedder, gallery, name, candidates, [...candidates.map((c) => c.report), ...rejected], options);
+  return commitCandidates(
+    embedder,
+    gallery,
+    name,
+    candidates,
+    [...candidates.map((c) => c.report), ...rejected],
+    options,
+  );
 }
 
 function reject(candidate: Candidate, code: RejectCode, message: string): false {
@@ -194,8 +242,14 @@ function targetOf(gallery: Gallery, name: string, mode: AddMode): PersonRecord |
   return mode === 'add' && similar.length === 1 ? similar[0] : undefined;
 }
 
-async function commitCandidates(embedder: Embedder, gallery: Gallery, name: string, candidates: Candidate[],
-  reports: PhotoReport[], options: EnrolOptions): Promise<EnrolResult> {
+async function commitCandidates(
+  embedder: Embedder,
+  gallery: Gallery,
+  name: string,
+  candidates: Candidate[],
+  reports: PhotoReport[],
+  options: EnrolOptions,
+): Promise<EnrolResult> {
   const minPhotos = options.minPhotos ?? 3;
   const mode = options.mode ?? 'auto';
   const threshold = options.threshold ?? DEFAULT_THRESHOLD;
@@ -207,17 +261,22 @@ async function commitCandidates(embedder: Embedder, gallery: Gallery, name: stri
   }
   // embedFor: the cache of this id never takes another model's embeddings (a pair switching sides).
   const byPerson = await gallery.embeddings(embedder.id, embedFor(embedder, embedder.id));
-  const known = target ? byPerson.get(target.id) ?? [] : [];
+  const known = target ? (byPerson.get(target.id) ?? []) : [];
   const storedDigests = new Set(target?.crops.map((crop) => crop.sha256).filter(Boolean));
 
   // Duplicates: the same crop, in this batch or already stored, counts once.
   const seen: Candidate[] = [];
   let kept = candidates.filter((candidate) => {
     const unit = l2normalize(candidate.embedding);
-    if (storedDigests.has(candidate.digest) || known.some((vector) => dot(unit, l2normalize(vector)) >= DUPLICATE_MIN_COSINE)) {
+    if (
+      storedDigests.has(candidate.digest) ||
+      known.some((vector) => dot(unit, l2normalize(vector)) >= DUPLICATE_MIN_COSINE)
+    ) {
       return reject(candidate, 'duplicate', `already enrolled for ${target!.name}`);
     }
-    const twin = seen.find((other) => other.digest === candidate.digest || dot(unit, l2normalize(other.embedding)) >= DUPLICATE_MIN_COSINE);
+    const twin = seen.find(
+      (other) => other.digest === candidate.digest || dot(unit, l2normalize(other.embedding)) >= DUPLICATE_MIN_COSINE,
+    );
     if (twin) return reject(candidate, 'duplicate', `the same photo as ${twin.report.source}`);
     seen.push(candidate);
     return true;
@@ -233,39 +292,67 @@ async function commitCandidates(embedder: Embedder, gallery: Gallery, name: stri
       candidate.report.cosine = round(own);
       if (result.personId === target.id) return true;
       if (result.bestPersonId !== target.id && result.cosine >= threshold) {
-        return reject(candidate, 'not-this-person', `looks like ${nameOf(result.bestPersonId)} (${round(result.cosine)}), not ${target.name} (${round(own)})`);
+        return reject(
+          candidate,
+          'not-this-person',
+          `looks like ${nameOf(result.bestPersonId)} (${round(result.cosine)}), not ${target.name} (${round(own)})`,
+        );
       }
-      return reject(candidate, 'not-this-person',
-        `does not match the photos already enrolled for ${target.name} (${round(own)}; ${threshold} needed, ahead of anyone else by ${margin})`);
+      return reject(
+        candidate,
+        'not-this-person',
+        `does not match the photos already enrolled for ${target.name} (${round(own)}; ${threshold} needed, ahead of anyone else by ${margin})`,
+      );
     });
   } else {
     if ((options.rejectOutliers ?? true) && kept.length >= 3) {
       const cosines = cosinesToRest(kept.map((c) => c.embedding));
-      kept = kept.filter((candidate, i) => cosines[i] >= DEFAULT_OUTLIER_MIN_COSINE
-        || reject(candidate, 'outlier', `does not look like the other photos of this person (${round(cosines[i])})`));
+      kept = kept.filter(
+        (candidate, i) =>
+          cosines[i] >= DEFAULT_OUTLIER_MIN_COSINE ||
+          reject(candidate, 'outlier', `does not look like the other photos of this person (${round(cosines[i])})`),
+      );
     }
     // A new person's photo that the gallery already recognises is someone else's (or theirs under another name).
     kept = kept.filter((candidate) => {
       const result = head.classify(candidate.embedding);
       if (result.personId === null) return true;
-      return reject(candidate, 'known-person', `this is ${nameOf(result.personId)} (${round(result.cosine)}), already in the gallery`);
+      return reject(
+        candidate,
+        'known-person',
+        `this is ${nameOf(result.personId)} (${round(result.cosine)}), already in the gallery`,
+      );
     });
   }
 
   const existing = target !== undefined && known.length > 0;
-  const result: EnrolResult = { name, person: null, existing, accepted: kept.length, rejected: reports.length - kept.length, photos: reports };
+  const result: EnrolResult = {
+    name,
+    person: null,
+    existing,
+    accepted: kept.length,
+    rejected: reports.length - kept.length,
+    photos: reports,
+  };
   const needed = existing ? 1 : minPhotos;
   if (kept.length < needed) {
     const who = existing ? `${target.name} (already enrolled)` : name;
     throw new EnrolError(
       `${who}: ${kept.length} usable photo(s) of ${reports.length}, ${needed} needed; nothing was saved. ` +
-        (existing ? 'Photos added to a known person must be recognised as them already.' : 'Use clear, frontal, well-lit photos with one face each.'),
-      result);
+        (existing
+          ? 'Photos added to a known person must be recognised as them already.'
+          : 'Use clear, frontal, well-lit photos with one face each.'),
+      result,
+    );
   }
-  result.person = await gallery.addCrops(name, kept.map((c) => ({
-    image: c.crop,
-    source: c.report.source,
-    quality: { sharpness: c.report.quality?.sharpness, yawDeg: c.report.quality?.yawDeg },
-  })), { mode });
+  result.person = await gallery.addCrops(
+    name,
+    kept.map((c) => ({
+      image: c.crop,
+      source: c.report.source,
+      quality: { sharpness: c.report.quality?.sharpness, yawDeg: c.report.quality?.yawDeg },
+    })),
+    { mode },
+  );
   return result;
 }

@@ -84,7 +84,11 @@ export interface GalleryIndex {
   readonly people: readonly PersonRecord[];
 }
 
-export const EMPTY_INDEX: GalleryIndex = deepFreeze({ format: GALLERY_FORMAT, version: GALLERY_FORMAT_VERSION, people: [] });
+export const EMPTY_INDEX: GalleryIndex = deepFreeze({
+  format: GALLERY_FORMAT,
+  version: GALLERY_FORMAT_VERSION,
+  people: [],
+});
 
 // ---------------------------------------------------------------- names and ids
 
@@ -215,8 +219,10 @@ function parseCrops(raw: unknown, what: string, fail: (detail: string) => Error)
     if (files.has(crop.file)) throw fail(`crop '${crop.file}' appears twice in ${what}`);
     files.add(crop.file);
     if (typeof crop.addedAt !== 'string') throw fail(`crop '${crop.file}' of ${what} lacks addedAt`);
-    if (crop.source !== undefined && typeof crop.source !== 'string') throw fail(`crop '${crop.file}' has a non-string source`);
-    if (crop.quality !== undefined && !isPlainObject(crop.quality)) throw fail(`crop '${crop.file}' has a non-object quality`);
+    if (crop.source !== undefined && typeof crop.source !== 'string')
+      throw fail(`crop '${crop.file}' has a non-string source`);
+    if (crop.quality !== undefined && !isPlainObject(crop.quality))
+      throw fail(`crop '${crop.file}' has a non-object quality`);
     if (crop.sha256 !== undefined && (typeof crop.sha256 !== 'string' || !SHA256_PATTERN.test(crop.sha256))) {
       throw fail(`crop '${crop.file}' has a malformed sha256`);
     }
@@ -244,7 +250,8 @@ export function parsePerson(entry: unknown, what: string, fail: (detail: string)
   if (typeof entry.createdAt !== 'string' || typeof entry.updatedAt !== 'string') {
     throw fail(`person '${id}' lacks createdAt/updatedAt`);
   }
-  if (entry.ignored !== undefined && typeof entry.ignored !== 'boolean') throw fail(`person '${id}' has a non-boolean "ignored"`);
+  if (entry.ignored !== undefined && typeof entry.ignored !== 'boolean')
+    throw fail(`person '${id}' has a non-boolean "ignored"`);
   if (!Array.isArray(entry.crops)) throw fail(`person '${id}' has no crop list`);
   const crops = parseCrops(entry.crops, `person '${id}'`, fail);
   const negatives = parseCrops(entry.negatives, `the negatives of '${id}'`, fail);
@@ -274,7 +281,8 @@ export function parseIndex(text: string, indexPath: string): GalleryIndex {
   }
   if (!isPlainObject(raw) || raw.format !== GALLERY_FORMAT) throw corrupt(`"format" is not "${GALLERY_FORMAT}"`);
   const version = raw.version;
-  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw corrupt('"version" is not a positive integer');
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1)
+    throw corrupt('"version" is not a positive integer');
   if (version > GALLERY_FORMAT_VERSION) {
     throw new GalleryError(
       'ERR_GALLERY_VERSION',
@@ -304,5 +312,8 @@ export function serialiseIndex(index: GalleryIndex): Buffer {
 
 /** people/<id>/person.json: the person's record, so the folders alone can rebuild a lost index. */
 export function serialisePerson(person: PersonRecord): Buffer {
-  return Buffer.from(JSON.stringify({ format: PERSON_FORMAT, version: GALLERY_FORMAT_VERSION, ...person }, null, 2) + '\n', 'utf8');
+  return Buffer.from(
+    JSON.stringify({ format: PERSON_FORMAT, version: GALLERY_FORMAT_VERSION, ...person }, null, 2) + '\n',
+    'utf8',
+  );
 }

@@ -232,7 +232,9 @@ export function cropDigest(image: RgbImage): string {
 
 async function encodePng(image: RgbImage): Promise<Buffer> {
   const pixels = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
-  return sharp(pixels, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
+  return sharp(pixels, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 async function decodePng(bytes: Buffer): Promise<RgbImage> {
@@ -241,7 +243,11 @@ async function decodePng(bytes: Buffer): Promise<RgbImage> {
     .toColourspace('srgb')
     .raw()
     .toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  return {
+    width: info.width,
+    height: info.height,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
 }
 
 function newCropFileName(taken: ReadonlySet<string>): string {
@@ -257,7 +263,12 @@ function jsonCopy<T>(value: T): T {
 }
 
 function validateEmbedderId(embedderId: unknown): string {
-  if (typeof embedderId !== 'string' || embedderId.length === 0 || embedderId.length > 200 || /\p{Cc}/u.test(embedderId)) {
+  if (
+    typeof embedderId !== 'string' ||
+    embedderId.length === 0 ||
+    embedderId.length > 200 ||
+    /\p{Cc}/u.test(embedderId)
+  ) {
     throw new GalleryError(
       'ERR_EMBEDDER_INVALID',
       'The embedder id must be a non-empty printable string of at most 200 characters (e.g. "mobilefacenet-edgetpu-v1").',
@@ -267,13 +278,17 @@ function validateEmbedderId(embedderId: unknown): string {
 }
 
 function checkEmbeddings(vectors: unknown, expectedCount: number, dimension: number | null, embedderId: string): void {
-  const fail = (detail: string): GalleryError => new GalleryError('ERR_EMBEDDINGS_INVALID', `The embedder '${embedderId}' ${detail}.`);
+  const fail = (detail: string): GalleryError =>
+    new GalleryError('ERR_EMBEDDINGS_INVALID', `The embedder '${embedderId}' ${detail}.`);
   if (!Array.isArray(vectors) || vectors.length !== expectedCount) {
-    throw fail(`returned ${Array.isArray(vectors) ? vectors.length : 'no list of'} embeddings for ${expectedCount} crops`);
+    throw fail(
+      `returned ${Array.isArray(vectors) ? vectors.length : 'no list of'} embeddings for ${expectedCount} crops`,
+    );
   }
   const expectedDimension = dimension ?? (vectors[0] as Float32Array | undefined)?.length;
   for (const vector of vectors) {
-    if (!(vector instanceof Float32Array) || vector.length === 0) throw fail('returned something other than a Float32Array');
+    if (!(vector instanceof Float32Array) || vector.length === 0)
+      throw fail('returned something other than a Float32Array');
     if (vector.length !== expectedDimension) {
       throw fail(
         `returned ${vector.length}-value embeddings where ${expectedDimension} were expected; ` +
@@ -288,15 +303,22 @@ function requirePerson(index: GalleryIndex, nameOrId: string): PersonRecord {
   const person = findPerson(index, nameOrId);
   if (!person) {
     const { similar } = matchName(index, String(nameOrId));
-    const hint = similar.length > 1 ? ` Several people have a similar name (${similar.map((p) => `'${p.name}'`).join(', ')}): give the exact name.` : ' Check the spelling or list the people.';
-    throw new GalleryError('ERR_PERSON_NOT_FOUND', `No person named '${String(nameOrId)}' (or with that id) in the gallery.${hint}`);
+    const hint =
+      similar.length > 1
+        ? ` Several people have a similar name (${similar.map((p) => `'${p.name}'`).join(', ')}): give the exact name.`
+        : ' Check the spelling or list the people.';
+    throw new GalleryError(
+      'ERR_PERSON_NOT_FOUND',
+      `No person named '${String(nameOrId)}' (or with that id) in the gallery.${hint}`,
+    );
   }
   return person;
 }
 
 function requirePersonId(index: GalleryIndex, id: string): PersonRecord {
   const person = index.people.find((p) => p.id === id);
-  if (!person) throw new GalleryError('ERR_PERSON_NOT_FOUND', `No person with id '${id}' in the gallery (forgotten meanwhile?).`);
+  if (!person)
+    throw new GalleryError('ERR_PERSON_NOT_FOUND', `No person with id '${id}' in the gallery (forgotten meanwhile?).`);
   return person;
 }
 
@@ -349,7 +371,8 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       );
     }
     await gallery.finishInterrupted();
-    if (options.watch) gallery.watch(typeof options.watch === 'object' ? options.watch.intervalMs : DEFAULT_WATCH_INTERVAL_MS);
+    if (options.watch)
+      gallery.watch(typeof options.watch === 'object' ? options.watch.intervalMs : DEFAULT_WATCH_INTERVAL_MS);
     return gallery;
   }
 
@@ -370,9 +393,17 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       if (text !== undefined) {
         try {
           parseIndex(text, gallery.indexPath);
-          throw new GalleryError('ERR_GALLERY_FORMAT', `${gallery.indexPath} is not damaged: there is nothing to repair.`);
+          throw new GalleryError(
+            'ERR_GALLERY_FORMAT',
+            `${gallery.indexPath} is not damaged: there is nothing to repair.`,
+          );
         } catch (error) {
-          if (!(error instanceof GalleryError) || error.code !== 'ERR_GALLERY_FORMAT' || /nothing to repair/.test(error.message)) throw error;
+          if (
+            !(error instanceof GalleryError) ||
+            error.code !== 'ERR_GALLERY_FORMAT' ||
+            /nothing to repair/.test(error.message)
+          )
+            throw error;
         }
         damagedIndex = `${gallery.indexPath}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
         await fs.rename(gallery.indexPath, damagedIndex).catch((error: unknown) => {
@@ -384,7 +415,13 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       await gallery.commit(rebuilt.index).catch((error: unknown) => {
         throw ioError(error, 'saving the rebuilt index');
       });
-      return { reason, people: rebuilt.index.people.length, crops: rebuilt.crops, saved: true, ...(damagedIndex ? { damagedIndex } : {}) };
+      return {
+        reason,
+        people: rebuilt.index.people.length,
+        crops: rebuilt.crops,
+        saved: true,
+        ...(damagedIndex ? { damagedIndex } : {}),
+      };
     } finally {
       await lock.release();
     }
@@ -431,7 +468,10 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       })),
     );
     return this.mutate(`adding ${crops.length} crop(s) for '${displayName}'`, async (index) => {
-      const existing = options.personId !== undefined ? requirePersonId(index, options.personId) : this.resolveTarget(index, displayName, mode);
+      const existing =
+        options.personId !== undefined
+          ? requirePersonId(index, options.personId)
+          : this.resolveTarget(index, displayName, mode);
       const list = existing ? (negative ? existing.negatives : existing.crops) : [];
       const known = new Set(list.map((crop) => crop.sha256).filter(Boolean));
       const fresh = encoded.filter((crop) => !known.has(crop.sha256) && (known.add(crop.sha256), true));
@@ -465,7 +505,13 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
           sha256: crop.sha256,
         }));
         const person: PersonRecord = existing
-          ? { ...existing, updatedAt: now, ...(negative ? { negatives: [...existing.negatives, ...records] } : { crops: [...existing.crops, ...records] }) }
+          ? {
+              ...existing,
+              updatedAt: now,
+              ...(negative
+                ? { negatives: [...existing.negatives, ...records] }
+                : { crops: [...existing.crops, ...records] }),
+            }
           : { id, name: displayName, createdAt: now, updatedAt: now, crops: records, negatives: [] };
         await this.commit({
           ...index,
@@ -498,10 +544,23 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
           `'${person.name}' has no ${negative ? 'negative ' : ''}crop '${file}'; list their crops to see the file names.`,
         );
       }
-      const intent = await this.writeIntent({ op: 'remove-crop', personId: person.id, files: [file], negative, createdDir: false });
+      const intent = await this.writeIntent({
+        op: 'remove-crop',
+        personId: person.id,
+        files: [file],
+        negative,
+        createdDir: false,
+      });
       const remaining = list.filter((crop) => crop.file !== file);
-      const updated: PersonRecord = { ...person, updatedAt: new Date().toISOString(), ...(negative ? { negatives: remaining } : { crops: remaining }) };
-      await this.commitOrRollBack(intent, { ...index, people: index.people.map((p) => (p.id === person.id ? updated : p)) });
+      const updated: PersonRecord = {
+        ...person,
+        updatedAt: new Date().toISOString(),
+        ...(negative ? { negatives: remaining } : { crops: remaining }),
+      };
+      await this.commitOrRollBack(intent, {
+        ...index,
+        people: index.people.map((p) => (p.id === person.id ? updated : p)),
+      });
       await this.afterCommit(intent, person.id);
       this.emit('change', { kind: 'remove-crop', personId: person.id, name: person.name });
       return this.index.people.find((p) => p.id === person.id)!;
@@ -512,7 +571,13 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
   async forget(nameOrId: string): Promise<PersonRecord> {
     return this.mutate(`forgetting '${String(nameOrId)}'`, async (index) => {
       const person = requirePerson(index, nameOrId);
-      const intent = await this.writeIntent({ op: 'forget', personId: person.id, files: [], negative: false, createdDir: false });
+      const intent = await this.writeIntent({
+        op: 'forget',
+        personId: person.id,
+        files: [],
+        negative: false,
+        createdDir: false,
+      });
       await this.commitOrRollBack(intent, { ...index, people: index.people.filter((p) => p.id !== person.id) });
       await this.afterCommit(intent, person.id);
       this.emit('change', { kind: 'forget', personId: person.id, name: person.name });
@@ -549,7 +614,11 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       const person = requirePerson(index, nameOrId);
       if ((person.ignored ?? false) === ignored) return person;
       const { ignored: _was, ...rest } = person;
-      const updated: PersonRecord = { ...rest, ...(ignored ? { ignored: true } : {}), updatedAt: new Date().toISOString() };
+      const updated: PersonRecord = {
+        ...rest,
+        ...(ignored ? { ignored: true } : {}),
+        updatedAt: new Date().toISOString(),
+      };
       await this.commitUpdate(index, updated);
       this.emit('change', { kind: 'ignore', personId: person.id, name: person.name });
       return this.index.people.find((p) => p.id === person.id)!;
@@ -599,23 +668,27 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
     return this.serialise(async () => {
       const people = nameOrIds ? nameOrIds.map((n) => requirePerson(this.index, n)) : [...this.index.people];
       const exportCrops = async (person: PersonRecord, negative: boolean): Promise<ExportedCrop[]> =>
-        Promise.all((negative ? person.negatives : person.crops).map(async (crop) => ({
-          png: (await this.fs.readFile(this.cropPath(person.id, crop.file, negative))).toString('base64'),
-          addedAt: crop.addedAt,
-          ...(crop.source !== undefined ? { source: crop.source } : {}),
-          ...(crop.quality !== undefined ? { quality: jsonCopy(crop.quality) } : {}),
-        })));
+        Promise.all(
+          (negative ? person.negatives : person.crops).map(async (crop) => ({
+            png: (await this.fs.readFile(this.cropPath(person.id, crop.file, negative))).toString('base64'),
+            addedAt: crop.addedAt,
+            ...(crop.source !== undefined ? { source: crop.source } : {}),
+            ...(crop.quality !== undefined ? { quality: jsonCopy(crop.quality) } : {}),
+          })),
+        );
       return {
         format: EXPORT_FORMAT,
         version: EXPORT_FORMAT_VERSION,
         exportedAt: new Date().toISOString(),
-        people: await Promise.all(people.map(async (person) => ({
-          name: person.name,
-          ...(person.ignored ? { ignored: true } : {}),
-          createdAt: person.createdAt,
-          crops: await exportCrops(person, false),
-          negatives: await exportCrops(person, true),
-        }))),
+        people: await Promise.all(
+          people.map(async (person) => ({
+            name: person.name,
+            ...(person.ignored ? { ignored: true } : {}),
+            createdAt: person.createdAt,
+            crops: await exportCrops(person, false),
+            negatives: await exportCrops(person, true),
+          })),
+        ),
       };
     });
   }
@@ -635,21 +708,32 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       const collides = exact !== undefined || similar.length > 0;
       const onCollision = options.onCollision ?? 'skip';
       if (collides && onCollision === 'skip') {
-        result.skipped.push({ name: person.name, reason: `a person named '${(exact ?? similar[0]).name}' is already in the gallery` });
+        result.skipped.push({
+          name: person.name,
+          reason: `a person named '${(exact ?? similar[0]).name}' is already in the gallery`,
+        });
         continue;
       }
       const mode: AddMode = collides && onCollision !== 'skip' ? onCollision : 'new';
-      const before = collides && mode === 'add' ? (exact ?? (similar.length === 1 ? similar[0] : undefined)) : undefined;
+      const before =
+        collides && mode === 'add' ? (exact ?? (similar.length === 1 ? similar[0] : undefined)) : undefined;
       const countBefore = before ? before.crops.length : 0;
       let stored = person.crops.length > 0 ? await this.addCrops(person.name, person.crops, { mode }) : undefined;
       if (!stored) {
         result.skipped.push({ name: person.name, reason: 'no crops' });
         continue;
       }
-      if (person.negatives.length > 0) stored = await this.addCrops(stored.name, person.negatives, { negative: true, mode: 'add' });
+      if (person.negatives.length > 0)
+        stored = await this.addCrops(stored.name, person.negatives, { negative: true, mode: 'add' });
       if (person.ignored) stored = await this.setIgnored(stored.id, true);
       const added = stored.crops.length - countBefore;
-      result.people.push({ name: stored.name, id: stored.id, added, duplicates: person.crops.length - added, merged: before !== undefined });
+      result.people.push({
+        name: stored.name,
+        id: stored.id,
+        added,
+        duplicates: person.crops.length - added,
+        merged: before !== undefined,
+      });
     }
     return result;
   }
@@ -703,7 +787,8 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
 
   private personDir(id: string): string {
     // Ids come from the validated index or from slugify(); check again so no path can leave the folder.
-    if (!isValidId(id)) throw new GalleryError('ERR_GALLERY_FORMAT', `Refusing to use '${id}' as a person id: not a safe slug.`);
+    if (!isValidId(id))
+      throw new GalleryError('ERR_GALLERY_FORMAT', `Refusing to use '${id}' as a person id: not a safe slug.`);
     const peopleDir = path.join(this.dir, PEOPLE_DIR);
     const dirPath = path.join(peopleDir, id);
     if (path.dirname(dirPath) !== peopleDir) {
@@ -713,8 +798,11 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
   }
 
   private cropPath(personId: string, file: string, negative: boolean): string {
-    if (!CROP_FILE_PATTERN.test(file)) throw new GalleryError('ERR_GALLERY_FORMAT', `Refusing to use crop '${file}': not a safe file name.`);
-    return negative ? path.join(this.personDir(personId), NEGATIVES_DIR, file) : path.join(this.personDir(personId), file);
+    if (!CROP_FILE_PATTERN.test(file))
+      throw new GalleryError('ERR_GALLERY_FORMAT', `Refusing to use crop '${file}': not a safe file name.`);
+    return negative
+      ? path.join(this.personDir(personId), NEGATIVES_DIR, file)
+      : path.join(this.personDir(personId), file);
   }
 
   private resolveTarget(index: GalleryIndex, name: string, mode: AddMode): PersonRecord | undefined {
@@ -722,7 +810,10 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
     const names = (people: PersonRecord[]) => people.map((p) => `'${p.name}'`).join(', ');
     if (mode === 'new') {
       if (exact) {
-        throw new GalleryError('ERR_PERSON_EXISTS', `'${name}' is already in the gallery; give the new person another name, or add to '${name}'.`);
+        throw new GalleryError(
+          'ERR_PERSON_EXISTS',
+          `'${name}' is already in the gallery; give the new person another name, or add to '${name}'.`,
+        );
       }
       return undefined;
     }
@@ -730,9 +821,15 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
     if (mode === 'add') {
       if (similar.length === 1) return similar[0];
       if (similar.length > 1) {
-        throw new GalleryError('ERR_NAME_COLLISION', `'${name}' resembles several people (${names(similar)}); give the exact name.`);
+        throw new GalleryError(
+          'ERR_NAME_COLLISION',
+          `'${name}' resembles several people (${names(similar)}); give the exact name.`,
+        );
       }
-      throw new GalleryError('ERR_PERSON_NOT_FOUND', `No person named '${name}' in the gallery to add to; check the spelling or list the people.`);
+      throw new GalleryError(
+        'ERR_PERSON_NOT_FOUND',
+        `No person named '${name}' in the gallery to add to; check the spelling or list the people.`,
+      );
     }
     if (similar.length > 0) throw nameCollisionError(name, similar);
     return undefined;
@@ -755,7 +852,8 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
     for (const entry of await listDirectory(this.fs, path.join(this.dir, PEOPLE_DIR))) {
       if (!isValidId(entry)) continue;
       const files = await listDirectory(this.fs, path.join(this.dir, PEOPLE_DIR, entry));
-      if (files.some((file) => CROP_FILE_PATTERN.test(file) || file === PERSON_FILE || file === NEGATIVES_DIR)) return true;
+      if (files.some((file) => CROP_FILE_PATTERN.test(file) || file === PERSON_FILE || file === NEGATIVES_DIR))
+        return true;
     }
     return false;
   }
@@ -777,8 +875,16 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
         await this.commit(rebuilt.index);
         saved = true;
       }
-      this.recovery = { reason: 'the index (gallery.json) went missing', people: rebuilt.index.people.length, crops: rebuilt.crops, saved };
-      this.emit('warning', `${this.indexPath} was missing: rebuilt from the person folders (${rebuilt.index.people.length} people).`);
+      this.recovery = {
+        reason: 'the index (gallery.json) went missing',
+        people: rebuilt.index.people.length,
+        crops: rebuilt.crops,
+        saved,
+      };
+      this.emit(
+        'warning',
+        `${this.indexPath} was missing: rebuilt from the person folders (${rebuilt.index.people.length} people).`,
+      );
     } else if (this.index.people.length > 0 || !(await this.exists(this.dir))) {
       throw new GalleryError(
         'ERR_GALLERY_NOT_FOUND',
@@ -799,8 +905,17 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
 
   /** A change of one person's record alone (rename, ignore): the index, then their person.json. */
   private async commitUpdate(index: GalleryIndex, updated: PersonRecord): Promise<void> {
-    const intent = await this.writeIntent({ op: 'update', personId: updated.id, files: [], negative: false, createdDir: false });
-    await this.commitOrRollBack(intent, { ...index, people: index.people.map((p) => (p.id === updated.id ? updated : p)) });
+    const intent = await this.writeIntent({
+      op: 'update',
+      personId: updated.id,
+      files: [],
+      negative: false,
+      createdDir: false,
+    });
+    await this.commitOrRollBack(intent, {
+      ...index,
+      people: index.people.map((p) => (p.id === updated.id ? updated : p)),
+    });
     await this.afterCommit(intent, updated.id);
   }
 
@@ -844,7 +959,8 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
     try {
       lock = await lockGallery(this.dir, this.lockTimeoutMs);
     } catch (error) {
-      if (!isReadOnlyError((error as { cause?: unknown }).cause) && errorCodeOf(error) !== 'ERR_GALLERY_READ_ONLY') throw ioError(error, 'recovering the gallery');
+      if (!isReadOnlyError((error as { cause?: unknown }).cause) && errorCodeOf(error) !== 'ERR_GALLERY_READ_ONLY')
+        throw ioError(error, 'recovering the gallery');
     }
     try {
       const text = lock ? await this.readIndexText() : undefined;
@@ -888,7 +1004,11 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       if (!status?.isDirectory() || status.isSymbolicLink()) continue;
       let described: PersonRecord | undefined;
       try {
-        described = parsePerson(JSON.parse((await this.fs.readFile(path.join(dir, PERSON_FILE))).toString('utf8')), `person ${id}`, (d) => new Error(d));
+        described = parsePerson(
+          JSON.parse((await this.fs.readFile(path.join(dir, PERSON_FILE))).toString('utf8')),
+          `person ${id}`,
+          (d) => new Error(d),
+        );
         if (described.id !== id) described = undefined;
       } catch {
         described = undefined;
@@ -941,7 +1061,10 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
   /** After the commit: the deletions the change promised, person.json, then the intent goes. */
   private async afterCommit(intentFile: string, personId: string): Promise<void> {
     try {
-      await this.completeIntent(JSON.parse((await this.fs.readFile(intentFile)).toString('utf8')) as Intent, this.index);
+      await this.completeIntent(
+        JSON.parse((await this.fs.readFile(intentFile)).toString('utf8')) as Intent,
+        this.index,
+      );
       await this.fs.unlink(intentFile);
     } catch (error) {
       // Committed already: what is left is finished by the next change or open.
@@ -1010,7 +1133,8 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
     }
     // Temp files can only be left by a writer that died: every write happens under the lock we hold.
     const folders = [this.dir, path.join(this.dir, EMBEDDINGS_DIR)];
-    for (const person of index.people) folders.push(this.personDir(person.id), path.join(this.personDir(person.id), NEGATIVES_DIR));
+    for (const person of index.people)
+      folders.push(this.personDir(person.id), path.join(this.personDir(person.id), NEGATIVES_DIR));
     for (const folder of folders) {
       for (const entry of await listDirectory(this.fs, folder)) {
         if (TEMP_FILE_PATTERN.test(entry)) await this.fs.unlink(path.join(folder, entry)).catch(() => undefined);
@@ -1054,7 +1178,10 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
     });
     if (status) {
       if (status.isSymbolicLink() || !status.isDirectory()) {
-        throw new GalleryError('ERR_GALLERY_IO', `${dirPath} is not a plain folder (a symlink or a file); move it out of the gallery and retry.`);
+        throw new GalleryError(
+          'ERR_GALLERY_IO',
+          `${dirPath} is not a plain folder (a symlink or a file); move it out of the gallery and retry.`,
+        );
       }
       return;
     }
@@ -1073,11 +1200,18 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
     try {
       return await decodePng(bytes);
     } catch (error) {
-      throw new GalleryError('ERR_GALLERY_FORMAT', `Crop ${cropFile} is not a readable PNG; remove it and enrol a new photo.`, { cause: error });
+      throw new GalleryError(
+        'ERR_GALLERY_FORMAT',
+        `Crop ${cropFile} is not a readable PNG; remove it and enrol a new photo.`,
+        { cause: error },
+      );
     }
   }
 
-  private async allEmbeddings(embedderId: string, embed: EmbedFunction): Promise<{ crops: Map<string, Float32Array[]>; negatives: Map<string, Float32Array[]> }> {
+  private async allEmbeddings(
+    embedderId: string,
+    embed: EmbedFunction,
+  ): Promise<{ crops: Map<string, Float32Array[]>; negatives: Map<string, Float32Array[]> }> {
     validateEmbedderId(embedderId);
     return this.serialise(async () => {
       const index = this.index;
@@ -1086,8 +1220,13 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       const keep = referencedKeys(index);
       const missing: { personId: string; file: string; negative: boolean }[] = [];
       for (const person of index.people) {
-        for (const [negative, list] of [[false, person.crops], [true, person.negatives]] as const) {
-          for (const crop of list) if (!cache.vectors.has(cacheKey(person.id, crop.file, negative))) missing.push({ personId: person.id, file: crop.file, negative });
+        for (const [negative, list] of [
+          [false, person.crops],
+          [true, person.negatives],
+        ] as const) {
+          for (const crop of list)
+            if (!cache.vectors.has(cacheKey(person.id, crop.file, negative)))
+              missing.push({ personId: person.id, file: crop.file, negative });
         }
       }
       const stale = [...cache.vectors.keys()].some((key) => !keep.has(key));
@@ -1098,7 +1237,9 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
           const images = await Promise.all(batch.map((item) => this.readCrop(item.personId, item.file, item.negative)));
           const vectors = await embed(images);
           checkEmbeddings(vectors, batch.length, cache.dimension, embedderId);
-          batch.forEach((item, position) => cache.vectors.set(cacheKey(item.personId, item.file, item.negative), Float32Array.from(vectors[position])));
+          batch.forEach((item, position) =>
+            cache.vectors.set(cacheKey(item.personId, item.file, item.negative), Float32Array.from(vectors[position])),
+          );
           cache.dimension = vectors[0].length;
         }
       } catch (error) {
@@ -1111,9 +1252,15 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
       const crops = new Map<string, Float32Array[]>();
       const negatives = new Map<string, Float32Array[]>();
       for (const person of index.people) {
-        crops.set(person.id, person.crops.map((crop) => Float32Array.from(cache.vectors.get(cacheKey(person.id, crop.file))!)));
+        crops.set(
+          person.id,
+          person.crops.map((crop) => Float32Array.from(cache.vectors.get(cacheKey(person.id, crop.file))!)),
+        );
         if (person.negatives.length > 0) {
-          negatives.set(person.id, person.negatives.map((crop) => Float32Array.from(cache.vectors.get(cacheKey(person.id, crop.file, true))!)));
+          negatives.set(
+            person.id,
+            person.negatives.map((crop) => Float32Array.from(cache.vectors.get(cacheKey(person.id, crop.file, true))!)),
+          );
         }
       }
       return { crops, negatives };
@@ -1121,14 +1268,22 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
   }
 
   /** Best effort: only when no writer holds the gallery, and never an error. */
-  private async saveCache(file: string, embedderId: string, cache: Awaited<ReturnType<typeof readEmbeddingCache>>, keep: ReadonlySet<string>): Promise<void> {
+  private async saveCache(
+    file: string,
+    embedderId: string,
+    cache: Awaited<ReturnType<typeof readEmbeddingCache>>,
+    keep: ReadonlySet<string>,
+  ): Promise<void> {
     let lock: HeldLock | null = null;
     try {
       lock = await tryLockGallery(this.dir);
       if (!lock) return;
       await writeEmbeddingCache(this.fs, file, embedderId, cache, keep);
     } catch (error) {
-      this.emit('warning', `the embedding cache was not saved (${ioError(error, 'saving the embedding cache').message}); recognition is not affected`);
+      this.emit(
+        'warning',
+        `the embedding cache was not saved (${ioError(error, 'saving the embedding cache').message}); recognition is not affected`,
+      );
     } finally {
       await lock?.release().catch(() => undefined);
     }
@@ -1172,36 +1327,54 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
 async function explainMissingParent(dir: string, error: unknown): Promise<unknown> {
   if (errorCodeOf(error) !== 'ENOENT') return error;
   let ancestor = path.dirname(dir);
-  while (ancestor !== path.dirname(ancestor) && !(await fsp.stat(ancestor).then(() => true, () => false))) ancestor = path.dirname(ancestor);
-  return fsp.access(ancestor, fsConstants.W_OK).then(() => error, (reason: unknown) => reason);
+  while (
+    ancestor !== path.dirname(ancestor) &&
+    !(await fsp.stat(ancestor).then(
+      () => true,
+      () => false,
+    ))
+  )
+    ancestor = path.dirname(ancestor);
+  return fsp.access(ancestor, fsConstants.W_OK).then(
+    () => error,
+    (reason: unknown) => reason,
+  );
 }
 
 /** Checks an export document and decodes its crops; anything malformed is refused before anything is written. */
-async function parseExport(document: unknown): Promise<{ name: string; ignored: boolean; crops: NewCrop[]; negatives: NewCrop[] }[]> {
-  const invalid = (detail: string) => new GalleryError('ERR_IMPORT_INVALID', `Cannot import this file: ${detail}. Nothing was imported.`);
-  if (!isPlainObject(document) || document.format !== EXPORT_FORMAT) throw invalid(`it is not a coral-face export (its "format" is not "${EXPORT_FORMAT}")`);
-  if (typeof document.version !== 'number' || document.version > EXPORT_FORMAT_VERSION) throw invalid('an unknown version');
+async function parseExport(
+  document: unknown,
+): Promise<{ name: string; ignored: boolean; crops: NewCrop[]; negatives: NewCrop[] }[]> {
+  const invalid = (detail: string) =>
+    new GalleryError('ERR_IMPORT_INVALID', `Cannot import this file: ${detail}. Nothing was imported.`);
+  if (!isPlainObject(document) || document.format !== EXPORT_FORMAT)
+    throw invalid(`it is not a coral-face export (its "format" is not "${EXPORT_FORMAT}")`);
+  if (typeof document.version !== 'number' || document.version > EXPORT_FORMAT_VERSION)
+    throw invalid('an unknown version');
   if (!Array.isArray(document.people)) throw invalid('"people" is not a list');
   const decodeList = async (raw: unknown, who: string, what: string): Promise<NewCrop[]> => {
     if (raw === undefined) return [];
     if (!Array.isArray(raw)) throw invalid(`the ${what}s of ${who} are not a list`);
-    return Promise.all(raw.map(async (crop: unknown, position: number) => {
-      if (!isPlainObject(crop) || typeof crop.png !== 'string') throw invalid(`${who}: ${what} ${position + 1} has no PNG`);
-      let image: RgbImage;
-      try {
-        image = await decodePng(Buffer.from(crop.png, 'base64'));
-      } catch {
-        throw invalid(`${who}: ${what} ${position + 1} is not a readable PNG`);
-      }
-      if (image.width !== image.height || image.width < 32 || image.width > 1024) {
-        throw invalid(`${who}: ${what} ${position + 1} is ${image.width}x${image.height}, not an aligned face crop`);
-      }
-      return {
-        image,
-        ...(typeof crop.source === 'string' ? { source: crop.source } : {}),
-        ...(isPlainObject(crop.quality) ? { quality: crop.quality } : {}),
-      };
-    }));
+    return Promise.all(
+      raw.map(async (crop: unknown, position: number) => {
+        if (!isPlainObject(crop) || typeof crop.png !== 'string')
+          throw invalid(`${who}: ${what} ${position + 1} has no PNG`);
+        let image: RgbImage;
+        try {
+          image = await decodePng(Buffer.from(crop.png, 'base64'));
+        } catch {
+          throw invalid(`${who}: ${what} ${position + 1} is not a readable PNG`);
+        }
+        if (image.width !== image.height || image.width < 32 || image.width > 1024) {
+          throw invalid(`${who}: ${what} ${position + 1} is ${image.width}x${image.height}, not an aligned face crop`);
+        }
+        return {
+          image,
+          ...(typeof crop.source === 'string' ? { source: crop.source } : {}),
+          ...(isPlainObject(crop.quality) ? { quality: crop.quality } : {}),
+        };
+      }),
+    );
   };
   const people: { name: string; ignored: boolean; crops: NewCrop[]; negatives: NewCrop[] }[] = [];
   for (const entry of document.people as unknown[]) {
@@ -1213,7 +1386,12 @@ async function parseExport(document: unknown): Promise<{ name: string; ignored: 
       throw invalid((error as Error).message);
     }
     if (people.some((other) => other.name === name)) throw invalid(`'${name}' appears twice`);
-    people.push({ name, ignored: entry.ignored === true, crops: await decodeList(entry.crops, name, 'photo'), negatives: await decodeList(entry.negatives, name, 'negative example') });
+    people.push({
+      name,
+      ignored: entry.ignored === true,
+      crops: await decodeList(entry.crops, name, 'photo'),
+      negatives: await decodeList(entry.negatives, name, 'negative example'),
+    });
   }
   if (people.length === 0) throw invalid('it holds no people');
   return people;

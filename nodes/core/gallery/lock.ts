@@ -29,7 +29,9 @@ async function openLockFile(dir: string): Promise<fsp.FileHandle> {
     return await fsp.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND, 0o644);
   } catch (error) {
     if (errorCodeOf(error) === 'ENOENT') {
-      throw new GalleryError('ERR_GALLERY_NOT_FOUND', `The gallery folder ${dir} does not exist (any more).`, { cause: error });
+      throw new GalleryError('ERR_GALLERY_NOT_FOUND', `The gallery folder ${dir} does not exist (any more).`, {
+        cause: error,
+      });
     }
     throw ioError(error, `opening the lock file ${file}`);
   }

@@ -129,7 +129,8 @@ export class WalkupCollector<C> {
   constructor(options: WalkupOptions = {}) {
     this.maxPhotos = options.maxPhotos ?? 10;
     this.minSpacingMs = options.minSpacingMs ?? 500;
-    if (!Number.isInteger(this.maxPhotos) || this.maxPhotos < 1) throw new RangeError(`maxPhotos must be a whole number of at least 1, got ${this.maxPhotos}`);
+    if (!Number.isInteger(this.maxPhotos) || this.maxPhotos < 1)
+      throw new RangeError(`maxPhotos must be a whole number of at least 1, got ${this.maxPhotos}`);
   }
 
   get frameCount(): number {
@@ -171,42 +172,84 @@ export class WalkupCollector<C> {
    */
   async choose(embed: (crops: C[]) => Promise<Float32Array[]>): Promise<WalkupChoice<C>> {
     const base = { frames: this.frames, clearFrames: this.clearFrames, crowdedFrames: this.crowdedFrames };
-    const facelessReport: PhotoReport[] = this.faceless > 0
-      ? [{ source: this.faceless === 1 ? this.firstFaceless! : `${this.firstFaceless} and ${this.faceless - 1} more frames`, accepted: false, faces: 0,
-        reasons: [{ code: 'no-face', message: this.faceless === 1 ? 'no face in frame' : `no face in ${this.faceless} frames` }] }]
-      : [];
+    const facelessReport: PhotoReport[] =
+      this.faceless > 0
+        ? [
+            {
+              source:
+                this.faceless === 1
+                  ? this.firstFaceless!
+                  : `${this.firstFaceless} and ${this.faceless - 1} more frames`,
+              accepted: false,
+              faces: 0,
+              reasons: [
+                {
+                  code: 'no-face',
+                  message: this.faceless === 1 ? 'no face in frame' : `no face in ${this.faceless} frames`,
+                },
+              ],
+            },
+          ]
+        : [];
     const inFront = this.tracks.filter((t) => t.clear > 0);
     if (inFront.length === 0) {
       if (this.crowdedFrames === 0) return { ...base, refusal: null, crops: [], rejected: facelessReport, people: 0 };
       const most = this.maxCrowd;
       return {
-        ...base, crops: [], rejected: facelessReport, people: 0,
-        refusal: { code: 'ERR_WALKUP_CROWDED', message: `${most} faces of similar size were in view the whole time: walk-up enrols one person; ask the others to step out of view (or back), then try again` },
+        ...base,
+        crops: [],
+        rejected: facelessReport,
+        people: 0,
+        refusal: {
+          code: 'ERR_WALKUP_CROWDED',
+          message: `${most} faces of similar size were in view the whole time: walk-up enrols one person; ask the others to step out of view (or back), then try again`,
+        },
       };
     }
     const people = await this.people(inFront, embed);
     people.sort((a, b) => b.clear - a.clear);
     const [chosen, runnerUp] = people;
-    const crops = chosen.tracks.flatMap((t) => t.good).sort((a, b) => a.timestamp - b.timestamp).slice(0, this.maxPhotos);
+    const crops = chosen.tracks
+      .flatMap((t) => t.good)
+      .sort((a, b) => a.timestamp - b.timestamp)
+      .slice(0, this.maxPhotos);
     const rejected = [
-      ...chosen.tracks.flatMap((t) => t.bad).sort((a, b) => a.timestamp - b.timestamp)
-        .map((c): PhotoReport => ({ source: c.source, accepted: false, faces: 1, reasons: c.face.reasons, quality: c.face.quality })),
+      ...chosen.tracks
+        .flatMap((t) => t.bad)
+        .sort((a, b) => a.timestamp - b.timestamp)
+        .map((c): PhotoReport => ({
+          source: c.source,
+          accepted: false,
+          faces: 1,
+          reasons: c.face.reasons,
+          quality: c.face.quality,
+        })),
       ...facelessReport,
     ];
     const result = {
-      ...base, people: people.length, rejected,
+      ...base,
+      people: people.length,
+      rejected,
       crops: crops.map((c) => ({ source: c.source, crop: c.crop, quality: c.face.quality })),
     };
     if (runnerUp && runnerUp.clear * 2 >= chosen.clear) {
       return {
-        ...result, crops: [],
-        refusal: { code: 'ERR_WALKUP_SEVERAL_PEOPLE', message: `two people took turns in front of the camera (${chosen.clear} and ${runnerUp.clear} frames): walk-up enrols one person; try again with only them in view` },
+        ...result,
+        crops: [],
+        refusal: {
+          code: 'ERR_WALKUP_SEVERAL_PEOPLE',
+          message: `two people took turns in front of the camera (${chosen.clear} and ${runnerUp.clear} frames): walk-up enrols one person; try again with only them in view`,
+        },
       };
     }
     if (chosen.crowded > chosen.clear) {
       return {
-        ...result, crops: [],
-        refusal: { code: 'ERR_WALKUP_CROWDED', message: `another face of similar size was beside the person in front in ${chosen.crowded} of ${chosen.crowded + chosen.clear} frames: walk-up enrols one person; try again with only them in view` },
+        ...result,
+        crops: [],
+        refusal: {
+          code: 'ERR_WALKUP_CROWDED',
+          message: `another face of similar size was beside the person in front in ${chosen.crowded} of ${chosen.crowded + chosen.clear} frames: walk-up enrols one person; try again with only them in view`,
+        },
       };
     }
     return { ...result, refusal: null };
@@ -216,10 +259,12 @@ export class WalkupCollector<C> {
   private match(frame: WalkupFrame<C>): Track<C>[] {
     this.live = this.live.filter((t) => frame.timestamp - t.lastSeen <= TRACK_GAP_MS);
     const pairs: { iou: number; t: number; f: number }[] = [];
-    this.live.forEach((track, t) => frame.faces.forEach((face, f) => {
-      const iou = intersectionOverUnion(track.box, face.box);
-      if (iou >= TRACK_IOU) pairs.push({ iou, t, f });
-    }));
+    this.live.forEach((track, t) =>
+      frame.faces.forEach((face, f) => {
+        const iou = intersectionOverUnion(track.box, face.box);
+        if (iou >= TRACK_IOU) pairs.push({ iou, t, f });
+      }),
+    );
     pairs.sort((a, b) => b.iou - a.iou);
     const out: (Track<C> | undefined)[] = frame.faces.map(() => undefined);
     const taken = new Set<number>();
@@ -231,7 +276,17 @@ export class WalkupCollector<C> {
     return frame.faces.map((face, f) => {
       let track = out[f];
       if (!track) {
-        track = { id: this.nextId++, box: face.box, lastSeen: frame.timestamp, clear: 0, crowded: 0, frames: new Set(), good: [], bad: [], lastTaken: -Infinity };
+        track = {
+          id: this.nextId++,
+          box: face.box,
+          lastSeen: frame.timestamp,
+          clear: 0,
+          crowded: 0,
+          frames: new Set(),
+          good: [],
+          bad: [],
+          lastTaken: -Infinity,
+        };
         this.tracks.push(track);
         this.live.push(track);
       }
@@ -243,21 +298,30 @@ export class WalkupCollector<C> {
 
   /** Joins tracks of one person: never in one frame together, and crops that agree. */
   private async people(tracks: Track<C>[], embed: (crops: C[]) => Promise<Float32Array[]>) {
-    const means = await Promise.all(tracks.map(async (t) => {
-      const crops = [...t.good, ...t.bad].map((c) => c.crop);
-      if (crops.length === 0) return null;
-      const embeddings = await embed(crops);
-      const sum = new Float64Array(embeddings[0].length);
-      for (const e of embeddings) { const u = l2normalize(e); for (let i = 0; i < u.length; i++) sum[i] += u[i]; }
-      return l2normalize(sum);
-    }));
+    const means = await Promise.all(
+      tracks.map(async (t) => {
+        const crops = [...t.good, ...t.bad].map((c) => c.crop);
+        if (crops.length === 0) return null;
+        const embeddings = await embed(crops);
+        const sum = new Float64Array(embeddings[0].length);
+        for (const e of embeddings) {
+          const u = l2normalize(e);
+          for (let i = 0; i < u.length; i++) sum[i] += u[i];
+        }
+        return l2normalize(sum);
+      }),
+    );
     const groups: { tracks: Track<C>[]; means: (Float32Array | null)[]; clear: number; crowded: number }[] = [];
     tracks.forEach((track, i) => {
       const mean = means[i];
-      const group = mean && groups.find((g) => g.tracks.every((other, j) => {
-        const m = g.means[j];
-        return m !== null && !overlaps(track.frames, other.frames) && dot(m, mean) >= SAME_PERSON_COSINE;
-      }));
+      const group =
+        mean &&
+        groups.find((g) =>
+          g.tracks.every((other, j) => {
+            const m = g.means[j];
+            return m !== null && !overlaps(track.frames, other.frames) && dot(m, mean) >= SAME_PERSON_COSINE;
+          }),
+        );
       if (group) {
         group.tracks.push(track);
         group.means.push(mean);

@@ -117,7 +117,10 @@ function shortHash(text: string): string {
 export function slugId(name: string): string {
   const nfc = name.normalize('NFC').trim();
   const folded = nfc.normalize('NFKD').replace(/\p{M}+/gu, '');
-  const base = folded.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  const base = folded
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
   const lossy = /[^A-Za-z0-9 _.-]/.test(folded) || base.length > MAX_SLUG || base.length === 0;
   const cut = base.slice(0, MAX_SLUG).replace(/_+$/, '');
   return lossy ? `${cut || 'id'}_${shortHash(nfc)}` : cut;
@@ -138,7 +141,8 @@ export function prettyName(camera: string): string {
 export function topicPrefixProblem(prefix: string): string | null {
   if (prefix.length === 0) return 'is empty';
   if (/[+#]/.test(prefix)) return 'contains an MQTT wildcard (+ or #)';
-  if (prefix.split('/').some((level) => level.length === 0)) return 'has an empty level (leading, trailing or double "/")';
+  if (prefix.split('/').some((level) => level.length === 0))
+    return 'has an empty level (leading, trailing or double "/")';
   if (/\p{Cc}/u.test(prefix)) return 'contains control characters';
   return null;
 }
@@ -182,7 +186,9 @@ export const personKey = {
  */
 export function eventTypes(people: readonly HaPerson[], ignoredPeople = false): string[] {
   const names = [...new Set(people.map((p) => p.name))].sort((a, b) => a.localeCompare(b));
-  const fixed = Object.values(HA_VISITS).flatMap((rule: HaVisitRule) => (rule.eventType === null ? [] : [rule.eventType]));
+  const fixed = Object.values(HA_VISITS).flatMap((rule: HaVisitRule) =>
+    rule.eventType === null ? [] : [rule.eventType],
+  );
   return [...new Set([...names, ...fixed.filter((type) => ignoredPeople || type !== IGNORED_EVENT_TYPE)])];
 }
 
@@ -283,7 +289,13 @@ export function buildDeviceDiscovery(options: HaDeviceOptions): { topic: string;
   return {
     topic: t.discovery,
     payload: {
-      dev: { ids: [`coral_face_${deviceId}`], name: options.deviceName, mf: MANUFACTURER, mdl: MODEL, sw: options.swVersion },
+      dev: {
+        ids: [`coral_face_${deviceId}`],
+        name: options.deviceName,
+        mf: MANUFACTURER,
+        mdl: MODEL,
+        sw: options.swVersion,
+      },
       o: { name: ORIGIN_NAME, sw: options.swVersion },
       availability: [{ topic: t.status, payload_available: 'online', payload_not_available: 'offline' }],
       qos: 1,
@@ -332,18 +344,24 @@ export function triggerSubtypes(payload: unknown): Map<string, string> {
 
 /** A component entry that only says its platform: HA's way to remove it from a device. */
 export function isRemovalEntry(component: unknown): boolean {
-  return !!component && typeof component === 'object' && Object.keys(component).length === 1
-    && typeof (component as Component).p === 'string';
+  return (
+    !!component &&
+    typeof component === 'object' &&
+    Object.keys(component).length === 1 &&
+    typeof (component as Component).p === 'string'
+  );
 }
 
 /** key → platform of the live components of a (parsed) device payload; removal entries excluded. */
 export function componentPlatforms(payload: unknown): Map<string, string> {
   const out = new Map<string, string>();
-  const cmps = (payload as { cmps?: unknown; components?: unknown } | null)?.cmps
-    ?? (payload as { components?: unknown } | null)?.components;
+  const cmps =
+    (payload as { cmps?: unknown; components?: unknown } | null)?.cmps ??
+    (payload as { components?: unknown } | null)?.components;
   if (!cmps || typeof cmps !== 'object') return out;
   for (const [key, value] of Object.entries(cmps as Record<string, unknown>)) {
-    const platform = (value as { p?: unknown; platform?: unknown } | null)?.p ?? (value as { platform?: unknown } | null)?.platform;
+    const platform =
+      (value as { p?: unknown; platform?: unknown } | null)?.p ?? (value as { platform?: unknown } | null)?.platform;
     if (typeof platform === 'string' && !isRemovalEntry(value)) out.set(key, platform);
   }
   return out;
@@ -367,7 +385,12 @@ export function removalStep(next: DeviceDiscovery, previous: ReadonlyMap<string,
 /** Whether a retained device payload was published by us for this base topic (so it is ours to update). */
 export function isOurDiscovery(payload: unknown, baseTopic: string): boolean {
   const p = payload as { o?: { name?: unknown }; availability?: { topic?: unknown }[] } | null;
-  return !!p && p.o?.name === ORIGIN_NAME && Array.isArray(p.availability) && p.availability[0]?.topic === statusTopic(baseTopic);
+  return (
+    !!p &&
+    p.o?.name === ORIGIN_NAME &&
+    Array.isArray(p.availability) &&
+    p.availability[0]?.topic === statusTopic(baseTopic)
+  );
 }
 
 /** People as a previous payload announced them (presence components), for running without a gallery. */
@@ -431,7 +454,11 @@ export interface FaceEventPayload {
  * needs `event_type` (one of event_types); every other key becomes an event
  * attribute, and in a device trigger automation `trigger.payload_json`.
  */
-export function faceEventPayload(visit: VisitPayload & { event: HaVisitEvent }, personId: string | null, camera: string): FaceEventPayload {
+export function faceEventPayload(
+  visit: VisitPayload & { event: HaVisitEvent },
+  personId: string | null,
+  camera: string,
+): FaceEventPayload {
   const rule: HaVisitRule = HA_VISITS[visit.event];
   return {
     event_type: rule.eventType ?? visit.name,
@@ -450,6 +477,12 @@ export function faceEventPayload(visit: VisitPayload & { event: HaVisitEvent }, 
 /** Accepts what imprint-classify sends on output 1, nothing else. */
 export function isVisitPayload(value: unknown): value is VisitPayload {
   const v = value as Partial<VisitPayload> | null;
-  return !!v && typeof v === 'object' && typeof v.event === 'string' && (v.event === 'left' || Object.hasOwn(HA_VISITS, v.event))
-    && typeof v.name === 'string' && typeof v.trackId === 'string';
+  return (
+    !!v &&
+    typeof v === 'object' &&
+    typeof v.event === 'string' &&
+    (v.event === 'left' || Object.hasOwn(HA_VISITS, v.event)) &&
+    typeof v.name === 'string' &&
+    typeof v.trackId === 'string'
+  );
 }

@@ -11,7 +11,10 @@ export class PresenceTracker {
   private readonly on = new Map<string, Set<string>>(); // device → personIds ON
   private readonly timers = new Map<string, NodeJS.Timeout>();
 
-  constructor(private readonly offDelayMs: number, private readonly changed: (deviceId: string, personId: string, on: boolean) => void) {}
+  constructor(
+    private readonly offDelayMs: number,
+    private readonly changed: (deviceId: string, personId: string, on: boolean) => void,
+  ) {}
 
   recognized(deviceId: string, personId: string, trackId: string): void {
     const tracks = this.tracksOf(deviceId);

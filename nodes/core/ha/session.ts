@@ -486,7 +486,12 @@ export class HaSession {
 
   private people(): HaPerson[] {
     const gallery = this.options.gallery;
-    return gallery ? gallery.listPeople().filter((p) => !p.ignored).map((p) => ({ id: p.id, name: p.name })) : [...this.seenPeople.values()];
+    return gallery
+      ? gallery
+          .listPeople()
+          .filter((p) => !p.ignored)
+          .map((p) => ({ id: p.id, name: p.name }))
+      : [...this.seenPeople.values()];
   }
 
   private personIdFor(name: string): string | null {
@@ -697,7 +702,8 @@ export class HaSession {
   private async onVisit(visit: VisitPayload, image: unknown, topic: unknown): Promise<void> {
     const camera = visit.camera || cameraFromTopic(topic);
     // Keyed by name too: a corrected track sends a second decision (and its left) under the same trackId.
-    if (!this.firstTime(`${this.deviceIdFor(camera)}\u0000${visit.trackId}\u0000${visit.event}\u0000${visit.name}`)) return;
+    if (!this.firstTime(`${this.deviceIdFor(camera)}\u0000${visit.trackId}\u0000${visit.event}\u0000${visit.name}`))
+      return;
     // Offline, the states are still kept (and published on reconnect); the event is not.
     const device = this.connected ? await this.ensureDevice(camera) : this.localDevice(camera);
     if (visit.event === 'left') {

@@ -31,7 +31,10 @@ export interface Identification {
 export class EmbedderMismatchError extends Error {
   override readonly name = 'EmbedderMismatchError';
   readonly code = 'ERR_EMBEDDER_MISMATCH';
-  constructor(readonly got: string, readonly want: string) {
+  constructor(
+    readonly got: string,
+    readonly want: string,
+  ) {
     super(`the embedding comes from ${got}; this gallery is loaded for ${want}`);
   }
 }
@@ -65,7 +68,11 @@ export class Recognizer extends EventEmitter {
     void this.load(false).catch((error) => this.emit('error', error));
   };
 
-  private constructor(readonly gallery: Gallery, readonly embedder: Embedder, private options: ImprintedHeadOptions) {
+  private constructor(
+    readonly gallery: Gallery,
+    readonly embedder: Embedder,
+    private options: ImprintedHeadOptions,
+  ) {
     super();
   }
 
@@ -154,11 +161,20 @@ export class Recognizer extends EventEmitter {
           head: ImprintedHead.fromEmbeddings(byPerson, this.options),
           negatives: new Map([...negatives].map(([person, vectors]) => [person, vectors.map((v) => l2normalize(v))])),
         });
-        this.ignored = new Set(this.gallery.listPeople().filter((p) => p.ignored).map((p) => p.id));
+        this.ignored = new Set(
+          this.gallery
+            .listPeople()
+            .filter((p) => p.ignored)
+            .map((p) => p.id),
+        );
         this.names = new Map(this.gallery.listPeople().map((p) => [p.id, p.name]));
       } while (this.stale || !this.heads.has(this.embedder.id));
-    })().finally(() => { this.reloading = null; });
-    return this.reloading.then(() => { this.emit('reload', this.people()); });
+    })().finally(() => {
+      this.reloading = null;
+    });
+    return this.reloading.then(() => {
+      this.emit('reload', this.people());
+    });
   }
 
   /**
@@ -179,13 +195,16 @@ export class Recognizer extends EventEmitter {
    * EmbedderMismatchError (call ready(id) first).
    */
   identify(embedding: Float32Array, embedderId?: string): Identification {
-    const loaded = embedderId === undefined ? this.heads.get(this.embedder.id) ?? [...this.heads.values()][0] : this.heads.get(embedderId);
+    const loaded =
+      embedderId === undefined
+        ? (this.heads.get(this.embedder.id) ?? [...this.heads.values()][0])
+        : this.heads.get(embedderId);
     if (!loaded) {
       if (embedderId !== undefined) throw new EmbedderMismatchError(embedderId, this.embedder.id);
       throw new Error('the recognizer has no head loaded (open() loads one)');
     }
     const c = loaded.head.classify(embedding);
-    const nameOf = (id: string | null) => (id === null ? null : this.names.get(id) ?? id);
+    const nameOf = (id: string | null) => (id === null ? null : (this.names.get(id) ?? id));
     let personId = c.personId;
     let unknownReason: RecognizerUnknownReason | null = c.unknownReason;
     if (personId !== null && this.vetoed(loaded, personId, embedding, c.cosine)) {

@@ -49,10 +49,14 @@ export class TrackerRegistry<E, T extends RegisteredTracker<E> = RegisteredTrack
   /** Map order is use order: least recently used first. */
   private readonly entries = new Map<string, Entry<T>>();
 
-  constructor(private readonly create: (key: string) => T, options: TrackerRegistryOptions = {}) {
+  constructor(
+    private readonly create: (key: string) => T,
+    options: TrackerRegistryOptions = {},
+  ) {
     this.maxTrackers = options.maxTrackers ?? DEFAULT_MAX_TRACKERS;
     this.idleMs = options.idleMs ?? DEFAULT_TRACKER_IDLE_MS;
-    if (!Number.isInteger(this.maxTrackers) || this.maxTrackers < 1) throw new RangeError(`maxTrackers must be a whole number of at least 1, got ${this.maxTrackers}`);
+    if (!Number.isInteger(this.maxTrackers) || this.maxTrackers < 1)
+      throw new RangeError(`maxTrackers must be a whole number of at least 1, got ${this.maxTrackers}`);
     if (!(this.idleMs >= 0)) throw new RangeError(`idleMs must be at least 0, got ${this.idleMs}`);
   }
 

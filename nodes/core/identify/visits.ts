@@ -298,7 +298,8 @@ export class VisitTracker<C = unknown> {
   }
 
   private advance(timestampMs: number): number {
-    if (!Number.isFinite(timestampMs)) throw new TypeError(`timestamp must be a finite number of ms, got ${timestampMs}`);
+    if (!Number.isFinite(timestampMs))
+      throw new TypeError(`timestamp must be a finite number of ms, got ${timestampMs}`);
     this.clock = Math.max(this.clock, timestampMs);
     return this.clock;
   }
@@ -323,7 +324,13 @@ export class VisitTracker<C = unknown> {
     return track;
   }
 
-  private observe(track: Track<C>, now: number, face: TrackedFace<C>, unit: Float32Array | null, events: VisitEvent<C>[]): void {
+  private observe(
+    track: Track<C>,
+    now: number,
+    face: TrackedFace<C>,
+    unit: Float32Array | null,
+    events: VisitEvent<C>[],
+  ): void {
     // Copy: callers may reuse their box objects between frames.
     const box = { ...face.box };
     track.box = box;
@@ -332,7 +339,8 @@ export class VisitTracker<C = unknown> {
     if (unit === null) return;
 
     track.sum ??= new Float64Array(unit.length);
-    if (unit.length !== track.sum.length) throw new RangeError(`embedding has ${unit.length} values, the track holds ${track.sum.length}`);
+    if (unit.length !== track.sum.length)
+      throw new RangeError(`embedding has ${unit.length} values, the track holds ${track.sum.length}`);
     for (let i = 0; i < unit.length; i++) track.sum[i] += unit[i];
     track.frames++;
     track.samples.push({ unit, box, crop: face.crop });
@@ -342,7 +350,10 @@ export class VisitTracker<C = unknown> {
     const reading = this.identify(mean);
     const name = reading.known ? reading.name : UNKNOWN;
     if (name === track.reading) track.streak++;
-    else { track.reading = name; track.streak = 1; }
+    else {
+      track.reading = name;
+      track.streak = 1;
+    }
     const needed = name === UNKNOWN ? this.unknownFrames : this.confirmFrames;
     if (track.streak < needed || name === track.decided || track.announced.has(name)) return;
     this.decide(track, name, reading, now, events);
@@ -365,7 +376,14 @@ export class VisitTracker<C = unknown> {
       track.visit = open;
       return;
     }
-    const visit: Visit = { name, trackId: track.id, firstSeen: track.firstSeen, lastSeen: track.lastSeen, recognizedAt: now, liveTracks: 1 };
+    const visit: Visit = {
+      name,
+      trackId: track.id,
+      firstSeen: track.firstSeen,
+      lastSeen: track.lastSeen,
+      recognizedAt: now,
+      liveTracks: 1,
+    };
     this.visits.set(name, visit);
     track.visit = visit;
     events.push({ type: 'recognized', name, ...this.snapshot(track, track.firstSeen, reading, name, revises) });
@@ -393,23 +411,43 @@ export class VisitTracker<C = unknown> {
    * (highest cosine to their weight), for a stranger the largest; frames with
    * a crop first.
    */
-  private snapshot(track: Track<C>, firstSeen: number, reading: FrameIdentity, name: string, revises: string | undefined): EventSnapshot<C> {
+  private snapshot(
+    track: Track<C>,
+    firstSeen: number,
+    reading: FrameIdentity,
+    name: string,
+    revises: string | undefined,
+  ): EventSnapshot<C> {
     let best = track.samples[track.samples.length - 1];
     let bestScore = -Infinity;
     for (const sample of track.samples) {
-      const score = (sample.crop !== undefined ? 10 : 0)
-        + (name === UNKNOWN ? sample.box.width * sample.box.height / 1e9 : this.identify(sample.unit).cosine);
-      if (score > bestScore) { best = sample; bestScore = score; }
+      const score =
+        (sample.crop !== undefined ? 10 : 0) +
+        (name === UNKNOWN ? (sample.box.width * sample.box.height) / 1e9 : this.identify(sample.unit).cosine);
+      if (score > bestScore) {
+        best = sample;
+        bestScore = score;
+      }
     }
     return {
-      trackId: track.id, cosine: reading.cosine, confidence: reading.confidence, firstSeen, box: best.box, crop: best.crop,
+      trackId: track.id,
+      cosine: reading.cosine,
+      confidence: reading.confidence,
+      firstSeen,
+      box: best.box,
+      crop: best.crop,
       ...(revises !== undefined ? { revises } : {}),
     };
   }
 
   private left(trackId: string, name: string, firstSeen: number, lastSeen: number, revisedTo?: string): LeftEvent {
     return {
-      type: 'left', trackId, name, firstSeen, lastSeen, duration: lastSeen - firstSeen,
+      type: 'left',
+      trackId,
+      name,
+      firstSeen,
+      lastSeen,
+      duration: lastSeen - firstSeen,
       ...(revisedTo !== undefined ? { revisedTo } : {}),
     };
   }

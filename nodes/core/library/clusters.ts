@@ -43,7 +43,8 @@ export class UnknownClusters {
   private dimension: number | null = null;
 
   constructor(readonly joinCosine = DEFAULT_JOIN_COSINE) {
-    if (!(joinCosine > -1 && joinCosine < 1)) throw new RangeError(`joinCosine must be between -1 and 1 (got ${joinCosine})`);
+    if (!(joinCosine > -1 && joinCosine < 1))
+      throw new RangeError(`joinCosine must be between -1 and 1 (got ${joinCosine})`);
   }
 
   get size(): number {
@@ -62,7 +63,10 @@ export class UnknownClusters {
     let bestCosine = -Infinity;
     for (const cluster of this.clusters.values()) {
       const cosine = dot(unit, this.centroidOf(cluster));
-      if (cosine > bestCosine) { best = cluster; bestCosine = cosine; }
+      if (cosine > bestCosine) {
+        best = cluster;
+        bestCosine = cosine;
+      }
     }
     let target: State;
     if (best && bestCosine >= this.joinCosine) {
@@ -137,7 +141,10 @@ export class UnknownClusters {
       const centroid = this.centroidOf(survivor);
       let other: State | null = null;
       for (const cluster of this.clusters.values()) {
-        if (cluster !== survivor && dot(centroid, this.centroidOf(cluster)) >= this.joinCosine) { other = cluster; break; }
+        if (cluster !== survivor && dot(centroid, this.centroidOf(cluster)) >= this.joinCosine) {
+          other = cluster;
+          break;
+        }
       }
       if (!other) return survivor;
       // The older cluster keeps its id: it is the one the user may already be looking at.

@@ -21,9 +21,16 @@ export async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
-export async function writeFileAtomic(target: string, data: Uint8Array | string, options: { syncDir?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(
+  target: string,
+  data: Uint8Array | string,
+  options: { syncDir?: boolean } = {},
+): Promise<void> {
   const dir = path.dirname(target);
-  const temp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`);
+  const temp = path.join(
+    dir,
+    `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`,
+  );
   try {
     const handle = await fsp.open(temp, 'wx', 0o644);
     try {

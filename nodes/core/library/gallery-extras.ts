@@ -27,7 +27,12 @@ export class GalleryExtras extends EventEmitter<{ change: [ExtrasChange] }> impl
   }
 
   ignoredIds(): ReadonlySet<string> {
-    return new Set(this.gallery.listPeople().filter((p) => p.ignored).map((p) => p.id));
+    return new Set(
+      this.gallery
+        .listPeople()
+        .filter((p) => p.ignored)
+        .map((p) => p.id),
+    );
   }
 
   async setIgnored(personId: string, ignored: boolean): Promise<void> {

@@ -76,8 +76,11 @@ export const CLOSE_WEIGHTS_COSINE = 0.45;
 const GRID = { from: 0.2, to: 0.9, step: 0.01 };
 const SUGGEST_RANGE = { min: 0.3, max: 0.8 };
 
-export function galleryHealth(people: readonly HealthPersonInput[], strangers: readonly Float32Array[],
-  options: { targetFpir?: number } = {}): GalleryHealth {
+export function galleryHealth(
+  people: readonly HealthPersonInput[],
+  strangers: readonly Float32Array[],
+  options: { targetFpir?: number } = {},
+): GalleryHealth {
   const targetFpir = options.targetFpir ?? DEFAULT_TARGET_FPIR;
   const units = people.map((p) => p.embeddings.map((e) => l2normalize(e)));
   const dimension = units.find((u) => u.length > 0)?.[0].length ?? 0;
@@ -122,9 +125,12 @@ export function galleryHealth(people: readonly HealthPersonInput[], strangers: r
     const warnings: string[] = [];
     const closest = nearest as PersonHealth['nearest'];
     if (closest && closest.cosine >= CLOSE_WEIGHTS_COSINE) {
-      warnings.push(`${person.name}'s photos are close to ${closest.name}'s: ${closest.cosine.toFixed(2)} — add better photos of both`);
+      warnings.push(
+        `${person.name}'s photos are close to ${closest.name}'s: ${closest.cosine.toFixed(2)} — add better photos of both`,
+      );
     }
-    if (person.files.length < 3) warnings.push(`only ${person.files.length} photo(s): add a few more, from different days and angles`);
+    if (person.files.length < 3)
+      warnings.push(`only ${person.files.length} photo(s): add a few more, from different days and angles`);
     if (top1Rate !== null && top1Rate < 1) {
       const lost = scored.filter((photo) => !photo.top1).length;
       warnings.push(`${lost} of ${scored.length} photos would be taken for someone else: check or delete them`);
@@ -132,12 +138,14 @@ export function galleryHealth(people: readonly HealthPersonInput[], strangers: r
     return { id: person.id, name: person.name, photos, top1Rate, meanCosine, nearest: closest, warnings };
   });
 
-  const strangerScores = strangers.map((embedding) => {
-    const unit = l2normalize(embedding);
-    let best = -1;
-    for (const w of weights) if (w && w.length === unit.length) best = Math.max(best, dot(unit, w));
-    return best;
-  }).filter((score) => score > -1);
+  const strangerScores = strangers
+    .map((embedding) => {
+      const unit = l2normalize(embedding);
+      let best = -1;
+      for (const w of weights) if (w && w.length === unit.length) best = Math.max(best, dot(unit, w));
+      return best;
+    })
+    .filter((score) => score > -1);
 
   const impostorScores = [...strangerScores, ...otherPeople];
   const curve: CurvePoint[] = [];
@@ -151,16 +159,21 @@ export function galleryHealth(people: readonly HealthPersonInput[], strangers: r
   if (genuine.length < MIN_GENUINE_SCORES) {
     basis = `needs at least ${MIN_GENUINE_SCORES} photos of people with two photos or more (has ${genuine.length})`;
   } else if (impostorScores.length < MIN_IMPOSTOR_SCORES) {
-    basis = `needs at least ${MIN_IMPOSTOR_SCORES} stranger faces or photos of other people (has ${impostorScores.length}); ` +
+    basis =
+      `needs at least ${MIN_IMPOSTOR_SCORES} stranger faces or photos of other people (has ${impostorScores.length}); ` +
       'let the cameras see a few strangers, or enrol more people';
   } else {
-    const point = curve.find((c) => c.threshold >= SUGGEST_RANGE.min && c.threshold <= SUGGEST_RANGE.max && c.fpir <= targetFpir);
+    const point = curve.find(
+      (c) => c.threshold >= SUGGEST_RANGE.min && c.threshold <= SUGGEST_RANGE.max && c.fpir <= targetFpir,
+    );
     if (point) {
       suggestion = { threshold: point.threshold, tpir: point.tpir, fpir: point.fpir };
-      basis = `${genuine.length} photos of your people against ${strangerScores.length} stranger faces and ` +
+      basis =
+        `${genuine.length} photos of your people against ${strangerScores.length} stranger faces and ` +
         `${otherPeople.length} photos of other people`;
     } else {
-      basis = `no threshold up to ${SUGGEST_RANGE.max} keeps strangers under ${Math.round(targetFpir * 100)} %: some "strangers" may be ` +
+      basis =
+        `no threshold up to ${SUGGEST_RANGE.max} keeps strangers under ${Math.round(targetFpir * 100)} %: some "strangers" may be ` +
         'people you know (name them under Unknown people), or two people look alike (see the advice below)';
     }
   }

@@ -21,7 +21,13 @@ import { CodedError } from '../common/errors';
 import { UnknownClusters } from './clusters';
 import type { PeopleExtras } from './gallery-port';
 import { galleryHealth, type GalleryHealth } from './health';
-import { checkRecognitionValue, checkVisitSettings, readLibrarySettings, writeLibrarySettings, type LibrarySettings } from './settings';
+import {
+  checkRecognitionValue,
+  checkVisitSettings,
+  readLibrarySettings,
+  writeLibrarySettings,
+  type LibrarySettings,
+} from './settings';
 import { exportPeople, importPeople } from './transfer';
 import { kindOf, VisitStore, type VisitInput, type VisitPage, type VisitQuery, type VisitRecord } from './visit-store';
 
@@ -89,8 +95,13 @@ export class FaceLibrary {
     for (const record of store.all()) library.cluster(record);
     library.unsubscribe.push(
       store.onAdded((record) => library.cluster(record)),
-      store.onRemoved((ids) => { for (const id of ids) library.clusters.remove(id); }),
-      store.onLabelled((record) => { if (record.resolved) library.clusters.remove(record.id); else library.cluster(record); }),
+      store.onRemoved((ids) => {
+        for (const id of ids) library.clusters.remove(id);
+      }),
+      store.onLabelled((record) => {
+        if (record.resolved) library.clusters.remove(record.id);
+        else library.cluster(record);
+      }),
     );
     return library;
   }
@@ -132,14 +143,21 @@ export class FaceLibrary {
         firstSeen: cluster.firstSeen,
         lastSeen: cluster.lastSeen,
         cameras: [...new Set(records.map((r) => r.camera))].sort(),
-        crops: records.filter((r) => r.hasCrop).slice(0, 12).map((r) => r.id),
+        crops: records
+          .filter((r) => r.hasCrop)
+          .slice(0, 12)
+          .map((r) => r.id),
       };
     });
   }
 
   private clusterMembers(clusterId: string): VisitRecord[] {
     const cluster = this.clusters.get(clusterId);
-    if (!cluster) throw new LibraryError('ERR_NOT_FOUND', `No unknown group '${clusterId}' (it may have been named or deleted meanwhile).`);
+    if (!cluster)
+      throw new LibraryError(
+        'ERR_NOT_FOUND',
+        `No unknown group '${clusterId}' (it may have been named or deleted meanwhile).`,
+      );
     return cluster.members.map((id) => this.store.get(id)).filter((r): r is VisitRecord => !!r);
   }
 
@@ -148,17 +166,29 @@ export class FaceLibrary {
    * an existing one (`mode` makes the choice explicit: a name that exists is never joined by
    * accident), with the enrolment's per-crop result. `ignore` makes the person a known-but-silent one.
    */
-  async nameCluster(clusterId: string, name: string, mode: 'new' | 'existing', options: { ignore?: boolean } = {}): Promise<NameResult> {
+  async nameCluster(
+    clusterId: string,
+    name: string,
+    mode: 'new' | 'existing',
+    options: { ignore?: boolean } = {},
+  ): Promise<NameResult> {
     const members = this.clusterMembers(clusterId);
     const gallery = await this.deps.gallery();
     const existing = gallery.getPerson(String(name ?? ''));
     if (mode === 'new' && existing) {
-      throw new LibraryError('ERR_CONFLICT', `'${existing.name}' is already in the gallery: choose "add to ${existing.name}" to add these faces to them, or another name.`);
+      throw new LibraryError(
+        'ERR_CONFLICT',
+        `'${existing.name}' is already in the gallery: choose "add to ${existing.name}" to add these faces to them, or another name.`,
+      );
     }
-    if (mode === 'existing' && !existing) throw new LibraryError('ERR_NOT_FOUND', `There is no '${name}' in the gallery to add to.`);
+    if (mode === 'existing' && !existing)
+      throw new LibraryError('ERR_NOT_FOUND', `There is no '${name}' in the gallery to add to.`);
     const withCrops = members.filter((r) => r.hasCrop).slice(0, MAX_CROPS_PER_NAMING);
     if (withCrops.length === 0) {
-      throw new LibraryError('ERR_NO_IMAGES', 'These visits have no face images (face images are off, or were pruned): nothing to enrol.');
+      throw new LibraryError(
+        'ERR_NO_IMAGES',
+        'These visits have no face images (face images are off, or were pruned): nothing to enrol.',
+      );
     }
     const crops: { source: string; crop: RgbImage; quality: CropQuality; visit: string }[] = [];
     const seen = new Set<string>();
@@ -193,7 +223,11 @@ export class FaceLibrary {
     if (options.ignore) await this.extras.setIgnored(person.id, true);
     else if (this.extras.extrasOf(person.id).ignored) await this.extras.setIgnored(person.id, false);
     const label = options.ignore ? `ignored as ${person.name}` : `named ${person.name}`;
-    await this.store.label(members.map((r) => r.id), label, { resolved: true, resolvedAs: person.id });
+    await this.store.label(
+      members.map((r) => r.id),
+      label,
+      { resolved: true, resolvedAs: person.id },
+    );
     return { ...nameReport(result, crops), person: { id: person.id, name: person.name }, ignored: !!options.ignore };
   }
 
@@ -218,19 +252,34 @@ export class FaceLibrary {
     const person = gallery.getPerson(record.personId);
     if (!person) throw new LibraryError('ERR_NOT_FOUND', `'${record.name}' is no longer in the gallery.`);
     const jpeg = await this.store.readCrop(visitId);
-    if (!jpeg) throw new LibraryError('ERR_NO_IMAGES', 'This visit has no face image (face images are off or it was pruned): it cannot be a negative example.');
-    await this.extras.addNegatives(person.id, [{ image: await decodeImage(jpeg), source: `not ${person.name}: visit ${record.trackId}` }]);
+    if (!jpeg)
+      throw new LibraryError(
+        'ERR_NO_IMAGES',
+        'This visit has no face image (face images are off or it was pruned): it cannot be a negative example.',
+      );
+    await this.extras.addNegatives(person.id, [
+      { image: await decodeImage(jpeg), source: `not ${person.name}: visit ${record.trackId}` },
+    ]);
     await this.store.label([visitId], `not ${person.name}`, { corrected: true });
     return { person: person.name, cluster: this.clusters.clusterIdOf(visitId) ?? null };
   }
 
   // ---------------------------------------------------------------- people
 
-  async people(): Promise<{ id: string; name: string; photos: number; negatives: number; ignored: boolean; updatedAt: string }[]> {
+  async people(): Promise<
+    { id: string; name: string; photos: number; negatives: number; ignored: boolean; updatedAt: string }[]
+  > {
     const gallery = await this.deps.gallery();
     return gallery.listPeople().map((p) => {
       const own = this.extras.extrasOf(p.id);
-      return { id: p.id, name: p.name, photos: p.crops.length, negatives: own.negatives.length, ignored: own.ignored, updatedAt: p.updatedAt };
+      return {
+        id: p.id,
+        name: p.name,
+        photos: p.crops.length,
+        negatives: own.negatives.length,
+        ignored: own.ignored,
+        updatedAt: p.updatedAt,
+      };
     });
   }
 
@@ -248,11 +297,25 @@ export class FaceLibrary {
       updatedAt: person.updatedAt,
       photos: person.crops.map((crop) => {
         const score = scores?.photos.find((p) => p.file === crop.file);
-        return { file: crop.file, addedAt: crop.addedAt, source: crop.source ?? null, quality: crop.quality ?? null,
-          cosine: score?.cosine ?? null, top1: score?.top1 ?? null, nearest: score?.nearest ?? null };
+        return {
+          file: crop.file,
+          addedAt: crop.addedAt,
+          source: crop.source ?? null,
+          quality: crop.quality ?? null,
+          cosine: score?.cosine ?? null,
+          top1: score?.top1 ?? null,
+          nearest: score?.nearest ?? null,
+        };
       }),
       negatives: own.negatives,
-      health: scores ? { top1Rate: scores.top1Rate, meanCosine: scores.meanCosine, nearest: scores.nearest, warnings: scores.warnings } : null,
+      health: scores
+        ? {
+            top1Rate: scores.top1Rate,
+            meanCosine: scores.meanCosine,
+            nearest: scores.nearest,
+            warnings: scores.warnings,
+          }
+        : null,
     };
   }
 
@@ -261,7 +324,8 @@ export class FaceLibrary {
     const gallery = await this.deps.gallery();
     const person = this.requirePerson(gallery, nameOrId);
     // Only a file the index lists is read: nothing else of the folder is reachable from here.
-    if (!person.crops.some((c) => c.file === file)) throw new LibraryError('ERR_NOT_FOUND', `'${person.name}' has no photo '${file}'.`);
+    if (!person.crops.some((c) => c.file === file))
+      throw new LibraryError('ERR_NOT_FOUND', `'${person.name}' has no photo '${file}'.`);
     return fsp.readFile(path.join(gallery.dir, 'people', person.id, file));
   }
 
@@ -279,13 +343,21 @@ export class FaceLibrary {
    * (same errors), detected, aligned and quality-checked; the report says per photo what was
    * accepted and why anything was not. Nothing is saved unless enough photos pass.
    */
-  async upload(name: string, mode: 'new' | 'existing', files: { name: string; bytes: Buffer }[]): Promise<UploadResult> {
+  async upload(
+    name: string,
+    mode: 'new' | 'existing',
+    files: { name: string; bytes: Buffer }[],
+  ): Promise<UploadResult> {
     const gallery = await this.deps.gallery();
     const existing = gallery.getPerson(String(name ?? ''));
     if (mode === 'new' && existing) {
-      throw new LibraryError('ERR_CONFLICT', `'${existing.name}' is already in the gallery: open them to add photos, or pick another name.`);
+      throw new LibraryError(
+        'ERR_CONFLICT',
+        `'${existing.name}' is already in the gallery: open them to add photos, or pick another name.`,
+      );
     }
-    if (mode === 'existing' && !existing) throw new LibraryError('ERR_NOT_FOUND', `There is no '${name}' in the gallery.`);
+    if (mode === 'existing' && !existing)
+      throw new LibraryError('ERR_NOT_FOUND', `There is no '${name}' in the gallery.`);
     if (files.length === 0) throw new LibraryError('ERR_BAD_REQUEST', 'No photos in the upload.');
     const reports: UploadResult['photos'] = files.map((f) => ({ file: f.name, accepted: false, reasons: [] }));
     const decoded: { source: string; image: RgbImage; index: number }[] = [];
@@ -294,16 +366,25 @@ export class FaceLibrary {
         decoded.push({ source: file.name, image: await decodeImage(file.bytes), index });
       } catch (error) {
         const e = error as ImageError;
-        reports[index].reasons.push({ code: e.code ?? 'ERR_IMAGE_CORRUPT', message: e.message.replace(/image buffer \(\d+ bytes\)/, file.name) });
+        reports[index].reasons.push({
+          code: e.code ?? 'ERR_IMAGE_CORRUPT',
+          message: e.message.replace(/image buffer \(\d+ bytes\)/, file.name),
+        });
       }
     }
-    if (decoded.length === 0) return { ok: false, message: 'None of the files is a readable photo.', person: null, photos: reports };
+    if (decoded.length === 0)
+      return { ok: false, message: 'None of the files is a readable photo.', person: null, photos: reports };
     const pipeline = await this.deps.pipeline();
     let result: EnrolResult;
     let message: string | undefined;
     try {
-      result = await enrolPerson(pipeline, gallery, existing?.name ?? name, decoded.map((d) => ({ source: d.source, image: d.image })),
-        { mode: mode === 'new' ? 'new' : 'add', ...(await this.deps.recognition()) });
+      result = await enrolPerson(
+        pipeline,
+        gallery,
+        existing?.name ?? name,
+        decoded.map((d) => ({ source: d.source, image: d.image })),
+        { mode: mode === 'new' ? 'new' : 'add', ...(await this.deps.recognition()) },
+      );
     } catch (error) {
       if (!(error instanceof EnrolError)) throw error;
       result = error.result;
@@ -319,7 +400,8 @@ export class FaceLibrary {
   async removePhoto(nameOrId: string, file: string): Promise<void> {
     const gallery = await this.deps.gallery();
     const person = this.requirePerson(gallery, nameOrId);
-    if (!person.crops.some((c) => c.file === file)) throw new LibraryError('ERR_NOT_FOUND', `'${person.name}' has no photo '${file}'.`);
+    if (!person.crops.some((c) => c.file === file))
+      throw new LibraryError('ERR_NOT_FOUND', `'${person.name}' has no photo '${file}'.`);
     if (person.crops.length === 1) {
       throw new LibraryError('ERR_BAD_REQUEST', `This is ${person.name}'s last photo: forget ${person.name} instead.`);
     }
@@ -349,7 +431,9 @@ export class FaceLibrary {
 
   /** Deletes the stored visits (and crops) recognised or named as a person. */
   forgetVisitsOf(personId: string): Promise<number> {
-    const theirs = this.store.all().filter((r) => (r.personId === personId && !r.corrected) || r.resolvedAs === personId);
+    const theirs = this.store
+      .all()
+      .filter((r) => (r.personId === personId && !r.corrected) || r.resolvedAs === personId);
     return this.store.delete(theirs.map((r) => r.id));
   }
 
@@ -371,15 +455,23 @@ export class FaceLibrary {
 
   // ---------------------------------------------------------------- health and settings
 
-  async health(): Promise<GalleryHealth & { threshold: number; margin: number; applied: LibrarySettings['recognition'] }> {
+  async health(): Promise<
+    GalleryHealth & { threshold: number; margin: number; applied: LibrarySettings['recognition'] }
+  > {
     const gallery = await this.deps.gallery();
     const embedder = await this.deps.embedder();
     const byPerson = await gallery.embeddings(embedder.id, embedFor(embedder, embedder.id));
     const people = gallery.listPeople().map((p) => ({
-      id: p.id, name: p.name, files: p.crops.map((c) => c.file), embeddings: byPerson.get(p.id) ?? [],
+      id: p.id,
+      name: p.name,
+      files: p.crops.map((c) => c.file),
+      embeddings: byPerson.get(p.id) ?? [],
     }));
     // Strangers: unknown visits not since named as someone (those are the user's own people now).
-    const strangers = this.store.all().filter((r) => kindOf(r) === 'unknown' && !r.resolved && r.embedding).map((r) => r.embedding!);
+    const strangers = this.store
+      .all()
+      .filter((r) => kindOf(r) === 'unknown' && !r.resolved && r.embedding)
+      .map((r) => r.embedding!);
     const recognition = await this.deps.recognition();
     return { ...galleryHealth(people, strangers), ...recognition, applied: { ...this.settings.recognition } };
   }
@@ -388,7 +480,10 @@ export class FaceLibrary {
     return { visits: this.store.settings, recognition: { ...this.settings.recognition } };
   }
 
-  async updateSettings(change: { visits?: Record<string, unknown>; recognition?: Record<string, unknown> | null }): Promise<LibrarySettings> {
+  async updateSettings(change: {
+    visits?: Record<string, unknown>;
+    recognition?: Record<string, unknown> | null;
+  }): Promise<LibrarySettings> {
     let visits = this.store.settings;
     let recognition = { ...this.settings.recognition };
     try {
@@ -397,7 +492,8 @@ export class FaceLibrary {
         recognition = {};
       } else if (change.recognition) {
         for (const key of ['threshold', 'margin'] as const) {
-          if (change.recognition[key] !== undefined) recognition[key] = checkRecognitionValue(key, change.recognition[key]);
+          if (change.recognition[key] !== undefined)
+            recognition[key] = checkRecognitionValue(key, change.recognition[key]);
         }
       }
     } catch (error) {
@@ -422,7 +518,10 @@ function nameReport(result: EnrolResult, crops: { visit: string }[]): Omit<NameR
   return {
     accepted: result.accepted,
     rejected: result.rejected,
-    crops: result.photos.map((photo, i) => ({ visit: crops[i]?.visit ?? photo.source, accepted: photo.accepted, reasons: photo.reasons })),
+    crops: result.photos.map((photo, i) => ({
+      visit: crops[i]?.visit ?? photo.source,
+      accepted: photo.accepted,
+      reasons: photo.reasons,
+    })),
   };
 }
-

@@ -17,8 +17,13 @@ export interface VisitEvidence {
   quality?: FaceQualitySummary;
 }
 
-export function publishVisit(galleryDir: string, camera: string, kind: 'recognized' | 'unknown' | 'ignored',
-  event: RecognizedEvent<VisitEvidence> | UnknownEvent<VisitEvidence>, recognizer: { gallery: { getPerson(n: string): { id: string } | undefined } }): void {
+export function publishVisit(
+  galleryDir: string,
+  camera: string,
+  kind: 'recognized' | 'unknown' | 'ignored',
+  event: RecognizedEvent<VisitEvidence> | UnknownEvent<VisitEvidence>,
+  recognizer: { gallery: { getPerson(n: string): { id: string } | undefined } },
+): void {
   if (!faceBus.hasVisitListeners()) return;
   const evidence = event.crop;
   const id = evidence?.identification;
@@ -29,15 +34,17 @@ export function publishVisit(galleryDir: string, camera: string, kind: 'recogniz
     camera,
     kind,
     name: event.name,
-    personId: kind === 'unknown' ? null : recognizer.gallery.getPerson(event.name)?.id ?? null,
-    reason: kind === 'unknown' ? id?.unknownReason ?? 'below-threshold' : null,
+    personId: kind === 'unknown' ? null : (recognizer.gallery.getPerson(event.name)?.id ?? null),
+    reason: kind === 'unknown' ? (id?.unknownReason ?? 'below-threshold') : null,
     closest: id?.closest ?? null,
     cosine: event.cosine,
     margin: id && id.secondCosine > -1 ? id.cosine - id.secondCosine : null,
     trackId: event.trackId,
     time: Date.now(),
     box: event.box,
-    ...(evidence?.quality ? { quality: { sharpness: evidence.quality.sharpness, yawDeg: evidence.quality.yawDeg } } : {}),
+    ...(evidence?.quality
+      ? { quality: { sharpness: evidence.quality.sharpness, yawDeg: evidence.quality.yawDeg } }
+      : {}),
     ...(evidence?.embedding ? { embedding: Float32Array.from(evidence.embedding) } : {}),
     ...(image ? { crop: { width: image.width, height: image.height, data: image.data.slice() } } : {}),
   });

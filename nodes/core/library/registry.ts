@@ -28,7 +28,9 @@ export function extrasFor(galleryDir: string): Promise<GalleryExtras> {
   if (!entry) {
     entry = acquireGallery(k).then((gallery) => new GalleryExtras(gallery));
     extras.set(k, entry);
-    entry.catch(() => { if (extras.get(k) === entry) extras.delete(k); });
+    entry.catch(() => {
+      if (extras.get(k) === entry) extras.delete(k);
+    });
   }
   return entry;
 }
@@ -45,7 +47,9 @@ export function libraryFor(galleryDir: string, deps: FaceLibraryDeps): Promise<F
   if (!entry) {
     entry = extrasFor(k).then((e) => FaceLibrary.open(k, e, deps));
     libraries.set(k, entry);
-    entry.catch(() => { if (libraries.get(k) === entry) libraries.delete(k); });
+    entry.catch(() => {
+      if (libraries.get(k) === entry) libraries.delete(k);
+    });
   }
   return entry;
 }

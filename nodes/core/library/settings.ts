@@ -48,7 +48,10 @@ export async function readLibrarySettings(galleryDir: string): Promise<LibrarySe
 export async function writeLibrarySettings(galleryDir: string, settings: LibrarySettings): Promise<void> {
   const { mkdir } = await import('node:fs/promises');
   await mkdir(path.dirname(settingsPath(galleryDir)), { recursive: true });
-  await writeFileAtomic(settingsPath(galleryDir), JSON.stringify({ format: FORMAT, version: 1, ...settings }, null, 2) + '\n');
+  await writeFileAtomic(
+    settingsPath(galleryDir),
+    JSON.stringify({ format: FORMAT, version: 1, ...settings }, null, 2) + '\n',
+  );
 }
 
 /** Checks values from a request or the file; throws a RangeError naming the field. */

@@ -17,9 +17,16 @@ export async function exportPeople(gallery: Gallery, personIds?: readonly string
 }
 
 /** Adds the people of an export; a name that is already there is skipped unless `merge` is asked. */
-export async function importPeople(gallery: Gallery, bytes: Buffer, options: { merge?: boolean } = {}): Promise<ImportPersonResult[]> {
+export async function importPeople(
+  gallery: Gallery,
+  bytes: Buffer,
+  options: { merge?: boolean } = {},
+): Promise<ImportPersonResult[]> {
   if (bytes.length > MAX_IMPORT_BYTES) {
-    throw new GalleryError('ERR_IMPORT_INVALID', `Cannot import this file: it is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MB.`);
+    throw new GalleryError(
+      'ERR_IMPORT_INVALID',
+      `Cannot import this file: it is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MB.`,
+    );
   }
   let document: unknown;
   try {
@@ -29,7 +36,16 @@ export async function importPeople(gallery: Gallery, bytes: Buffer, options: { m
   }
   const result = await gallery.importPeople(document, { onCollision: options.merge ? 'add' : 'skip' });
   return [
-    ...result.people.map((p): ImportPersonResult => ({ name: p.name, outcome: p.merged ? 'merged' : 'created', photos: p.added })),
-    ...result.skipped.map((s): ImportPersonResult => ({ name: s.name, outcome: 'skipped', photos: 0, message: s.reason })),
+    ...result.people.map((p): ImportPersonResult => ({
+      name: p.name,
+      outcome: p.merged ? 'merged' : 'created',
+      photos: p.added,
+    })),
+    ...result.skipped.map((s): ImportPersonResult => ({
+      name: s.name,
+      outcome: 'skipped',
+      photos: 0,
+      message: s.reason,
+    })),
   ];
 }

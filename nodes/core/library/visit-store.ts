@@ -116,7 +116,10 @@ export class VisitStore {
   private removedListeners = new Set<(ids: string[]) => void>();
   private labelListeners = new Set<(record: VisitRecord) => void>();
 
-  private constructor(readonly dir: string, private options: VisitStoreOptions) {}
+  private constructor(
+    readonly dir: string,
+    private options: VisitStoreOptions,
+  ) {}
 
   static async open(dir: string, options: Partial<VisitStoreOptions> = {}): Promise<VisitStore> {
     const store = new VisitStore(dir, checkOptions({ ...DEFAULT_VISIT_STORE_OPTIONS, ...options }));
@@ -159,8 +162,16 @@ export class VisitStore {
       const keepCrop = this.options.keepImages && Buffer.isBuffer(input.crop) && input.crop.length > 0;
       if (keepCrop) await writeFileAtomic(this.cropPath(id), input.crop!, { syncDir: false });
       const { crop: _crop, embedding, ...rest } = input;
-      const record: VisitRecord = { ...rest, id, hasCrop: keepCrop, embedding: embedding ? Float32Array.from(embedding) : null };
-      await this.append({ ...rest, id, hasCrop: keepCrop, ...(embedding ? { embedding: encodeVector(embedding) } : {}) }, id);
+      const record: VisitRecord = {
+        ...rest,
+        id,
+        hasCrop: keepCrop,
+        embedding: embedding ? Float32Array.from(embedding) : null,
+      };
+      await this.append(
+        { ...rest, id, hasCrop: keepCrop, ...(embedding ? { embedding: encodeVector(embedding) } : {}) },
+        id,
+      );
       this.insert(record);
       for (const listener of this.listeners) listener(record);
       await this.prune();
@@ -181,13 +192,19 @@ export class VisitStore {
     const matches = (r: VisitRecord) =>
       (!query.camera || r.camera === query.camera) &&
       (!query.kind || kindOf(r) === query.kind) &&
-      (!query.person || r.name === query.person || (query.person === 'unknown' && kindOf(r) === 'unknown') ||
+      (!query.person ||
+        r.name === query.person ||
+        (query.person === 'unknown' && kindOf(r) === 'unknown') ||
         (query.person === 'ignored' && r.kind === 'ignored'));
     for (const r of this.records) if (matches(r)) total++;
     let i = start;
     for (; i >= 0 && visits.length < limit; i--) if (matches(this.records[i])) visits.push(this.records[i]);
     let more = false;
-    for (; i >= 0; i--) if (matches(this.records[i])) { more = true; break; }
+    for (; i >= 0; i--)
+      if (matches(this.records[i])) {
+        more = true;
+        break;
+      }
     return { visits, total, next: more && visits.length > 0 ? visits[visits.length - 1].id : null };
   }
 
@@ -218,8 +235,11 @@ export class VisitStore {
     return this.serialise(async () => {
       const present = ids.filter((id) => this.byId.has(id));
       if (present.length === 0) return [];
-      const flags = { ...(options.corrected ? { corrected: true } : {}), ...(options.resolved ? { resolved: true } : {}),
-        ...(options.resolvedAs ? { resolvedAs: options.resolvedAs } : {}) };
+      const flags = {
+        ...(options.corrected ? { corrected: true } : {}),
+        ...(options.resolved ? { resolved: true } : {}),
+        ...(options.resolvedAs ? { resolvedAs: options.resolvedAs } : {}),
+      };
       await this.append({ op: 'label', ids: present, label, ...flags }, null);
       const records = present.map((id) => this.byId.get(id)!);
       for (const record of records) applyLabel(record, label, flags);
@@ -313,7 +333,11 @@ export class VisitStore {
   private async prune(): Promise<void> {
     const oldest = Date.now() - this.options.maxAgeDays * DAY_MS;
     let cut = 0;
-    while (cut < this.records.length && (this.records.length - cut > this.options.maxVisits || this.records[cut].time < oldest)) cut++;
+    while (
+      cut < this.records.length &&
+      (this.records.length - cut > this.options.maxVisits || this.records[cut].time < oldest)
+    )
+      cut++;
     if (cut > 0) {
       const dropped = this.records.slice(0, cut).map((r) => r.id);
       this.drop(dropped);
@@ -349,7 +373,8 @@ export class VisitStore {
     const crops = path.join(this.dir, 'crops');
     for (const file of await fsp.readdir(crops)) {
       const id = file.replace(/\.jpg$/, '');
-      if (file.endsWith(TEMP_SUFFIX) || !this.byId.get(id)?.hasCrop) await fsp.unlink(path.join(crops, file)).catch(() => undefined);
+      if (file.endsWith(TEMP_SUFFIX) || !this.byId.get(id)?.hasCrop)
+        await fsp.unlink(path.join(crops, file)).catch(() => undefined);
     }
     await this.prune();
   }
@@ -361,15 +386,21 @@ export class VisitStore {
       return;
     }
     if (line.op === 'nocrop' && Array.isArray(line.ids)) {
-      for (const id of line.ids) { const record = this.byId.get(String(id)); if (record) record.hasCrop = false; }
+      for (const id of line.ids) {
+        const record = this.byId.get(String(id));
+        if (record) record.hasCrop = false;
+      }
       return;
     }
     if (line.op === 'label' && Array.isArray(line.ids) && typeof line.label === 'string') {
       for (const id of line.ids) {
         const record = this.byId.get(String(id));
         if (record) {
-          applyLabel(record, line.label, { corrected: line.corrected === true, resolved: line.resolved === true,
-            ...(typeof line.resolvedAs === 'string' ? { resolvedAs: line.resolvedAs } : {}) });
+          applyLabel(record, line.label, {
+            corrected: line.corrected === true,
+            resolved: line.resolved === true,
+            ...(typeof line.resolvedAs === 'string' ? { resolvedAs: line.resolvedAs } : {}),
+          });
         }
       }
       return;
@@ -413,12 +444,26 @@ function bySegmentTime(a: string, b: string): number {
 
 function parseRecord(line: Record<string, unknown>): VisitRecord | undefined {
   const { id, time, camera, kind, name, cosine, trackId } = line;
-  if (typeof id !== 'string' || !ID_PATTERN.test(id) || typeof time !== 'number' || typeof camera !== 'string'
-    || (kind !== 'recognized' && kind !== 'unknown' && kind !== 'ignored') || typeof name !== 'string'
-    || typeof cosine !== 'number' || typeof trackId !== 'string') return undefined;
+  if (
+    typeof id !== 'string' ||
+    !ID_PATTERN.test(id) ||
+    typeof time !== 'number' ||
+    typeof camera !== 'string' ||
+    (kind !== 'recognized' && kind !== 'unknown' && kind !== 'ignored') ||
+    typeof name !== 'string' ||
+    typeof cosine !== 'number' ||
+    typeof trackId !== 'string'
+  )
+    return undefined;
   const str = (v: unknown) => (typeof v === 'string' ? v : null);
   return {
-    id, time, camera, kind, name, cosine, trackId,
+    id,
+    time,
+    camera,
+    kind,
+    name,
+    cosine,
+    trackId,
     personId: str(line.personId),
     reason: str(line.reason),
     closest: str(line.closest),
@@ -434,7 +479,9 @@ function checkOptions(options: VisitStoreOptions): VisitStoreOptions {
   const [minVisits, maxVisits] = VISIT_STORE_LIMITS.maxVisits;
   const [minAge, maxAge] = VISIT_STORE_LIMITS.maxAgeDays;
   if (!Number.isInteger(options.maxVisits) || options.maxVisits < minVisits || options.maxVisits > maxVisits) {
-    throw new RangeError(`maxVisits must be a whole number from ${minVisits} to ${maxVisits} (got ${options.maxVisits})`);
+    throw new RangeError(
+      `maxVisits must be a whole number from ${minVisits} to ${maxVisits} (got ${options.maxVisits})`,
+    );
   }
   if (typeof options.maxAgeDays !== 'number' || !(options.maxAgeDays >= minAge && options.maxAgeDays <= maxAge)) {
     throw new RangeError(`maxAgeDays must be a number from ${minAge} to ${maxAge} (got ${options.maxAgeDays})`);

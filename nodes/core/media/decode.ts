@@ -19,7 +19,10 @@ export type ImageErrorCode =
   | 'ERR_IMAGE_TOO_LARGE';
 
 export class ImageError extends Error {
-  constructor(readonly code: ImageErrorCode, message: string) {
+  constructor(
+    readonly code: ImageErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'ImageError';
   }
@@ -48,9 +51,19 @@ async function checkImagePath(file: string): Promise<void> {
     throw new ImageError('ERR_IMAGE_NOT_FOUND', `image not found: ${file}`);
   }
   if (!stat.isFile()) {
-    const what = stat.isDirectory() ? 'a folder' : stat.isFIFO() ? 'a named pipe' : stat.isSocket() ? 'a socket'
-      : stat.isCharacterDevice() || stat.isBlockDevice() ? 'a device' : 'a special file';
-    throw new ImageError('ERR_IMAGE_NOT_A_FILE', `${file} is ${what}, not an image file: give the path of a JPEG, PNG or WebP file`);
+    const what = stat.isDirectory()
+      ? 'a folder'
+      : stat.isFIFO()
+        ? 'a named pipe'
+        : stat.isSocket()
+          ? 'a socket'
+          : stat.isCharacterDevice() || stat.isBlockDevice()
+            ? 'a device'
+            : 'a special file';
+    throw new ImageError(
+      'ERR_IMAGE_NOT_A_FILE',
+      `${file} is ${what}, not an image file: give the path of a JPEG, PNG or WebP file`,
+    );
   }
 }
 
@@ -63,16 +76,26 @@ export async function decodeImage(input: Buffer | string): Promise<RgbImage> {
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
-    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    return {
+      width: info.width,
+      height: info.height,
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    };
   } catch (error) {
     const message = (error as Error).message ?? String(error);
     if (/pixel limit/i.test(message)) {
-      throw new ImageError('ERR_IMAGE_TOO_LARGE', `${label(input)} is larger than ${MAX_INPUT_PIXELS / 1e6} megapixels: scale it down first`);
+      throw new ImageError(
+        'ERR_IMAGE_TOO_LARGE',
+        `${label(input)} is larger than ${MAX_INPUT_PIXELS / 1e6} megapixels: scale it down first`,
+      );
     }
     if (/unsupported image format|missing|not a known file format/i.test(message)) {
       throw new ImageError('ERR_IMAGE_UNSUPPORTED', `${label(input)} is not an image (JPEG, PNG or WebP expected)`);
     }
-    throw new ImageError('ERR_IMAGE_CORRUPT', `${label(input)} could not be decoded (${message.trim()}): the file is damaged or truncated`);
+    throw new ImageError(
+      'ERR_IMAGE_CORRUPT',
+      `${label(input)} could not be decoded (${message.trim()}): the file is damaged or truncated`,
+    );
   }
 }
 
@@ -80,11 +103,15 @@ export async function decodeImage(input: Buffer | string): Promise<RgbImage> {
 export function encodePng(image: RgbImage): Promise<Buffer> {
   return sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), {
     raw: { width: image.width, height: image.height, channels: 3 },
-  }).png().toBuffer();
+  })
+    .png()
+    .toBuffer();
 }
 
 export function encodeJpeg(image: RgbImage, quality = 85): Promise<Buffer> {
   return sharp(Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), {
     raw: { width: image.width, height: image.height, channels: 3 },
-  }).jpeg({ quality }).toBuffer();
+  })
+    .jpeg({ quality })
+    .toBuffer();
 }

@@ -22,7 +22,9 @@ export interface PixelRef {
 export class PixelExpiredError extends Error {
   readonly code = 'ERR_PIXELS_EXPIRED';
   constructor(ref: PixelRef) {
-    super(`${ref.kind} ${ref.id} is no longer available: the flow held it too long (raise the store size or lower the frame rate)`);
+    super(
+      `${ref.kind} ${ref.id} is no longer available: the flow held it too long (raise the store size or lower the frame rate)`,
+    );
   }
 }
 
@@ -77,5 +79,11 @@ export const pixels = new PixelStore();
 
 export function isPixelRef(value: unknown): value is PixelRef {
   const v = value as PixelRef;
-  return !!v && typeof v.id === 'string' && v.id.startsWith('px-') && typeof v.width === 'number' && typeof v.height === 'number';
+  return (
+    !!v &&
+    typeof v.id === 'string' &&
+    v.id.startsWith('px-') &&
+    typeof v.width === 'number' &&
+    typeof v.height === 'number'
+  );
 }

@@ -63,8 +63,25 @@ export interface Args {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['gallery', 'detector', 'device', 'threshold', 'margin', 'min-photos', 'port', 'host', 'dir', 'shots',
-  'model', 'calibration', 'out', 'images', 'method', 'record', 'limit']);
+const VALUE_FLAGS = new Set([
+  'gallery',
+  'detector',
+  'device',
+  'threshold',
+  'margin',
+  'min-photos',
+  'port',
+  'host',
+  'dir',
+  'shots',
+  'model',
+  'calibration',
+  'out',
+  'images',
+  'method',
+  'record',
+  'limit',
+]);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];
@@ -77,7 +94,8 @@ export function parseArgs(argv: string[]): Args {
     }
     if (arg === '-o') {
       const value = argv[++i];
-      if (value === undefined || value.startsWith('--')) throw new UsageError('-o needs a value (the output file or folder)');
+      if (value === undefined || value.startsWith('--'))
+        throw new UsageError('-o needs a value (the output file or folder)');
       flags.set('out', value);
       continue;
     }
@@ -86,7 +104,8 @@ export function parseArgs(argv: string[]): Args {
       if (VALUE_FLAGS.has(key)) {
         const value = inline ?? argv[++i];
         // "--gallery --json" is a forgotten value, not a folder named "--json".
-        if (value === undefined || (inline === undefined && value.startsWith('--'))) throw new UsageError(`--${key} needs a value`);
+        if (value === undefined || (inline === undefined && value.startsWith('--')))
+          throw new UsageError(`--${key} needs a value`);
         flags.set(key, value);
       } else if (['json', 'peer', 'aligned', 'help', 'verbose', 'add', 'new'].includes(key)) {
         if (inline !== undefined) throw new UsageError(`--${key} takes no value`);
@@ -135,15 +154,22 @@ export function pipelineOptions(args: Args): PipelineOptions {
   const model = stringFlag(args, 'model');
   return {
     detector: { variant: detector },
-    embedder: { device: typeof device === 'string' ? device : 'auto', ...(model === undefined ? {} : { model: path.resolve(model) }) },
+    embedder: {
+      device: typeof device === 'string' ? device : 'auto',
+      ...(model === undefined ? {} : { model: path.resolve(model) }),
+    },
   };
 }
 
 export function galleryDir(args: Args): string {
   const flag = args.flags.get('gallery');
   if (typeof flag === 'string') return path.resolve(flag);
-  return defaultGalleryDir(process.env, os.homedir(), (dir) => fs.existsSync(dir), (text) => {
-    if (!args.flags.has('json')) process.stderr.write(`${text}\n`);
-  });
+  return defaultGalleryDir(
+    process.env,
+    os.homedir(),
+    (dir) => fs.existsSync(dir),
+    (text) => {
+      if (!args.flags.has('json')) process.stderr.write(`${text}\n`);
+    },
+  );
 }
-

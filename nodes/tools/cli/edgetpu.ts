@@ -20,25 +20,37 @@ import { emit, outputOf } from './output';
 
 /** Findings grouped by reason, with a few of the tensors or operators each one is about. */
 export function describeCheck(check: EdgeTpuCheck): string[] {
-  const lines = [check.ok
-    ? `every one of the ${check.operators} operations would map to the Edge TPU`
-    : `${check.mapped} of ${check.operators} operations would map to the Edge TPU; not mapped, and why:`];
+  const lines = [
+    check.ok
+      ? `every one of the ${check.operators} operations would map to the Edge TPU`
+      : `${check.mapped} of ${check.operators} operations would map to the Edge TPU; not mapped, and why:`,
+  ];
   const groups = new Map<string, string[]>();
   for (const f of check.findings.filter((x) => x.severity === 'error')) {
     const key = f.op ? `${f.op}: ${f.reason}` : f.reason;
-    groups.set(key, [...(groups.get(key) ?? []), f.tensor ?? (f.operator !== undefined ? `operator ${f.operator}` : '')].filter(Boolean));
+    groups.set(
+      key,
+      [...(groups.get(key) ?? []), f.tensor ?? (f.operator !== undefined ? `operator ${f.operator}` : '')].filter(
+        Boolean,
+      ),
+    );
   }
   for (const [reason, where] of groups) {
-    const example = where.length ? ` (${where.length > 3 ? `${where.length}, e.g. ${where.slice(0, 3).join(', ')}` : where.join(', ')})` : '';
+    const example = where.length
+      ? ` (${where.length > 3 ? `${where.length}, e.g. ${where.slice(0, 3).join(', ')}` : where.join(', ')})`
+      : '';
     lines.push(`  - ${reason}${example}`);
   }
   for (const f of check.findings.filter((x) => x.severity === 'warning')) lines.push(`warning: ${f.reason}`);
-  lines.push(`parameters: ${(check.parameterBytes / 1048576).toFixed(2)} MiB (about 8 MiB fit in the Edge TPU's on-chip memory)`);
+  lines.push(
+    `parameters: ${(check.parameterBytes / 1048576).toFixed(2)} MiB (about 8 MiB fit in the Edge TPU's on-chip memory)`,
+  );
   return lines;
 }
 
 function readModelFile(file: string): Uint8Array {
-  if (!fs.existsSync(file) || !fs.statSync(file).isFile()) throw Object.assign(new Error(`model file not found: ${file}`), { code: 'ERR_MODEL_NOT_FOUND' });
+  if (!fs.existsSync(file) || !fs.statSync(file).isFile())
+    throw Object.assign(new Error(`model file not found: ${file}`), { code: 'ERR_MODEL_NOT_FOUND' });
   return new Uint8Array(fs.readFileSync(file));
 }
 
@@ -88,8 +100,11 @@ Then compile (this command does it for you once the compiler is on PATH):
 
 Every row of ${compiled.replace(/\.tflite$/, '.log')} should say "Mapped to Edge TPU". Keep
 ${path.basename(compiled)} beside ${path.basename(model)} (${outDir}): the runtime uses the pair,
-the compiled model on the Coral and ${path.basename(model)} on the CPU when the Coral is away${path.resolve(model) === shippedModels.mobilefacenetInt8
-    ? '\n(for the bundled MobileFaceNet the CPU runs the float model unless the edgetpu-device config\'s "CPU model" is int8)' : ''}.
+the compiled model on the Coral and ${path.basename(model)} on the CPU when the Coral is away${
+    path.resolve(model) === shippedModels.mobilefacenetInt8
+      ? '\n(for the bundled MobileFaceNet the CPU runs the float model unless the edgetpu-device config\'s "CPU model" is int8)'
+      : ''
+  }.
 `;
 }
 
@@ -100,7 +115,11 @@ export async function edgetpuCompile(args: Args): Promise<number> {
   const check = checkEdgeTpu(readModelFile(model));
   const compiler = onPath('edgetpu_compiler');
   if (!compiler) {
-    emit(out, { model, compiled: null, reason: 'edgetpu_compiler not on PATH', steps: compileSteps(model, outDir), check }, () => compileSteps(model, outDir));
+    emit(
+      out,
+      { model, compiled: null, reason: 'edgetpu_compiler not on PATH', steps: compileSteps(model, outDir), check },
+      () => compileSteps(model, outDir),
+    );
     return 1;
   }
   if (!check.ok && !out.json) process.stderr.write(`${describeCheck(check).join('\n')}\n`);
@@ -108,17 +127,29 @@ export async function edgetpuCompile(args: Args): Promise<number> {
   const run = spawnSync(compiler, ['-s', '-o', outDir, model], { encoding: 'utf8', timeout: 600000 });
   const logFile = path.join(outDir, path.basename(model).replace(/\.tflite$/, '_edgetpu.log'));
   const compiled = logFile.replace(/\.log$/, '.tflite');
-  const log = parseCompilerLog(fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : run.stdout ?? '');
+  const log = parseCompilerLog(fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : (run.stdout ?? ''));
   const ok = run.status === 0 && fs.existsSync(compiled) && log.allMapped;
   if (!out.json) {
     // The compiler's own words first: they are what a bug report needs.
     process.stdout.write(run.stdout ?? '');
     process.stderr.write(run.stderr ?? '');
   }
-  emit(out, { model, compiled: ok ? compiled : null, log: logFile, compilerVersion: log.version ?? null, allMapped: log.allMapped, unmapped: log.unmapped, status: run.status }, () => {
-    if (ok) return `\nevery operation is mapped to the Edge TPU: ${compiled} (log ${logFile})`;
-    if (run.status !== 0) return `\nedgetpu_compiler failed (exit ${run.status ?? run.signal})`;
-    return `\nnot every operation is mapped to the Edge TPU: ${log.unmapped.join('; ') || 'no operation table in the log'}`;
-  });
+  emit(
+    out,
+    {
+      model,
+      compiled: ok ? compiled : null,
+      log: logFile,
+      compilerVersion: log.version ?? null,
+      allMapped: log.allMapped,
+      unmapped: log.unmapped,
+      status: run.status,
+    },
+    () => {
+      if (ok) return `\nevery operation is mapped to the Edge TPU: ${compiled} (log ${logFile})`;
+      if (run.status !== 0) return `\nedgetpu_compiler failed (exit ${run.status ?? run.signal})`;
+      return `\nnot every operation is mapped to the Edge TPU: ${log.unmapped.join('; ') || 'no operation table in the log'}`;
+    },
+  );
   return ok ? 0 : 1;
 }

@@ -18,31 +18,45 @@ export async function evalPairs(args: Args): Promise<number> {
   const list = parsePairs(await fs.promises.readFile(pairsFile, 'utf8'), imagesDir);
   const missing = [...new Set(list.pairs.flatMap((p) => [p.a, p.b]))].filter((f) => !fs.existsSync(f));
   if (missing.length) {
-    throw Object.assign(new Error(`${missing.length} image(s) named in ${pairsFile} are not under ${imagesDir}, e.g. ${missing[0]} (give --images <dir>)`),
-      { code: 'ERR_IMAGE_NOT_FOUND' });
+    throw Object.assign(
+      new Error(
+        `${missing.length} image(s) named in ${pairsFile} are not under ${imagesDir}, e.g. ${missing[0]} (give --images <dir>)`,
+      ),
+      { code: 'ERR_IMAGE_NOT_FOUND' },
+    );
   }
   const progress = (done: number, total: number) => {
     if (!out.json && process.stderr.isTTY) process.stderr.write(`\rimages ${done}/${total}`);
   };
   return withPipeline(args, async (pipeline) => {
     // Probes and references alike align on BlazeFace's keypoints, as identify does.
-    const result = await evaluatePairs(list, async (file) => {
-      const image = await decodeImage(file);
-      const face = mainFace(await pipeline.detect(image), image);
-      return face ? (await pipeline.embed([pipeline.align(image, face).crop]))[0] : null;
-    }, progress);
+    const result = await evaluatePairs(
+      list,
+      async (file) => {
+        const image = await decodeImage(file);
+        const face = mainFace(await pipeline.detect(image), image);
+        return face ? (await pipeline.embed([pipeline.align(image, face).crop]))[0] : null;
+      },
+      progress,
+    );
     if (!out.json && process.stderr.isTTY) process.stderr.write('\n');
-    const embedder = { id: pipeline.embedder.id, backend: pipeline.embedder.backend.kind, model: pipeline.embedder.backend.model };
+    const embedder = {
+      id: pipeline.embedder.id,
+      backend: pipeline.embedder.backend.kind,
+      model: pipeline.embedder.backend.model,
+    };
     const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
-    emit(out, { ...result, msPerImage: round(result.msPerImage, 2), model: embedder.model, embedder }, () => [
-      `model:             ${embedder.model} (${embedder.backend})`,
-      `pairs / folds:     ${result.pairs} / ${result.folds} (${result.images} images)`,
-      `accuracy:          ${pct(result.accuracy)} ± ${pct(result.std)} (std over folds)`,
-      `TAR @ FAR 1e-2:    ${pct(result.tarAtFar['1e-2'])} (cosine > ${result.farThresholds['1e-2'].toFixed(3)})`,
-      `TAR @ FAR 1e-3:    ${pct(result.tarAtFar['1e-3'])} (cosine > ${result.farThresholds['1e-3'].toFixed(3)}; ${result.differentPairs} different-person pairs)`,
-      `no face found:     ${result.noFace} image(s) (a pair with one counts as wrong)`,
-      `time:              ${result.msPerImage.toFixed(1)} ms per image (decode, detect, align, embed)`,
-    ].join('\n'));
+    emit(out, { ...result, msPerImage: round(result.msPerImage, 2), model: embedder.model, embedder }, () =>
+      [
+        `model:             ${embedder.model} (${embedder.backend})`,
+        `pairs / folds:     ${result.pairs} / ${result.folds} (${result.images} images)`,
+        `accuracy:          ${pct(result.accuracy)} ± ${pct(result.std)} (std over folds)`,
+        `TAR @ FAR 1e-2:    ${pct(result.tarAtFar['1e-2'])} (cosine > ${result.farThresholds['1e-2'].toFixed(3)})`,
+        `TAR @ FAR 1e-3:    ${pct(result.tarAtFar['1e-3'])} (cosine > ${result.farThresholds['1e-3'].toFixed(3)}; ${result.differentPairs} different-person pairs)`,
+        `no face found:     ${result.noFace} image(s) (a pair with one counts as wrong)`,
+        `time:              ${result.msPerImage.toFixed(1)} ms per image (decode, detect, align, embed)`,
+      ].join('\n'),
+    );
     return 0;
   });
 }

@@ -22,7 +22,8 @@ async function ourDescriber(pipeline: FacePipeline, aligned: boolean): Promise<D
   return async (file, role) => {
     const image = await decodeImage(file);
     if (aligned) {
-      if (image.width !== size || image.height !== size) throw new Error(`${file}: --aligned expects ${size}x${size} crops`);
+      if (image.width !== size || image.height !== size)
+        throw new Error(`${file}: --aligned expects ${size}x${size} crops`);
       return (await pipeline.embed([image]))[0];
     }
     const face = mainFace(await pipeline.detect(image), image);
@@ -48,7 +49,10 @@ export async function runEval(args: Args): Promise<number> {
   const [dir] = args.positional;
   if (!dir) throw new UsageError('eval needs a dataset folder');
   const shots = shotsFlag(args);
-  const rule = { threshold: numberFlag(args, 'threshold') ?? DEFAULT_THRESHOLD, margin: numberFlag(args, 'margin') ?? DEFAULT_MARGIN };
+  const rule = {
+    threshold: numberFlag(args, 'threshold') ?? DEFAULT_THRESHOLD,
+    margin: numberFlag(args, 'margin') ?? DEFAULT_MARGIN,
+  };
   const json = args.flags.has('json');
   const progress = (label: string) => (done: number, total: number) => {
     if (!json && process.stderr.isTTY) process.stderr.write(`\r${label} ${done}/${total}`);
@@ -57,23 +61,39 @@ export async function runEval(args: Args): Promise<number> {
   // Which model made the embeddings (--model, or the default), and where it ran.
   let embedder = { id: '', backend: '', model: '' };
   const ours = await withPipeline(args, async (pipeline) => {
-    embedder = { id: pipeline.embedder.id, backend: pipeline.embedder.backend.kind, model: pipeline.embedder.backend.model };
-    return evaluateShots(folder, await ourDescriber(pipeline, args.flags.has('aligned')), shots, { ...rule, onProgress: progress('coral-face') });
+    embedder = {
+      id: pipeline.embedder.id,
+      backend: pipeline.embedder.backend.kind,
+      model: pipeline.embedder.backend.model,
+    };
+    return evaluateShots(folder, await ourDescriber(pipeline, args.flags.has('aligned')), shots, {
+      ...rule,
+      onProgress: progress('coral-face'),
+    });
   });
   let peer: EvalResult[] | null = null;
   if (args.flags.has('peer')) {
     // The peer is a benchmark of the repository (with its dev dependencies), not part of the package.
     // Its path is built at run time so that the package build (tsconfig.json, which sees no test/) does not follow it.
     const peerModule = path.join(__dirname, '..', '..', '..', 'test', 'bench', 'peers', 'faceapi.js');
-    const { openFaceApiPeer, largestFace: largestPeerFace } = await (import(peerModule) as Promise<FaceApiPeerModule>).catch(() => {
-      throw new UsageError('--peer runs from a clone of the repository (npm install there): the peer is a benchmark, not part of the package');
+    const { openFaceApiPeer, largestFace: largestPeerFace } = await (
+      import(peerModule) as Promise<FaceApiPeerModule>
+    ).catch(() => {
+      throw new UsageError(
+        '--peer runs from a clone of the repository (npm install there): the peer is a benchmark, not part of the package',
+      );
     });
     const faceapi = await openFaceApiPeer();
     try {
       // The protocol pads each photo by 125 px: face-api's detector misses tightly framed faces otherwise.
       // Its cosines sit at 0.8-0.98, so our threshold means nothing for it: its atDefault is at its own 1/60 threshold.
-      peer = await evaluateShots(folder, async (file) => largestPeerFace(await faceapi.describe(await decodeImage(file), { padding: 125 }))?.descriptor ?? null,
-        shots, { onProgress: progress('face-api') });
+      peer = await evaluateShots(
+        folder,
+        async (file) =>
+          largestPeerFace(await faceapi.describe(await decodeImage(file), { padding: 125 }))?.descriptor ?? null,
+        shots,
+        { onProgress: progress('face-api') },
+      );
     } finally {
       await faceapi.dispose();
     }
@@ -84,7 +104,13 @@ export async function runEval(args: Args): Promise<number> {
     const peerResult = peer ? peer[index] : null;
     if (json) {
       const { curve, ...summary } = result;
-      print({ ...summary, model: embedder.model, embedder, peer: peerResult ? (({ curve: _p, atDefault: _a, ...s }) => s)(peerResult) : null, curve });
+      print({
+        ...summary,
+        model: embedder.model,
+        embedder,
+        peer: peerResult ? (({ curve: _p, atDefault: _a, ...s }) => s)(peerResult) : null,
+        curve,
+      });
     } else {
       printTable(result, peerResult);
     }
@@ -94,7 +120,13 @@ export async function runEval(args: Args): Promise<number> {
 
 function printTable(ours: EvalResult, peer: EvalResult | null): void {
   const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
-  const rows = [[`${ours.shots} photo${ours.shots === 1 ? '' : 's'} per person enrol`, 'coral-face', ...(peer ? ['face-api (padded 125 px)'] : [])]];
+  const rows = [
+    [
+      `${ours.shots} photo${ours.shots === 1 ? '' : 's'} per person enrol`,
+      'coral-face',
+      ...(peer ? ['face-api (padded 125 px)'] : []),
+    ],
+  ];
   const add = (label: string, f: (r: EvalResult) => string, peerToo = true) =>
     rows.push([label, f(ours), ...(peer ? [peerToo ? f(peer) : '–'] : [])]);
   add('identities / probes / impostors', (r) => `${r.identities} / ${r.probes} / ${r.impostors}`);

@@ -9,13 +9,20 @@
  */
 import * as path from 'path';
 
-export function defaultGalleryDir(env: NodeJS.ProcessEnv, home: string, exists: (dir: string) => boolean, hint: (text: string) => void): string {
+export function defaultGalleryDir(
+  env: NodeJS.ProcessEnv,
+  home: string,
+  exists: (dir: string) => boolean,
+  hint: (text: string) => void,
+): string {
   if (env.CORAL_FACE_GALLERY) return path.resolve(env.CORAL_FACE_GALLERY);
   const nodeRed = path.join(home, '.node-red', 'coral-face', 'gallery');
   const legacy = path.join(home, '.coral-face', 'gallery');
   if (!exists(nodeRed) && exists(legacy)) {
-    hint(`coral-face: using ${legacy} (the old default). Node-RED's nodes use ${nodeRed} by default: ` +
-      'move the folder there to share it, or pass --gallery.');
+    hint(
+      `coral-face: using ${legacy} (the old default). Node-RED's nodes use ${nodeRed} by default: ` +
+        'move the folder there to share it, or pass --gallery.',
+    );
     return legacy;
   }
   return nodeRed;

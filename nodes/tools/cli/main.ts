@@ -23,9 +23,13 @@ async function devices(args: Args): Promise<number> {
   const { listEdgeTpuDevices } = await import('../../../native');
   const found = await listEdgeTpuDevices();
   emit(outputOf(args), found, () => {
-    if (!found.loaded) return `libedgetpu is not installed or could not be loaded${found.error ? ` (${found.error})` : ''}: the CPU is used`;
-    if (found.devices.length === 0) return `no Coral Edge TPU found (libedgetpu ${found.version ?? ''}): the CPU is used`;
-    return [`libedgetpu ${found.version ?? ''}`, ...found.devices.map((d) => `  ${d.name}  ${JSON.stringify(d)}`)].join('\n');
+    if (!found.loaded)
+      return `libedgetpu is not installed or could not be loaded${found.error ? ` (${found.error})` : ''}: the CPU is used`;
+    if (found.devices.length === 0)
+      return `no Coral Edge TPU found (libedgetpu ${found.version ?? ''}): the CPU is used`;
+    return [`libedgetpu ${found.version ?? ''}`, ...found.devices.map((d) => `  ${d.name}  ${JSON.stringify(d)}`)].join(
+      '\n',
+    );
   });
   return 0;
 }
@@ -75,5 +79,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  void main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
 }

@@ -29,7 +29,11 @@ export function print(value: unknown): void {
 }
 
 /** A failure of one result or of the command: the one place errors are written. */
-export function emitError(out: Output, error: { code?: string; message: string }, extra: Record<string, unknown> = {}): void {
+export function emitError(
+  out: Output,
+  error: { code?: string; message: string },
+  extra: Record<string, unknown> = {},
+): void {
   const body = { code: error.code ?? 'ERR_FAILED', message: error.message };
   if (out.json) process.stdout.write(`${JSON.stringify({ ...extra, error: body })}\n`);
   else process.stderr.write(`coral-face: ${error.message}${error.code ? ` [${error.code}]` : ''}\n`);

@@ -15,7 +15,13 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CpuRuntime, shippedModels } from '../../../native';
-import { DEFAULT_METHOD, parseMethod, quantizeFromRecord, quantizeWithCalibration, readModel } from '../../../native/quantize';
+import {
+  DEFAULT_METHOD,
+  parseMethod,
+  quantizeFromRecord,
+  quantizeWithCalibration,
+  readModel,
+} from '../../../native/quantize';
 import type { CalibrationInputs, QuantizeReport } from '../../../native/quantize';
 import { FaceDetector } from '../../core/detect/blazeface';
 import { decodeImage } from '../../core/media/decode';
@@ -41,8 +47,11 @@ function cosine(a: Float32Array, b: Float32Array): number {
 }
 
 /** Median and 1st percentile of the cosine between the float and the int8 embedding of the same crops. */
-export async function compareEmbeddings(floatModel: Uint8Array | string, int8Model: Uint8Array | string, crops: RgbImage[]):
-  Promise<{ crops: number; median: number; p1: number; min: number }> {
+export async function compareEmbeddings(
+  floatModel: Uint8Array | string,
+  int8Model: Uint8Array | string,
+  crops: RgbImage[],
+): Promise<{ crops: number; median: number; p1: number; min: number }> {
   const float = await CpuRuntime.open(floatModel, { threads: 1 });
   const int8 = await CpuRuntime.open(int8Model, { threads: 1 });
   try {
@@ -72,8 +81,12 @@ function calibrationPhotos(dir: string, limit?: number): string[] {
 }
 
 /** The main-face crops of the photos under `dir` (at most `limit` photos, spread evenly over the sorted list). */
-export async function calibrationCrops(dir: string, size: number, limit?: number, onProgress?: (done: number, total: number) => void):
-  Promise<{ photos: number; crops: RgbImage[] }> {
+export async function calibrationCrops(
+  dir: string,
+  size: number,
+  limit?: number,
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ photos: number; crops: RgbImage[] }> {
   const files = calibrationPhotos(dir, limit);
   const { detector, runtime } = await openDetector({ variant: 'short' });
   const crops: RgbImage[] = [];
@@ -98,7 +111,11 @@ export async function calibrationCrops(dir: string, size: number, limit?: number
  * prepares them (letterboxed and normalised), collected while the float model
  * detects. Held in memory: 192x192x3 floats each.
  */
-export async function detectorInputs(dir: string, variant: 'short' | 'full', limit?: number): Promise<{ photos: number; inputs: Float32Array[] }> {
+export async function detectorInputs(
+  dir: string,
+  variant: 'short' | 'full',
+  limit?: number,
+): Promise<{ photos: number; inputs: Float32Array[] }> {
   const files = calibrationPhotos(dir, limit);
   const runtime = await CpuRuntime.open(blazeFaceModel(variant), { threads: 1 });
   const inputs: Float32Array[] = [];
@@ -121,8 +138,11 @@ export async function detectorInputs(dir: string, variant: 'short' | 'full', lim
 }
 
 function summary(report: QuantizeReport, bytes: number): string[] {
-  const ops = Object.entries(report.operators).map(([op, n]) => `${n} ${op}`).join(', ');
-  const io = (t: { name: string; shape: number[]; scale: number; zeroPoint: number }) => `${t.name} [${t.shape}] int8 (scale ${t.scale.toPrecision(4)}, zero point ${t.zeroPoint})`;
+  const ops = Object.entries(report.operators)
+    .map(([op, n]) => `${n} ${op}`)
+    .join(', ');
+  const io = (t: { name: string; shape: number[]; scale: number; zeroPoint: number }) =>
+    `${t.name} [${t.shape}] int8 (scale ${t.scale.toPrecision(4)}, zero point ${t.zeroPoint})`;
   return [
     `float rewrites:  ${report.applied.join('; ') || 'none'}`,
     `operators:       ${ops}`,
@@ -132,7 +152,13 @@ function summary(report: QuantizeReport, bytes: number): string[] {
   ];
 }
 
-async function fromRecord(out: Output, modelPath: string, floatModel: Uint8Array, recordPath: string, target: string): Promise<number> {
+async function fromRecord(
+  out: Output,
+  modelPath: string,
+  floatModel: Uint8Array,
+  recordPath: string,
+  target: string,
+): Promise<number> {
   let record: unknown;
   try {
     record = JSON.parse(await fs.promises.readFile(recordPath, 'utf8'));
@@ -147,25 +173,44 @@ async function fromRecord(out: Output, modelPath: string, floatModel: Uint8Array
   }
   const { bytes, report, identical } = made;
   await writeFileAtomic(target, bytes);
-  emit(out, { model: modelPath, out: path.resolve(target), record: path.resolve(recordPath), bytes: bytes.length, identical, report }, () => [
-    `wrote ${target} from ${recordPath}`,
-    ...summary(report, bytes.length),
-    ...(identical ? [] : ['note: these bytes differ from the ones the record was measured on (another quantiser version)']),
-  ].join('\n'));
+  emit(
+    out,
+    {
+      model: modelPath,
+      out: path.resolve(target),
+      record: path.resolve(recordPath),
+      bytes: bytes.length,
+      identical,
+      report,
+    },
+    () =>
+      [
+        `wrote ${target} from ${recordPath}`,
+        ...summary(report, bytes.length),
+        ...(identical
+          ? []
+          : ['note: these bytes differ from the ones the record was measured on (another quantiser version)']),
+      ].join('\n'),
+  );
   return 0;
 }
 
 export async function quantize(args: Args): Promise<number> {
   const out = outputOf(args);
   const detector = stringFlag(args, 'detector');
-  if (detector !== undefined && detector !== 'short' && detector !== 'full') throw new UsageError('--detector is short or full');
-  const modelPath = path.resolve(args.positional[0] ?? (detector ? blazeFaceModel(detector) : shippedModels.mobilefacenet));
+  if (detector !== undefined && detector !== 'short' && detector !== 'full')
+    throw new UsageError('--detector is short or full');
+  const modelPath = path.resolve(
+    args.positional[0] ?? (detector ? blazeFaceModel(detector) : shippedModels.mobilefacenet),
+  );
   const target = stringFlag(args, 'out');
   if (!target) throw new UsageError('quantize needs -o <int8.tflite> (where to write the int8 model)');
   const calibrationDir = stringFlag(args, 'calibration');
   const recordPath = stringFlag(args, 'record');
   if (!calibrationDir && !recordPath) {
-    throw new UsageError('quantize needs --calibration <photos-dir>, or --record <file.json> to rebuild from a calibration record');
+    throw new UsageError(
+      'quantize needs --calibration <photos-dir>, or --record <file.json> to rebuild from a calibration record',
+    );
   }
   let method;
   try {
@@ -174,64 +219,109 @@ export async function quantize(args: Args): Promise<number> {
     throw new UsageError((error as Error).message);
   }
   const limit = numberFlag(args, 'limit', { min: 1, integer: true });
-  if (!fs.existsSync(modelPath)) throw Object.assign(new Error(`model file not found: ${modelPath}`), { code: 'ERR_MODEL_NOT_FOUND' });
+  if (!fs.existsSync(modelPath))
+    throw Object.assign(new Error(`model file not found: ${modelPath}`), { code: 'ERR_MODEL_NOT_FOUND' });
   const floatModel = new Uint8Array(await fs.promises.readFile(modelPath));
   if (!calibrationDir) return fromRecord(out, modelPath, floatModel, recordPath!, target);
 
   // For the record, with paths relative to the working folder: it is committed, and must not name someone's home.
-  const command = ['coral-face', 'quantize', ...process.argv.slice(3).map((a) => (path.isAbsolute(a) ? path.relative(process.cwd(), a) : a))].join(' ');
+  const command = [
+    'coral-face',
+    'quantize',
+    ...process.argv.slice(3).map((a) => (path.isAbsolute(a) ? path.relative(process.cwd(), a) : a)),
+  ].join(' ');
   const source = (what: string) => `${what} under ${path.basename(path.resolve(calibrationDir))}/`;
   if (detector) {
     const { photos, inputs } = await detectorInputs(path.resolve(calibrationDir), detector, limit);
-    if (inputs.length === 0) throw Object.assign(new Error(`no photo could be read under ${calibrationDir}`), { code: 'ERR_NO_PHOTOS' });
+    if (inputs.length === 0)
+      throw Object.assign(new Error(`no photo could be read under ${calibrationDir}`), { code: 'ERR_NO_PHOTOS' });
     const calibration: CalibrationInputs = async function* samples() {
       for (const input of inputs) yield [input];
     };
     const result = await quantizeWithCalibration(floatModel, calibration, {
-      method, modelFile: path.basename(modelPath), command, source: source(`the detector's inputs for ${photos} photos`),
+      method,
+      modelFile: path.basename(modelPath),
+      command,
+      source: source(`the detector's inputs for ${photos} photos`),
     });
     await writeFileAtomic(target, result.bytes);
     if (recordPath) await writeFileAtomic(recordPath, `${JSON.stringify(result.record, null, 1)}\n`);
-    emit(out, { model: modelPath, out: path.resolve(target), record: recordPath ? path.resolve(recordPath) : null, photos, samples: inputs.length,
-      bytes: result.bytes.length, report: result.report }, () => [
-      `wrote ${target}${recordPath ? ` and the calibration record ${recordPath}` : ''}`,
-      `calibration:     ${inputs.length} detector inputs from ${photos} photos, ranges by ${result.record.calibration.method}`,
-      ...summary(result.report, result.bytes.length),
-    ].join('\n'));
+    emit(
+      out,
+      {
+        model: modelPath,
+        out: path.resolve(target),
+        record: recordPath ? path.resolve(recordPath) : null,
+        photos,
+        samples: inputs.length,
+        bytes: result.bytes.length,
+        report: result.report,
+      },
+      () =>
+        [
+          `wrote ${target}${recordPath ? ` and the calibration record ${recordPath}` : ''}`,
+          `calibration:     ${inputs.length} detector inputs from ${photos} photos, ranges by ${result.record.calibration.method}`,
+          ...summary(result.report, result.bytes.length),
+        ].join('\n'),
+    );
     return 0;
   }
   const graph = readModel(floatModel).subgraphs[0];
   const [, height, width] = graph?.tensors[graph.inputs[0]]?.shape ?? [];
-  if (!height || height !== width) throw new UsageError('quantize --calibration takes a face embedder (an input of [batch, size, size, 3]), or --detector');
+  if (!height || height !== width)
+    throw new UsageError(
+      'quantize --calibration takes a face embedder (an input of [batch, size, size, 3]), or --detector',
+    );
   const tty = !out.json && process.stderr.isTTY;
   const { photos, crops } = await calibrationCrops(path.resolve(calibrationDir), height, limit, (done, total) => {
     if (tty) process.stderr.write(`\rfaces ${done}/${total}`);
   });
   if (tty) process.stderr.write('\n');
-  if (crops.length === 0) throw Object.assign(new Error(`no face found in the ${photos} photos under ${calibrationDir}`), { code: 'ERR_NO_FACES' });
+  if (crops.length === 0)
+    throw Object.assign(new Error(`no face found in the ${photos} photos under ${calibrationDir}`), {
+      code: 'ERR_NO_FACES',
+    });
   const passes = ['channel ranges', 'value ranges', 'histograms'];
-  const result = await quantizeWithCalibration(floatModel, async function* inputs() {
-    for (const crop of crops) yield [normalise(crop)];
-  }, {
-    method,
-    modelFile: path.basename(modelPath),
-    command,
-    source: source(`${crops.length} faces from ${photos} photos`),
-    onProgress: (pass, done) => {
-      if (tty) process.stderr.write(`\r${passes[pass]} ${done}/${crops.length}   `);
+  const result = await quantizeWithCalibration(
+    floatModel,
+    async function* inputs() {
+      for (const crop of crops) yield [normalise(crop)];
     },
-  });
+    {
+      method,
+      modelFile: path.basename(modelPath),
+      command,
+      source: source(`${crops.length} faces from ${photos} photos`),
+      onProgress: (pass, done) => {
+        if (tty) process.stderr.write(`\r${passes[pass]} ${done}/${crops.length}   `);
+      },
+    },
+  );
   if (tty) process.stderr.write('\n');
   await writeFileAtomic(target, result.bytes);
   if (recordPath) await writeFileAtomic(recordPath, `${JSON.stringify(result.record, null, 1)}\n`);
   hint(out, 'comparing the int8 embeddings with the float ones on up to 300 calibration faces');
   const check = await compareEmbeddings(floatModel, result.bytes, crops.slice(0, 300));
-  emit(out, { model: modelPath, out: path.resolve(target), record: recordPath ? path.resolve(recordPath) : null, photos, faces: crops.length,
-    method: result.record.calibration.method, bytes: result.bytes.length, report: result.report, cosine: check }, () => [
-    `wrote ${target}${recordPath ? ` and the calibration record ${recordPath}` : ''}`,
-    `calibration:     ${crops.length} faces from ${photos} photos, ranges by ${result.record.calibration.method}`,
-    ...summary(result.report, result.bytes.length),
-    `int8 vs float:   cosine median ${check.median.toFixed(4)}, 1st percentile ${check.p1.toFixed(4)} over ${check.crops} calibration faces`,
-  ].join('\n'));
+  emit(
+    out,
+    {
+      model: modelPath,
+      out: path.resolve(target),
+      record: recordPath ? path.resolve(recordPath) : null,
+      photos,
+      faces: crops.length,
+      method: result.record.calibration.method,
+      bytes: result.bytes.length,
+      report: result.report,
+      cosine: check,
+    },
+    () =>
+      [
+        `wrote ${target}${recordPath ? ` and the calibration record ${recordPath}` : ''}`,
+        `calibration:     ${crops.length} faces from ${photos} photos, ranges by ${result.record.calibration.method}`,
+        ...summary(result.report, result.bytes.length),
+        `int8 vs float:   cosine median ${check.median.toFixed(4)}, 1st percentile ${check.p1.toFixed(4)} over ${check.crops} calibration faces`,
+      ].join('\n'),
+  );
   return 0;
 }

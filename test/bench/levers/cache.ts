@@ -22,33 +22,57 @@ export const CACHE = process.env.ACC_CACHE ?? path.join(os.tmpdir(), 'coral-face
 export const DEV = FACES_DIR;
 export const PAIRS = process.env.CORAL_PAIRS_DIR ?? path.join(path.dirname(FACES_DIR), 'dev-pairs');
 
-export interface PairRec { fold: number; same: boolean; a: string; b: string }
+export interface PairRec {
+  fold: number;
+  same: boolean;
+  a: string;
+  b: string;
+}
 
 export function readPairs(): PairRec[] {
   const lines = fs.readFileSync(path.join(PAIRS, 'pairs.txt'), 'utf8').trim().split(/\r?\n/);
   const [folds, per] = lines.shift()!.split(/\s+/).map(Number);
   const img = (n: string, k: string) => path.join(PAIRS, 'images', n, `${n}_${k.padStart(4, '0')}.jpg`);
-  return lines.map((line, i) => {
-    const f = line.trim().split(/\s+/);
-    const fold = Math.floor(i / (2 * per));
-    const same = i % (2 * per) < per;
-    return same ? { fold, same, a: img(f[0], f[1]), b: img(f[0], f[2]) } : { fold, same, a: img(f[0], f[1]), b: img(f[2], f[3]) };
-  }).slice(0, folds * per * 2);
+  return lines
+    .map((line, i) => {
+      const f = line.trim().split(/\s+/);
+      const fold = Math.floor(i / (2 * per));
+      const same = i % (2 * per) < per;
+      return same
+        ? { fold, same, a: img(f[0], f[1]), b: img(f[0], f[2]) }
+        : { fold, same, a: img(f[0], f[1]), b: img(f[2], f[3]) };
+    })
+    .slice(0, folds * per * 2);
 }
 
-export interface DevSet { people: { name: string; files: string[] }[]; impostors: string[] }
+export interface DevSet {
+  people: { name: string; files: string[] }[];
+  impostors: string[];
+}
 
 export function readDev(): DevSet {
-  const list = (d: string) => fs.readdirSync(d).filter((f) => /\.jpe?g$/i.test(f)).sort().map((f) => path.join(d, f));
-  const people = fs.readdirSync(DEV, { withFileTypes: true }).filter((e) => e.isDirectory() && !e.name.startsWith('_'))
-    .map((e) => e.name).sort().map((name) => ({ name, files: list(path.join(DEV, name)) }));
+  const list = (d: string) =>
+    fs
+      .readdirSync(d)
+      .filter((f) => /\.jpe?g$/i.test(f))
+      .sort()
+      .map((f) => path.join(d, f));
+  const people = fs
+    .readdirSync(DEV, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('_'))
+    .map((e) => e.name)
+    .sort()
+    .map((name) => ({ name, files: list(path.join(DEV, name)) }));
   return { people, impostors: list(path.join(DEV, '_unknown')) };
 }
 
 export function allImages(): string[] {
   const dev = readDev();
   const set = new Set<string>([...dev.people.flatMap((p) => p.files), ...dev.impostors]);
-  for (const p of readPairs()) { set.add(p.a); set.add(p.b); }
+  for (const p of readPairs()) {
+    set.add(p.a);
+    set.add(p.b);
+  }
   return [...set].sort();
 }
 
@@ -70,18 +94,27 @@ export async function detections(pipeline: FacePipeline, files: string[]): Promi
 export function mirror(crop: RgbImage): RgbImage {
   const out = new Uint8Array(crop.data.length);
   const row = crop.width * 3;
-  for (let y = 0; y < crop.height; y++) for (let x = 0; x < crop.width; x++) {
-    const a = y * row + x * 3; const b = y * row + (crop.width - 1 - x) * 3;
-    out[b] = crop.data[a]; out[b + 1] = crop.data[a + 1]; out[b + 2] = crop.data[a + 2];
-  }
+  for (let y = 0; y < crop.height; y++)
+    for (let x = 0; x < crop.width; x++) {
+      const a = y * row + x * 3;
+      const b = y * row + (crop.width - 1 - x) * 3;
+      out[b] = crop.data[a];
+      out[b + 1] = crop.data[a + 1];
+      out[b + 2] = crop.data[a + 2];
+    }
   return { width: crop.width, height: crop.height, data: out };
 }
 
 /** Embedding of the crop and of its mirror image, per file (null: no face). */
 export type EmbCache = Map<string, { plain: Float32Array; flip: Float32Array } | null>;
 
-export async function embeddings(name: string, pipeline: FacePipeline, files: string[], dets: DetCache,
-  crop: (image: RgbImage, det: Detection, file: string) => RgbImage | null | Promise<RgbImage | null>): Promise<EmbCache> {
+export async function embeddings(
+  name: string,
+  pipeline: FacePipeline,
+  files: string[],
+  dets: DetCache,
+  crop: (image: RgbImage, det: Detection, file: string) => RgbImage | null | Promise<RgbImage | null>,
+): Promise<EmbCache> {
   const file = path.join(CACHE, `emb-${name}.bin`);
   const dim = pipeline.embedder.dimension;
   const result: EmbCache = new Map();
@@ -102,7 +135,8 @@ export async function embeddings(name: string, pipeline: FacePipeline, files: st
     const c = det && image ? await crop(image, det, f) : null;
     if (c) {
       const [plain, flip] = await pipeline.embed([c, mirror(c)]);
-      buf.set(plain, i * 2 * dim); buf.set(flip, i * 2 * dim + dim);
+      buf.set(plain, i * 2 * dim);
+      buf.set(flip, i * 2 * dim + dim);
       result.set(f, { plain, flip });
     } else result.set(f, null);
     i++;

@@ -16,7 +16,14 @@ const { dev, extraGenuine, strangers } = sets();
 const pct = (v: number) => (v * 100).toFixed(1);
 
 for (const shots of [1, 2, 3, 5]) {
-  const weights = dev.people.map((p) => addUnit(p.files.slice(0, shots).map((f) => vec(f, 'g' + galleryMode)!).filter(Boolean)));
+  const weights = dev.people.map((p) =>
+    addUnit(
+      p.files
+        .slice(0, shots)
+        .map((f) => vec(f, 'g' + galleryMode)!)
+        .filter(Boolean),
+    ),
+  );
   const genuine = [
     ...dev.people.flatMap((p, person) => p.files.slice(5).map((file) => ({ person, file }))),
     ...extraGenuine,
@@ -49,5 +56,7 @@ for (const shots of [1, 2, 3, 5]) {
   }
   const all = sScores.map((s) => Math.max(...s.s));
   const t60 = thresholdAt(all, Math.floor(all.length / 60));
-  console.log(`  T(1/60 of all strangers) ${t60.toFixed(3)} TPIR ${pct(rate(t60, 0).tpir)}; folds (threshold->strangers per 60 on held-out): ${folds.join(' ')}`);
+  console.log(
+    `  T(1/60 of all strangers) ${t60.toFixed(3)} TPIR ${pct(rate(t60, 0).tpir)}; folds (threshold->strangers per 60 on held-out): ${folds.join(' ')}`,
+  );
 }

@@ -30,10 +30,14 @@ export function sets() {
   const others = fs.readdirSync(pairsDir).sort();
   let k = 0;
   for (const person of others) {
-    const files = fs.readdirSync(path.join(pairsDir, person)).sort().map((f) => path.join(pairsDir, person, f));
+    const files = fs
+      .readdirSync(path.join(pairsDir, person))
+      .sort()
+      .map((f) => path.join(pairsDir, person, f));
     if (names.has(person)) {
       const idx = dev.people.findIndex((p) => p.name === person);
-      for (const f of files) if (!fs.existsSync(path.join(DEV, person, path.basename(f)))) extraGenuine.push({ person: idx, file: f });
+      for (const f of files)
+        if (!fs.existsSync(path.join(DEV, person, path.basename(f)))) extraGenuine.push({ person: idx, file: f });
     } else {
       const fold = k++ % 5;
       for (const f of files) strangers.push({ fold, file: f });
@@ -45,15 +49,26 @@ export function sets() {
 export type Weighting = (es: Float32Array[]) => Float32Array;
 export const meanWeight: Weighting = (es) => addUnit(es);
 
-export interface Probe { person: number; v: Float32Array }
+export interface Probe {
+  person: number;
+  v: Float32Array;
+}
 
 export function scoreAll(weights: Float32Array[], v: Float32Array): number[] {
   return weights.map((w) => dot(w, v));
 }
 
 export function decide(scores: number[], t: number, m: number): number {
-  let b = -1; let bs = -Infinity; let ss = -Infinity;
-  scores.forEach((s, i) => { if (s > bs) { ss = bs; bs = s; b = i; } else if (s > ss) ss = s; });
+  let b = -1;
+  let bs = -Infinity;
+  let ss = -Infinity;
+  scores.forEach((s, i) => {
+    if (s > bs) {
+      ss = bs;
+      bs = s;
+      b = i;
+    } else if (s > ss) ss = s;
+  });
   return bs >= t && bs - ss >= m ? b : -1;
 }
 

@@ -12,7 +12,10 @@ function template(scale: number, dy = 0): Point[] {
 function fit(points: number[], scale = 1, dy = 0): Variant {
   return (image, det) => {
     const t = template(scale, dy);
-    const m = similarityTransform(points.map((i) => det.keypoints[i]), points.map((i) => t[i]));
+    const m = similarityTransform(
+      points.map((i) => det.keypoints[i]),
+      points.map((i) => t[i]),
+    );
     return warpAffine(image, m, 112, 112);
   };
 }
@@ -50,7 +53,8 @@ export function meshRoi(det: Detection, scale = 1.5): AffineMatrix {
   const cx = det.box.x + det.box.width / 2;
   const cy = det.box.y + det.box.height / 2;
   const s = (Math.max(det.box.width, det.box.height) * scale) / MESH_SIZE;
-  const c = Math.cos(a) / s; const n = Math.sin(a) / s;
+  const c = Math.cos(a) / s;
+  const n = Math.sin(a) / s;
   // dest = R(-a)(p - centre)/s + 96
   return [c, n, MESH_SIZE / 2 - (c * cx + n * cy), -n, c, MESH_SIZE / 2 - (-n * cx + c * cy)];
 }
@@ -70,10 +74,17 @@ export async function meshLandmarks(image: RgbImage, det: Detection): Promise<{ 
 
 const RIGHT_EYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246];
 const LEFT_EYE = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466];
-const mean = (pts: Point[], idx: number[]) => ({ x: idx.reduce((s, i) => s + pts[i].x, 0) / idx.length, y: idx.reduce((s, i) => s + pts[i].y, 0) / idx.length });
+const mean = (pts: Point[], idx: number[]) => ({
+  x: idx.reduce((s, i) => s + pts[i].x, 0) / idx.length,
+  y: idx.reduce((s, i) => s + pts[i].y, 0) / idx.length,
+});
 
 const FIVE_112: Point[] = [
-  { x: 38.2946, y: 51.6963 }, { x: 73.5318, y: 51.5014 }, { x: 56.0252, y: 71.7366 }, { x: 41.5493, y: 92.3655 }, { x: 70.7299, y: 92.2041 },
+  { x: 38.2946, y: 51.6963 },
+  { x: 73.5318, y: 51.5014 },
+  { x: 56.0252, y: 71.7366 },
+  { x: 41.5493, y: 92.3655 },
+  { x: 70.7299, y: 92.2041 },
 ].map((p) => ({ x: p.x + 0.5, y: p.y + 0.5 }));
 
 export function fivePoints(pts: Point[], eyes: 'contour' | 'corners' = 'contour'): Point[] {
@@ -85,7 +96,10 @@ export function fivePoints(pts: Point[], eyes: 'contour' | 'corners' = 'contour'
 const meshCache = new Map<string, Point[]>();
 async function cachedMesh(image: RgbImage, det: Detection, file: string): Promise<Point[]> {
   let p = meshCache.get(file);
-  if (!p) { p = (await meshLandmarks(image, det)).points; meshCache.set(file, p); }
+  if (!p) {
+    p = (await meshLandmarks(image, det)).points;
+    meshCache.set(file, p);
+  }
   return p;
 }
 
@@ -93,7 +107,10 @@ function meshFit(which: number[], eyes: 'contour' | 'corners' = 'contour', scale
   return async (image, det, file) => {
     const five = fivePoints(await cachedMesh(image, det, file), eyes);
     const t = FIVE_112.map((p) => ({ x: 56 + (p.x - 56) * scale, y: 56 + (p.y - 56) * scale }));
-    const m = similarityTransform(which.map((i) => five[i]), which.map((i) => t[i]));
+    const m = similarityTransform(
+      which.map((i) => five[i]),
+      which.map((i) => t[i]),
+    );
     return warpAffine(image, m, 112, 112);
   };
 }

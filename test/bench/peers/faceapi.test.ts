@@ -24,15 +24,22 @@ async function decode(file: string): Promise<RgbImage> {
 
 function photos(person: string, count: number): string[] {
   const dir = path.join(FACES_DIR, person);
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().slice(0, count).map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .slice(0, count)
+    .map((f) => path.join(dir, f));
 }
 
 /** The tensor count face-api's tfjs engine reports, read through the same module. */
 function numTensors(): number {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const tf = require(require.resolve('@tensorflow/tfjs-core', {
-    paths: [path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'))],
-  })) as { memory(): { numTensors: number } };
+  const tf = require(
+    require.resolve('@tensorflow/tfjs-core', {
+      paths: [path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'))],
+    }),
+  ) as { memory(): { numTensors: number } };
   return tf.memory().numTensors;
 }
 
@@ -44,7 +51,10 @@ describe('peer-faceapi: pure helpers', () => {
     assert.equal(padded.height, 3);
     const row1 = Array.from(padded.data.subarray(4 * 3, 8 * 3));
     assert.deepEqual(row1, [0, 0, 0, 1, 2, 3, 4, 5, 6, 0, 0, 0]);
-    assert.equal(padded.data.subarray(0, 12).every((v) => v === 0), true);
+    assert.equal(
+      padded.data.subarray(0, 12).every((v) => v === 0),
+      true,
+    );
   });
 
   it('largestFace picks by box area', () => {
@@ -59,11 +69,14 @@ describe('peer-faceapi: pure helpers', () => {
 
   it('throws ERR_PEER_MISSING when the packages cannot be resolved', () => {
     const elsewhere = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'peer-')), 'x.js');
-    assert.throws(() => resolvePeerModules(elsewhere), (err: NodeJS.ErrnoException) => {
-      assert.equal(err.code, 'ERR_PEER_MISSING');
-      assert.match(err.message, /install @vladmandic\/face-api and @tensorflow\/tfjs-backend-wasm/);
-      return true;
-    });
+    assert.throws(
+      () => resolvePeerModules(elsewhere),
+      (err: NodeJS.ErrnoException) => {
+        assert.equal(err.code, 'ERR_PEER_MISSING');
+        assert.match(err.message, /install @vladmandic\/face-api and @tensorflow\/tfjs-backend-wasm/);
+        return true;
+      },
+    );
   });
 });
 
@@ -112,13 +125,22 @@ describe('peer-faceapi: real photos (face-api SSD on tfjs wasm)', function () {
     const descriptors = new Map<string, Float32Array[]>();
     for (const person of people) {
       const list: Float32Array[] = [];
-      for (const image of images.get(person)!) list.push(largestFace(await peer.describe(image, { padding: 125 }))!.descriptor);
+      for (const image of images.get(person)!)
+        list.push(largestFace(await peer.describe(image, { padding: 125 }))!.descriptor);
       descriptors.set(person, list);
     }
     const [a, b] = people.map((p) => descriptors.get(p)!);
     const same = [descriptorCosine(a[0], a[1]), descriptorCosine(b[0], b[1])];
-    const different = [descriptorCosine(a[0], b[0]), descriptorCosine(a[0], b[1]), descriptorCosine(a[1], b[0]), descriptorCosine(a[1], b[1])];
-    assert.ok(Math.min(...same) > Math.max(...different), `same ${same.map((v) => v.toFixed(3))} vs different ${different.map((v) => v.toFixed(3))}`);
+    const different = [
+      descriptorCosine(a[0], b[0]),
+      descriptorCosine(a[0], b[1]),
+      descriptorCosine(a[1], b[0]),
+      descriptorCosine(a[1], b[1]),
+    ];
+    assert.ok(
+      Math.min(...same) > Math.max(...different),
+      `same ${same.map((v) => v.toFixed(3))} vs different ${different.map((v) => v.toFixed(3))}`,
+    );
   });
 
   it('leaks no tensors over 20 calls', async () => {

@@ -108,10 +108,22 @@ interface TfWasm {
   getThreadsCount(): number;
 }
 
-interface FaBox { x: number; y: number; width: number; height: number }
-interface FaDetection { score: number; box: FaBox }
-interface FaDetected { detection: FaDetection }
-interface FaDescribed extends FaDetected { descriptor: Float32Array }
+interface FaBox {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+interface FaDetection {
+  score: number;
+  box: FaBox;
+}
+interface FaDetected {
+  detection: FaDetection;
+}
+interface FaDescribed extends FaDetected {
+  descriptor: Float32Array;
+}
 
 interface FaNet {
   isLoaded: boolean;
@@ -147,7 +159,7 @@ function peerMissing(cause: unknown): PeerMissingError {
   const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
   const err = new Error(
     'The face-api comparison peer is not installed: install @vladmandic/face-api and ' +
-    `@tensorflow/tfjs-backend-wasm to compare (${detail})`,
+      `@tensorflow/tfjs-backend-wasm to compare (${detail})`,
   ) as PeerMissingError;
   err.code = 'ERR_PEER_MISSING';
   return err;
@@ -213,12 +225,13 @@ function installChainedOps(tf: TfCore): void {
   const define = (name: string, method: TensorMethod): void => {
     if (!(name in proto)) proto[name] = method;
   };
-  const forward = (op: unknown): TensorMethod | undefined => typeof op === 'function'
-    ? function (this: TfTensor, ...args: unknown[]) {
-      this.throwIfDisposed();
-      return (op as (...a: unknown[]) => unknown)(this, ...args);
-    }
-    : undefined;
+  const forward = (op: unknown): TensorMethod | undefined =>
+    typeof op === 'function'
+      ? function (this: TfTensor, ...args: unknown[]) {
+          this.throwIfDisposed();
+          return (op as (...a: unknown[]) => unknown)(this, ...args);
+        }
+      : undefined;
   for (const name of FORWARDED_CHAINED_OPS) {
     const method = forward(ops[name]);
     if (method) define(name, method);
@@ -232,19 +245,42 @@ function installChainedOps(tf: TfCore): void {
       this.throwIfDisposed();
       return tf.reshape(this, shape(this, args as number[]));
     };
-  define('as1D', reshapeTo((t) => [t.size]));
-  define('flatten', reshapeTo((t) => [t.size]));
-  define('asScalar', reshapeTo(() => []));
-  for (const name of ['as2D', 'as3D', 'as4D', 'as5D']) define(name, reshapeTo((_t, dims) => dims));
+  define(
+    'as1D',
+    reshapeTo((t) => [t.size]),
+  );
+  define(
+    'flatten',
+    reshapeTo((t) => [t.size]),
+  );
+  define(
+    'asScalar',
+    reshapeTo(() => []),
+  );
+  for (const name of ['as2D', 'as3D', 'as4D', 'as5D'])
+    define(
+      name,
+      reshapeTo((_t, dims) => dims),
+    );
   define('reshapeAs', function (this: TfTensor, other: unknown) {
     return tf.reshape(this, (other as TfTensor).shape);
   });
-  define('asType', function (this: TfTensor, dtype: unknown) { return tf.cast(this, dtype as string); });
-  define('toFloat', function (this: TfTensor) { return tf.cast(this, 'float32'); });
-  define('toInt', function (this: TfTensor) { return tf.cast(this, 'int32'); });
-  define('toBool', function (this: TfTensor) { return tf.cast(this, 'bool'); });
-  const withThis = (self: TfTensor, x: unknown): TfTensor[] =>
-    [self, ...(Array.isArray(x) ? (x as TfTensor[]) : [x as TfTensor])];
+  define('asType', function (this: TfTensor, dtype: unknown) {
+    return tf.cast(this, dtype as string);
+  });
+  define('toFloat', function (this: TfTensor) {
+    return tf.cast(this, 'float32');
+  });
+  define('toInt', function (this: TfTensor) {
+    return tf.cast(this, 'int32');
+  });
+  define('toBool', function (this: TfTensor) {
+    return tf.cast(this, 'bool');
+  });
+  const withThis = (self: TfTensor, x: unknown): TfTensor[] => [
+    self,
+    ...(Array.isArray(x) ? (x as TfTensor[]) : [x as TfTensor]),
+  ];
   define('concat', function (this: TfTensor, x: unknown, axis: unknown) {
     return tf.concat(withThis(this, x), axis as number | undefined);
   });
@@ -378,7 +414,9 @@ export async function openFaceApiPeer(options: { minConfidence?: number } = {}):
     runtimePromise = loadRuntime();
     // A failed load (e.g. ERR_PEER_MISSING) must not stick: a later install
     // or a retry gets a fresh attempt.
-    runtimePromise.catch(() => { runtimePromise = undefined; });
+    runtimePromise.catch(() => {
+      runtimePromise = undefined;
+    });
   }
   const rt = await runtimePromise;
   openPeers++;
@@ -406,7 +444,10 @@ export async function openFaceApiPeer(options: { minConfidence?: number } = {}):
       const detections = await faceapi.detectAllFaces(tensor, detectorOptions);
       const t3 = performance.now();
       const withLandmarks = await new faceapi.DetectAllFaceLandmarksTask(
-        Promise.resolve(detections.map((d) => faceapi.extendWithFaceDetection({}, d))), tensor, false);
+        Promise.resolve(detections.map((d) => faceapi.extendWithFaceDetection({}, d))),
+        tensor,
+        false,
+      );
       const t4 = performance.now();
       const described = await new faceapi.ComputeAllFaceDescriptorsTask(Promise.resolve(withLandmarks), tensor);
       const t5 = performance.now();
@@ -434,7 +475,11 @@ export async function openFaceApiPeer(options: { minConfidence?: number } = {}):
       if (disposed) return Promise.reject(new Error('face-api peer: describe() after dispose()'));
       const padding = Math.max(0, Math.round(describeOptions.padding ?? 0));
       if (image.data.length !== image.width * image.height * 3) {
-        return Promise.reject(new RangeError(`face-api peer: image data is ${image.data.length} bytes, expected ${image.width}x${image.height}x3`));
+        return Promise.reject(
+          new RangeError(
+            `face-api peer: image data is ${image.data.length} bytes, expected ${image.width}x${image.height}x3`,
+          ),
+        );
       }
       // One at a time: interleaved async stages would make the per-stage
       // timings meaningless and the single WASM thread gains nothing from overlap.

@@ -1,10 +1,17 @@
 import { strict as assert } from 'node:assert';
-import { AffineMatrix, alignFace, applyAffine, invertAffine, similarityTransform, templateFor, warpAffine } from '../../../nodes/core/align/warp';
+import {
+  AffineMatrix,
+  alignFace,
+  applyAffine,
+  invertAffine,
+  similarityTransform,
+  templateFor,
+  warpAffine,
+} from '../../../nodes/core/align/warp';
 import { FaceQuality, assessQuality, estimateYawDeg } from '../../../nodes/core/align/quality';
 import { Detection } from '../../../nodes/core/detect/blazeface';
 import type { Point, RgbImage } from '../../../nodes/core/media/image';
 // Shared real-model helpers (mocha loads each spec file once, so importing it is safe).
-
 
 const close = (actual: number, expected: number, tolerance = 1e-6, what = ''): void =>
   assert.ok(Math.abs(actual - expected) <= tolerance, `${what} ${actual} vs ${expected} (±${tolerance})`);
@@ -39,7 +46,10 @@ describe('align: similarityTransform', () => {
 
   it('recovers a known scale, rotation and translation to 1e-6', () => {
     const truth = similarity(1.7, 0.4, 12, -5);
-    const m = similarityTransform(source, source.map((p) => applyAffine(truth, p)));
+    const m = similarityTransform(
+      source,
+      source.map((p) => applyAffine(truth, p)),
+    );
     m.forEach((v, i) => close(v, truth[i], 1e-6, `m[${i}]`));
   });
 
@@ -99,7 +109,8 @@ describe('align: warp and alignFace', () => {
     // (x, y) → (100 − y, x): pixel centre (30.5, 20.5) → (79.5, 30.5), i.e. pixel (79, 30).
     const m: AffineMatrix = [0, -1, 100, 1, 0, 0];
     const out = warpAffine(image, m, 120, 120);
-    const at = (x: number, y: number): number[] => Array.from(out.data.subarray((y * 120 + x) * 3, (y * 120 + x) * 3 + 3));
+    const at = (x: number, y: number): number[] =>
+      Array.from(out.data.subarray((y * 120 + x) * 3, (y * 120 + x) * 3 + 3));
     assert.deepEqual(at(79, 30), [255, 128, 64]);
     assert.deepEqual(at(78, 30), [0, 0, 0]);
     assert.deepEqual(at(79, 31), [0, 0, 0]);

@@ -42,7 +42,14 @@ describe('align: face mesh landmarks', function () {
     const detection: Detection = {
       box: { x: 100, y: 50, width: 80, height: 100 },
       score: 0.9,
-      keypoints: [{ x: 120, y: 80 }, { x: 160, y: 100 }, { x: 140, y: 100 }, { x: 140, y: 120 }, { x: 100, y: 90 }, { x: 180, y: 90 }],
+      keypoints: [
+        { x: 120, y: 80 },
+        { x: 160, y: 100 },
+        { x: 140, y: 100 },
+        { x: 140, y: 120 },
+        { x: 100, y: 90 },
+        { x: 180, y: 90 },
+      ],
     };
     const region = meshRegion(detection);
     const centre = applyAffine(region, { x: 140, y: 100 });
@@ -64,10 +71,20 @@ describe('align: face mesh landmarks', function () {
       const [blazeRight, blazeLeft, blazeNose, blazeMouth] = face.keypoints;
       const eyes = distance(blazeRight, blazeLeft);
       // Two detectors, one face: agreement within a fifth of the eye distance.
-      for (const [mesh, blaze, what] of [[rightEye, blazeRight, 'right eye'], [leftEye, blazeLeft, 'left eye'], [nose, blazeNose, 'nose']] as const) {
-        assert.ok(distance(mesh, blaze) < 0.2 * eyes, `${file}: ${what} ${JSON.stringify(mesh)} vs ${JSON.stringify(blaze)}`);
+      for (const [mesh, blaze, what] of [
+        [rightEye, blazeRight, 'right eye'],
+        [leftEye, blazeLeft, 'left eye'],
+        [nose, blazeNose, 'nose'],
+      ] as const) {
+        assert.ok(
+          distance(mesh, blaze) < 0.2 * eyes,
+          `${file}: ${what} ${JSON.stringify(mesh)} vs ${JSON.stringify(blaze)}`,
+        );
       }
-      assert.ok(mouthRight.x < blazeMouth.x && blazeMouth.x < mouthLeft.x, `${file}: mouth corners either side of the mouth centre`);
+      assert.ok(
+        mouthRight.x < blazeMouth.x && blazeMouth.x < mouthLeft.x,
+        `${file}: mouth corners either side of the mouth centre`,
+      );
       assert.ok(rightEye.x < leftEye.x);
     }
   });

@@ -37,7 +37,11 @@ class Recorder {
   }
 
   /** Resolves with the first state event (from now on) matching, or fails with the states seen. */
-  waitState(predicate: (e: CameraStateEvent) => boolean, timeoutMs: number, from = this.states.length): Promise<CameraStateEvent> {
+  waitState(
+    predicate: (e: CameraStateEvent) => boolean,
+    timeoutMs: number,
+    from = this.states.length,
+  ): Promise<CameraStateEvent> {
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
         const hit = this.states.slice(from).find(predicate);
@@ -64,7 +68,8 @@ class Recorder {
     const deadline = Date.now() + timeoutMs;
     const target = this.frames.length + count;
     while (this.frames.length < target) {
-      if (Date.now() > deadline) throw new Error(`only ${this.frames.length} frames; states: ${this.states.map((s) => s.message).join(' | ')}`);
+      if (Date.now() > deadline)
+        throw new Error(`only ${this.frames.length} frames; states: ${this.states.map((s) => s.message).join(' | ')}`);
       await sleep(50);
     }
   }
@@ -128,7 +133,10 @@ describe('camera: maskUrl and helpers', () => {
     assert.equal(explain('[rtsp @ 0x1] method DESCRIBE failed: 401 Unauthorized'), 'wrong user or password');
     assert.equal(explain('rtsp://u:***@h/x: Server returned 404 Not Found'), 'stream path not found');
     assert.match(explain('rtsp://h/x: Connection refused') ?? '', /^camera unreachable/);
-    assert.match(explain('[tcp @ 0x1] Connection to tcp://10.1.1.1:554 failed: Connection timed out') ?? '', /^camera unreachable/);
+    assert.match(
+      explain('[tcp @ 0x1] Connection to tcp://10.1.1.1:554 failed: Connection timed out') ?? '',
+      /^camera unreachable/,
+    );
     assert.equal(explain('http://h/notes.txt: Invalid data found when processing input'), 'not a video stream');
     assert.equal(explain('frame=   10 fps=5'), undefined);
   });
@@ -169,7 +177,9 @@ describe('camera: sources through ffmpeg', function () {
     const person = fs
       .readdirSync(FACES_DIR)
       .map((name) => path.join(FACES_DIR, name))
-      .find((dir) => fs.statSync(dir).isDirectory() && fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).length >= 3);
+      .find(
+        (dir) => fs.statSync(dir).isDirectory() && fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).length >= 3,
+      );
     assert.ok(person, `no person with 3 photos in ${FACES_DIR}`);
     photos = fs
       .readdirSync(person)
@@ -193,10 +203,23 @@ describe('camera: sources through ffmpeg', function () {
   it('makeDemoClip writes an H.264 MP4 of the requested size and length', () => {
     const probe = execFileSync(
       'ffprobe',
-      ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,width,height:format=duration', '-of', 'json', clip],
+      [
+        '-v',
+        'error',
+        '-select_streams',
+        'v:0',
+        '-show_entries',
+        'stream=codec_name,width,height:format=duration',
+        '-of',
+        'json',
+        clip,
+      ],
       { encoding: 'utf8' },
     );
-    const info = JSON.parse(probe) as { streams: Array<{ codec_name: string; width: number; height: number }>; format: { duration: string } };
+    const info = JSON.parse(probe) as {
+      streams: Array<{ codec_name: string; width: number; height: number }>;
+      format: { duration: string };
+    };
     assert.equal(info.streams[0].codec_name, 'h264');
     assert.equal(info.streams[0].width, 320);
     assert.equal(info.streams[0].height, 240);
@@ -371,7 +394,10 @@ describe('camera: sources through ffmpeg', function () {
       await right.waitFrames(2, 10_000);
 
       const emitted = [...wrong.texts, ...right.texts, wrong.source.describe(), right.source.describe()];
-      assert.ok(emitted.some((t) => t.includes('alice:***@')), 'expected masked URLs in the output');
+      assert.ok(
+        emitted.some((t) => t.includes('alice:***@')),
+        'expected masked URLs in the output',
+      );
       for (const text of emitted) {
         for (const secret of [bad, good, encodeURIComponent(bad), encodeURIComponent(good)]) {
           assert.ok(!text.includes(secret), `secret leaked in: ${text}`);
@@ -381,13 +407,24 @@ describe('camera: sources through ffmpeg', function () {
 
     it('a refused login is retried at a fixed slow rate, counted in a row, and the count ends with the first frame', async () => {
       server = await startRtspServer({ file: clip, user: 'alice', password: 'right-pass' });
-      const wrong = track({ url: server.url, user: 'alice', password: 'wrong-pass', fps: 5, backoff: { initialMs: 100, authMs: 2000 } });
+      const wrong = track({
+        url: server.url,
+        user: 'alice',
+        password: 'wrong-pass',
+        fps: 5,
+        backoff: { initialMs: 100, authMs: 2000 },
+      });
       const errorsAt: number[] = [];
-      wrong.source.on('state', (e) => { if (e.state === 'error') errorsAt.push(Date.now()); });
+      wrong.source.on('state', (e) => {
+        if (e.state === 'error') errorsAt.push(Date.now());
+      });
       wrong.source.start();
       await wrong.waitState((e) => e.state === 'error' && e.failures === 3, 30_000);
       const errors = wrong.states.filter((e) => e.state === 'error');
-      assert.deepEqual(errors.map((e) => e.failures), [1, 2, 3]);
+      assert.deepEqual(
+        errors.map((e) => e.failures),
+        [1, 2, 3],
+      );
       for (const e of errors) {
         assert.equal(e.cause, 'wrong user or password');
         assert.equal(e.auth, true);
@@ -395,7 +432,8 @@ describe('camera: sources through ffmpeg', function () {
         assert.match(e.message, /^wrong user or password; retrying every 2 s$/);
       }
       // Not 100, 200, 400 ms: every 2 s from the first failure.
-      for (let i = 1; i < errorsAt.length; i++) assert.ok(errorsAt[i] - errorsAt[i - 1] >= 1900, `attempts ${errorsAt[i] - errorsAt[i - 1]} ms apart`);
+      for (let i = 1; i < errorsAt.length; i++)
+        assert.ok(errorsAt[i] - errorsAt[i - 1] >= 1900, `attempts ${errorsAt[i] - errorsAt[i - 1]} ms apart`);
       // Between the attempts, 'connecting' says how many failed so far.
       assert.ok(wrong.states.some((e) => e.state === 'connecting' && e.failures === 2));
 
@@ -497,7 +535,8 @@ describe('camera: sources through ffmpeg', function () {
         const frame = rec.frames[rec.frames.length - 1];
         assert.equal(frame.image.width, 200);
         assert.ok(pixelStdDev(frame.image.data) > 20);
-        for (const text of [...rec.texts, ...wrong.texts]) assert.ok(!text.includes('nope-nope') && !text.includes(password), text);
+        for (const text of [...rec.texts, ...wrong.texts])
+          assert.ok(!text.includes('nope-nope') && !text.includes(password), text);
       } finally {
         await Promise.all(sources.splice(0).map((s) => s.stop()));
         mjpeg.closeAllConnections();

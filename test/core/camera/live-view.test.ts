@@ -52,12 +52,17 @@ describe('core/camera: live view', function () {
   beforeEach(async () => {
     let seq = 0;
     frame = noiseFrame(seq);
-    frames = setInterval(() => { frame = noiseFrame(++seq); }, 50);
+    frames = setInterval(() => {
+      frame = noiseFrame(++seq);
+    }, 50);
     view = new LiveView(() => frame, { fps: 10, maxViewers: 3, stalledMs: 3000 });
     server = http.createServer((req, res) => {
       if (!view.add(req, res)) res.writeHead(503).end('full');
     });
-    server.on('connection', (s: Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)); });
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   });
 
@@ -72,9 +77,13 @@ describe('core/camera: live view', function () {
 
   async function slowViewers(count: number): Promise<void> {
     const port = (server.address() as AddressInfo).port;
-    viewers = spawn('python3', ['-c', SLOW_VIEWERS, String(port), String(count)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    viewers = spawn('python3', ['-c', SLOW_VIEWERS, String(port), String(count)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve, reject) => {
-      viewers!.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('READY')) resolve(); });
+      viewers!.stdout!.on('data', (d: Buffer) => {
+        if (d.toString().includes('READY')) resolve();
+      });
       viewers!.once('exit', (code) => reject(new Error(`slow viewers exited with ${code}`)));
     });
   }
@@ -103,9 +112,20 @@ describe('core/camera: live view', function () {
   it('refuses the viewer beyond the cap, and shares one encode per frame among the others', async () => {
     const port = (server.address() as AddressInfo).port;
     const got: number[] = [0, 0, 0];
-    const requests = got.map((_, i) => http.get(`http://127.0.0.1:${port}/live`, (res) => res.on('data', (d: Buffer) => { got[i] += d.toString('latin1').split('--coralface').length - 1; })));
+    const requests = got.map((_, i) =>
+      http.get(`http://127.0.0.1:${port}/live`, (res) =>
+        res.on('data', (d: Buffer) => {
+          got[i] += d.toString('latin1').split('--coralface').length - 1;
+        }),
+      ),
+    );
     await sleep(300);
-    const fourth = await new Promise<number>((resolve) => http.get(`http://127.0.0.1:${port}/live`, (res) => { resolve(res.statusCode ?? 0); res.resume(); }));
+    const fourth = await new Promise<number>((resolve) =>
+      http.get(`http://127.0.0.1:${port}/live`, (res) => {
+        resolve(res.statusCode ?? 0);
+        res.resume();
+      }),
+    );
     assert.equal(fourth, 503);
     await sleep(1500);
     const { encodes, refused } = view.stats;

@@ -11,14 +11,15 @@ import { clipFrames } from '../../helpers/clip-frames';
 
 function flat(width: number, height: number, value: (x: number, y: number) => number): RgbImage {
   const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data.fill(value(x, y), (y * width + x) * 3, (y * width + x) * 3 + 3);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) data.fill(value(x, y), (y * width + x) * 3, (y * width + x) * 3 + 3);
   return { width, height, data };
 }
 
 describe('core/camera/scene', function () {
   this.timeout(120000);
 
-  it('counts the demo clip\'s photo changes as cuts, and nothing inside a photo or the walk-up zoom', async () => {
+  it("counts the demo clip's photo changes as cuts, and nothing inside a photo or the walk-up zoom", async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-scene-'));
     try {
       const clip = path.join(tmp, 'demo.mp4');

@@ -170,7 +170,11 @@ describe('blazeface: letterbox', () => {
     const corner = frameToNormalized({ x: 0, y: 0 }, letterbox);
     close(corner.x, 0);
     close(corner.y, 32 / 192);
-    for (const p of [{ x: 12.25, y: 199 }, { x: 299.9, y: 0.5 }, { x: -10, y: 250 }]) {
+    for (const p of [
+      { x: 12.25, y: 199 },
+      { x: 299.9, y: 0.5 },
+      { x: -10, y: 250 },
+    ]) {
       const back = normalizedToFrame(frameToNormalized(p, letterbox), letterbox);
       close(back.x, p.x, 1e-9);
       close(back.y, p.y, 1e-9);
@@ -236,19 +240,28 @@ describe('blazeface: letterbox', () => {
       const native = await prepareInputNative(image, variant, region);
       assert.deepEqual(native.letterbox, reference.letterbox);
       let max = 0;
-      for (let i = 0; i < reference.tensor.length; i++) max = Math.max(max, Math.abs(native.tensor[i] - reference.tensor[i]));
+      for (let i = 0; i < reference.tensor.length; i++)
+        max = Math.max(max, Math.abs(native.tensor[i] - reference.tensor[i]));
       assert.ok(max < 1e-5, `${image.width}x${image.height} ${variant} ${JSON.stringify(region)}: differs by ${max}`);
     }
   });
 
   it('the native resampler refuses taps that would read outside the image', () => {
     const image = new Uint8Array(4 * 4 * 3);
-    const taps = (indices: number[]) => ({ first: Int32Array.of(0, indices.length), indices: Int32Array.from(indices), weights: new Float32Array(indices.length).fill(1) });
-    const resample = (width: number, x: ReturnType<typeof taps>, y: ReturnType<typeof taps>) => resampleRgb(image, width, { x, y, scale: 1, offset: 0 });
+    const taps = (indices: number[]) => ({
+      first: Int32Array.of(0, indices.length),
+      indices: Int32Array.from(indices),
+      weights: new Float32Array(indices.length).fill(1),
+    });
+    const resample = (width: number, x: ReturnType<typeof taps>, y: ReturnType<typeof taps>) =>
+      resampleRgb(image, width, { x, y, scale: 1, offset: 0 });
     assert.throws(() => resample(4, taps([4]), taps([0])), /x taps read outside the image/);
     assert.throws(() => resample(4, taps([0]), taps([-1])), /y taps read outside the image/);
     assert.throws(() => resample(5, taps([0]), taps([0])), /whole number of RGB rows/);
-    assert.throws(() => resample(4, { ...taps([0]), first: Int32Array.of(0, 2) }, taps([0])), /do not cover their indices/);
+    assert.throws(
+      () => resample(4, { ...taps([0]), first: Int32Array.of(0, 2) }, taps([0])),
+      /do not cover their indices/,
+    );
   });
 
   it('plans overlapping square tiles over a wide frame', () => {
@@ -265,17 +278,19 @@ describe('blazeface: letterbox', () => {
 describe('blazeface: FaceDetector with a fake model', () => {
   // A model that fires on one full-range anchor with a 0.2-wide box.
   let lastInputLength = 0;
-  const fakeOutputs = (swap: boolean): RunModel => async (input) => {
-    lastInputLength = input.length;
-    const regressors = new Float32Array(2304 * 16);
-    const scores = new Float32Array(2304).fill(-20);
-    const index = 48 * 24 + 24; // anchor centre (24.5/48, 24.5/48)
-    regressors.set([0, 0, 0.2 * 192, 0.2 * 192, -10, -5, 10, -5, 0, 5, 0, 15, -30, 0, 30, 0], index * 16);
-    scores[index] = 3;
-    scores[index + 1] = 1; // a weaker neighbour, merged by NMS
-    regressors.set([0, 0, 0.2 * 192, 0.2 * 192], (index + 1) * 16);
-    return swap ? [scores, regressors] : [regressors, scores];
-  };
+  const fakeOutputs =
+    (swap: boolean): RunModel =>
+    async (input) => {
+      lastInputLength = input.length;
+      const regressors = new Float32Array(2304 * 16);
+      const scores = new Float32Array(2304).fill(-20);
+      const index = 48 * 24 + 24; // anchor centre (24.5/48, 24.5/48)
+      regressors.set([0, 0, 0.2 * 192, 0.2 * 192, -10, -5, 10, -5, 0, 5, 0, 15, -30, 0, 30, 0], index * 16);
+      scores[index] = 3;
+      scores[index + 1] = 1; // a weaker neighbour, merged by NMS
+      regressors.set([0, 0, 0.2 * 192, 0.2 * 192], (index + 1) * 16);
+      return swap ? [scores, regressors] : [regressors, scores];
+    };
 
   it('returns the face in frame pixels whatever the output order', async () => {
     for (const swap of [false, true]) {

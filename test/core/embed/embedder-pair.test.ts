@@ -32,7 +32,11 @@ const PEOPLE = ['Jackie_Chan', 'Meryl_Streep', 'Roger_Federer'];
 
 const cosine = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + v * b[i], 0);
 
-async function cropsOf(person: string, count: number, detector: Awaited<ReturnType<typeof openDetector>>['detector']): Promise<RgbImage[]> {
+async function cropsOf(
+  person: string,
+  count: number,
+  detector: Awaited<ReturnType<typeof openDetector>>['detector'],
+): Promise<RgbImage[]> {
   const dir = path.join(FACES_DIR, person);
   const crops: RgbImage[] = [];
   for (const file of fs.readdirSync(dir).sort()) {
@@ -50,7 +54,8 @@ async function reference(model: string, crops: RgbImage[]): Promise<Float32Array
     const [batch, ...rest] = runtime.inputs[0].shape;
     if (batch !== 1) await runtime.resizeInput(0, [1, ...rest]);
     const out: Float32Array[] = [];
-    for (const crop of crops) out.push(l2normalize((await runtime.invoke([Float32Array.from(crop.data, (v) => (v - 127.5) / 128)]))[0]));
+    for (const crop of crops)
+      out.push(l2normalize((await runtime.invoke([Float32Array.from(crop.data, (v) => (v - 127.5) / 128)]))[0]));
     return out;
   } finally {
     await runtime.dispose();
@@ -107,10 +112,20 @@ describe('embedder pair: Edge TPU int8, CPU float or int8, through a fallback an
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   async function setUp(model: { cpu: string; edgetpu: string }) {
-    const embedder = await TfliteEmbedder.open({ model, device: 'usb', edgetpuLibrary: library, threads: 1, restart: { initialMs: 300, maxMs: 300 } });
+    const embedder = await TfliteEmbedder.open({
+      model,
+      device: 'usb',
+      edgetpuLibrary: library,
+      threads: 1,
+      restart: { initialMs: 300, maxMs: 300 },
+    });
     opened.push(embedder);
     const gallery = await Gallery.open(fs.mkdtempSync(path.join(dir, 'gallery-')), { create: true });
-    for (const person of PEOPLE) await gallery.addCrops(person.replace('_', ' '), enrol.get(person)!.map((image) => ({ image })));
+    for (const person of PEOPLE)
+      await gallery.addCrops(
+        person.replace('_', ' '),
+        enrol.get(person)!.map((image) => ({ image })),
+      );
     const recognizer = await Recognizer.open(gallery, embedder);
     opened.push({ dispose: () => recognizer.close() });
     return { embedder, gallery, recognizer };
@@ -123,15 +138,22 @@ describe('embedder pair: Edge TPU int8, CPU float or int8, through a fallback an
     assert.deepEqual(defaultEmbedderPair('int8'), { cpu: INT8, edgetpu: expected });
   });
 
-  it('float on the CPU: the id follows the side that answers, one cache per model, each probe matched with its own model\'s enrolments', async () => {
+  it("float on the CPU: the id follows the side that answers, one cache per model, each probe matched with its own model's enrolments", async () => {
     const { embedder, gallery, recognizer } = await setUp(pair);
     assert.equal(embedder.backend.kind, 'edgetpu');
     assert.equal(embedder.backend.model, pair.edgetpu);
     const tpuId = embedder.id;
-    assert.match(tpuId, /^mobilefacenet_int8-[0-9a-f]{12}-s$/, 'the compiled model is named after the int8 model it was made from');
+    assert.match(
+      tpuId,
+      /^mobilefacenet_int8-[0-9a-f]{12}-s$/,
+      'the compiled model is named after the int8 model it was made from',
+    );
     const identifyAll = async () => {
       for (const person of PEOPLE) {
-        const { id, embeddings: [e] } = await embedder.embedTagged([probes.get(person)!]);
+        const {
+          id,
+          embeddings: [e],
+        } = await embedder.embedTagged([probes.get(person)!]);
         assert.ok(await recognizer.ready(id));
         assert.equal(recognizer.identify(e, id).name, person.replace('_', ' '), `${person} with ${id}`);
       }
@@ -143,24 +165,34 @@ describe('embedder pair: Edge TPU int8, CPU float or int8, through a fallback an
     // The Coral dies: the CPU answers with the float model, under the float model's id.
     const switched = once(embedder, 'id');
     fs.writeFileSync(process.env.FAKE_EDGETPU_ABORT_FILE!, 'USB error');
-    const [floatId] = await switched as [string];
+    const [floatId] = (await switched) as [string];
     assert.match(floatId, /^mobilefacenet-[0-9a-f]{12}-s$/);
     assert.equal(embedder.backend.kind, 'cpu');
     const onCpu = await embedder.embedTagged([probes.get(PEOPLE[0])!]);
     assert.equal(onCpu.id, floatId);
-    assert.ok(cosine(onCpu.embeddings[0], onTpu.embeddings[0]) > 0.98, 'the two models agree closely, but are not the same');
+    assert.ok(
+      cosine(onCpu.embeddings[0], onTpu.embeddings[0]) > 0.98,
+      'the two models agree closely, but are not the same',
+    );
     assert.ok(cosine(onCpu.embeddings[0], onTpu.embeddings[0]) < 0.99999);
     await identifyAll();
     assert.deepEqual(recognizer.loadedIds().sort(), [floatId, tpuId].sort());
 
     // Each cache holds exactly its own model's embeddings of the gallery's crops.
-    const fail = async (): Promise<Float32Array[]> => { throw new Error('the cache should be complete'); };
+    const fail = async (): Promise<Float32Array[]> => {
+      throw new Error('the cache should be complete');
+    };
     const people = gallery.listPeople();
-    for (const [id, model] of [[tpuId, INT8], [floatId, MODELS.mobilefacenet]] as const) {
+    for (const [id, model] of [
+      [tpuId, INT8],
+      [floatId, MODELS.mobilefacenet],
+    ] as const) {
       const cached = await gallery.embeddings(id, fail);
       for (const person of people) {
         const expected = await reference(model, await gallery.loadCrops(person.id));
-        cached.get(person.id)!.forEach((e, i) => assert.ok(cosine(e, expected[i]) > 0.9999, `${id}: ${person.name} crop ${i}`));
+        cached
+          .get(person.id)!
+          .forEach((e, i) => assert.ok(cosine(e, expected[i]) > 0.9999, `${id}: ${person.name} crop ${i}`));
       }
     }
 
@@ -180,14 +212,21 @@ describe('embedder pair: Edge TPU int8, CPU float or int8, through a fallback an
     const tpuId = embedder.id;
     const ids: string[] = [];
     embedder.on('id', (id: string) => ids.push(id));
-    const cpuSide = new Promise<void>((resolve) => embedder.inference.on('backend', (b) => { if (b.kind === 'cpu') resolve(); }));
+    const cpuSide = new Promise<void>((resolve) =>
+      embedder.inference.on('backend', (b) => {
+        if (b.kind === 'cpu') resolve();
+      }),
+    );
     const before = await embedder.embedTagged([probes.get(PEOPLE[1])!]);
     fs.writeFileSync(process.env.FAKE_EDGETPU_ABORT_FILE!, 'USB error');
     await cpuSide;
     assert.equal(embedder.backend.model, int8Cpu.cpu);
     const after = await embedder.embedTagged([probes.get(PEOPLE[1])!]);
     assert.deepEqual([after.id, ids], [tpuId, []]);
-    assert.ok(cosine(after.embeddings[0], before.embeddings[0]) > 0.9999, 'the Edge TPU side and the CPU side run the same int8 model');
+    assert.ok(
+      cosine(after.embeddings[0], before.embeddings[0]) > 0.9999,
+      'the Edge TPU side and the CPU side run the same int8 model',
+    );
     assert.equal(recognizer.identify(after.embeddings[0], after.id).name, PEOPLE[1].replace('_', ' '));
     assert.deepEqual(recognizer.loadedIds(), [tpuId]);
   });

@@ -16,10 +16,22 @@ describe('embedding reuse across frames', () => {
 
   it('keeps two faces apart and forgets the replaced one', () => {
     const reuse = new EmbeddingReuse(500);
-    reuse.remember('door', [{ box: box(0), embedding: vec(1) }, { box: box(400), embedding: vec(2) }], 0, 'm');
+    reuse.remember(
+      'door',
+      [
+        { box: box(0), embedding: vec(1) },
+        { box: box(400), embedding: vec(2) },
+      ],
+      0,
+      'm',
+    );
     assert.deepEqual(reuse.lookup('door', box(400), 100, 'm'), vec(2));
     reuse.remember('door', [{ box: box(2), embedding: vec(3) }], 300, 'm');
-    assert.deepEqual(reuse.lookup('door', box(0), 350, 'm'), vec(3), 'the fresh embedding replaces the old at that place');
+    assert.deepEqual(
+      reuse.lookup('door', box(0), 350, 'm'),
+      vec(3),
+      'the fresh embedding replaces the old at that place',
+    );
     assert.deepEqual(reuse.lookup('door', box(400), 350, 'm'), vec(2), 'the other face is still remembered');
   });
 

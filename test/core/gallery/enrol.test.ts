@@ -18,7 +18,11 @@ import { FACES_DIR } from '../../models';
 
 const photos = (person: string): string[] => {
   const dir = path.join(FACES_DIR, person);
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .map((f) => path.join(dir, f));
 };
 
 describe('enrolment bar (real photos)', function () {
@@ -39,13 +43,21 @@ describe('enrolment bar (real photos)', function () {
 
   it('a look-alike name is refused before anything is saved; "add" then needs the photos to be recognised as him', async () => {
     const stranger = photos('Andy_Roddick').slice(0, 8);
-    await assert.rejects(enrolPerson(pipeline, gallery, 'andre_agassi', stranger),
-      (e: GalleryError) => e.code === 'ERR_NAME_COLLISION' && /Andre Agassi/.test(e.message));
+    await assert.rejects(
+      enrolPerson(pipeline, gallery, 'andre_agassi', stranger),
+      (e: GalleryError) => e.code === 'ERR_NAME_COLLISION' && /Andre Agassi/.test(e.message),
+    );
     let report: EnrolError | undefined;
-    await enrolPerson(pipeline, gallery, 'andre_agassi', stranger, { mode: 'add' }).catch((e: EnrolError) => (report = e));
+    await enrolPerson(pipeline, gallery, 'andre_agassi', stranger, { mode: 'add' }).catch(
+      (e: EnrolError) => (report = e),
+    );
     assert.ok(report instanceof EnrolError, 'nothing of the stranger was added');
     assert.equal(report.result.accepted, 0);
-    assert.ok(report.result.photos.every((p) => p.accepted || p.reasons.some((r) => r.code === 'not-this-person' || r.code !== 'outlier')));
+    assert.ok(
+      report.result.photos.every(
+        (p) => p.accepted || p.reasons.some((r) => r.code === 'not-this-person' || r.code !== 'outlier'),
+      ),
+    );
     assert.equal(gallery.getPerson('Andre Agassi')!.crops.length, 5);
 
     // And the stranger is still nobody.
@@ -60,7 +72,10 @@ describe('enrolment bar (real photos)', function () {
 
   it('more photos of the same person are added; a stranger among them is not', async () => {
     const intruder = photos('Andy_Roddick')[0];
-    const result = await enrolPerson(pipeline, gallery, 'Andre Agassi', [...photos('Andre_Agassi').slice(5, 9), intruder]);
+    const result = await enrolPerson(pipeline, gallery, 'Andre Agassi', [
+      ...photos('Andre_Agassi').slice(5, 9),
+      intruder,
+    ]);
     assert.ok(result.existing);
     assert.ok(result.accepted >= 3, `${result.accepted} of 4 genuine photos accepted`);
     const rejected = result.photos.find((p) => p.source === intruder)!;
@@ -86,14 +101,18 @@ describe('enrolment bar (real photos)', function () {
       assert.equal(e.result.photos.filter((p) => p.reasons.some((r) => r.code === 'duplicate')).length, 4);
       return true;
     });
-    const again = await enrolPerson(pipeline, gallery, 'Andre Agassi', photos('Andre_Agassi').slice(0, 5)).catch((e: EnrolError) => e);
+    const again = await enrolPerson(pipeline, gallery, 'Andre Agassi', photos('Andre_Agassi').slice(0, 5)).catch(
+      (e: EnrolError) => e,
+    );
     assert.ok(again instanceof EnrolError);
     assert.ok(again.result.photos.every((p) => p.reasons.some((r) => r.code === 'duplicate')));
     assert.equal(gallery.getPerson('Andre Agassi')!.crops.length, 5);
   });
 
   it('photos of someone already enrolled do not make a new person (a second name for the same face)', async () => {
-    const error = await enrolPerson(pipeline, gallery, 'Bob', photos('Andre_Agassi').slice(5, 9)).catch((e: EnrolError) => e);
+    const error = await enrolPerson(pipeline, gallery, 'Bob', photos('Andre_Agassi').slice(5, 9)).catch(
+      (e: EnrolError) => e,
+    );
     assert.ok(error instanceof EnrolError, 'nothing was saved');
     for (const photo of error.result.photos.filter((p) => !p.accepted)) {
       assert.equal(photo.reasons.at(-1)!.code, 'known-person');
@@ -105,10 +124,15 @@ describe('enrolment bar (real photos)', function () {
 
   it('bad inputs are reported per photo and never crash the batch', async () => {
     const bad = [null, 42, { nope: true }, '/no/such/photo.jpg', Buffer.from('not an image')];
-    const error = await enrolPerson(pipeline, gallery, 'Jennifer', [...bad, ...photos('Jennifer_Garner').slice(0, 2)]).catch((e: EnrolError) => e);
+    const error = await enrolPerson(pipeline, gallery, 'Jennifer', [
+      ...bad,
+      ...photos('Jennifer_Garner').slice(0, 2),
+    ]).catch((e: EnrolError) => e);
     assert.ok(error instanceof EnrolError);
-    assert.deepEqual(error.result.photos.slice(0, 5).map((p) => p.reasons[0].code),
-      ['ERR_IMAGE_INVALID', 'ERR_IMAGE_INVALID', 'ERR_IMAGE_INVALID', 'ERR_IMAGE_NOT_FOUND', 'ERR_IMAGE_UNSUPPORTED']);
+    assert.deepEqual(
+      error.result.photos.slice(0, 5).map((p) => p.reasons[0].code),
+      ['ERR_IMAGE_INVALID', 'ERR_IMAGE_INVALID', 'ERR_IMAGE_INVALID', 'ERR_IMAGE_NOT_FOUND', 'ERR_IMAGE_UNSUPPORTED'],
+    );
     assert.equal(error.result.accepted, 2);
   });
 });

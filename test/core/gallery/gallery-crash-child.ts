@@ -54,7 +54,12 @@ async function crashLoop(dir: string, run: number): Promise<void> {
       const before = new Set(gallery.getPerson(earlier)!.crops.map((crop) => crop.file));
       report({ op: 'begin', kind: 'grow', name: earlier });
       const grown = await gallery.addCrops(earlier, [{ image: noiseCrop(run * 1000 + 500 + i) }]);
-      report({ op: 'done', kind: 'grow', name: earlier, files: grown.crops.map((c) => c.file).filter((f) => !before.has(f)) });
+      report({
+        op: 'done',
+        kind: 'grow',
+        name: earlier,
+        files: grown.crops.map((c) => c.file).filter((f) => !before.has(f)),
+      });
     }
     if (i % 4 === 3) {
       const from = mine[mine.length - 2];

@@ -186,8 +186,14 @@ describe('gallery', function () {
       await expectGalleryError(gallery.addCrops('Anne Marie', [{ image: crop(2) }]), 'ERR_NAME_COLLISION');
       const second = await gallery.addCrops('Anne Marie', [{ image: crop(2) }], { mode: 'new' });
       const third = await gallery.addCrops('anne_marie!', [{ image: crop(3) }], { mode: 'new' });
-      await expectGalleryError(gallery.addCrops('Anne Marie', [{ image: crop(4) }], { mode: 'new' }), 'ERR_PERSON_EXISTS');
-      await expectGalleryError(gallery.addCrops('ANNE MARIE', [{ image: crop(4) }], { mode: 'add' }), 'ERR_NAME_COLLISION');
+      await expectGalleryError(
+        gallery.addCrops('Anne Marie', [{ image: crop(4) }], { mode: 'new' }),
+        'ERR_PERSON_EXISTS',
+      );
+      await expectGalleryError(
+        gallery.addCrops('ANNE MARIE', [{ image: crop(4) }], { mode: 'add' }),
+        'ERR_NAME_COLLISION',
+      );
       assert.deepEqual([first.id, second.id, third.id], ['anne-marie', 'anne-marie-2', 'anne-marie-3']);
       assert.equal(gallery.getPerson('Anne Marie')?.id, 'anne-marie-2');
     });
@@ -287,9 +293,19 @@ describe('gallery', function () {
       assert.equal(modelA.total(), 4);
       const cacheFiles = await fsp.readdir(path.join(dir, 'embeddings'));
       assert.equal(cacheFiles.length, 2);
-      assert.ok(cacheFiles.every((file) => /^[a-z0-9-]+\.json$/.test(file)), cacheFiles.join());
+      assert.ok(
+        cacheFiles.every((file) => /^[a-z0-9-]+\.json$/.test(file)),
+        cacheFiles.join(),
+      );
       const cache = JSON.parse(
-        await fsp.readFile(path.join(dir, 'embeddings', cacheFiles.find((f) => f.startsWith('mobilefacenet-cpu'))!), 'utf8'),
+        await fsp.readFile(
+          path.join(
+            dir,
+            'embeddings',
+            cacheFiles.find((f) => f.startsWith('mobilefacenet-cpu'))!,
+          ),
+          'utf8',
+        ),
       );
       assert.equal(cache.embedderId, 'mobilefacenet/cpu v1');
       assert.deepEqual(
@@ -301,12 +317,18 @@ describe('gallery', function () {
     it('rejects an embedder that returns the wrong count or dimension, and a corrupt cache is rebuilt', async () => {
       const gallery = await Gallery.open(dir, { create: true });
       await gallery.addCrops('Alice', [{ image: crop(1) }, { image: crop(2) }]);
-      await expectGalleryError(gallery.embeddings('m', async () => [new Float32Array(4)]), 'ERR_EMBEDDINGS_INVALID');
+      await expectGalleryError(
+        gallery.embeddings('m', async () => [new Float32Array(4)]),
+        'ERR_EMBEDDINGS_INVALID',
+      );
       await expectGalleryError(
         gallery.embeddings('m', async () => [new Float32Array(4), new Float32Array(5)]),
         'ERR_EMBEDDINGS_INVALID',
       );
-      await expectGalleryError(gallery.embeddings('', async () => []), 'ERR_EMBEDDER_INVALID');
+      await expectGalleryError(
+        gallery.embeddings('', async () => []),
+        'ERR_EMBEDDER_INVALID',
+      );
 
       const model = counter(0);
       await gallery.embeddings('m', model.embed);
@@ -326,16 +348,21 @@ describe('gallery', function () {
       await fsp.writeFile(path.join(dir, 'people', 'ghost', 'a.png'), 'x');
       await fsp.writeFile(path.join(dir, 'people', 'README.txt'), 'not ours to delete');
       // What a change killed half-way leaves: its intent, a crop it wrote, a temp file.
-      await fsp.writeFile(path.join(dir, 'pending', 'k1-crashed.json'),
-        JSON.stringify({ op: 'add', personId: 'alice', files: ['zz-halfway.png'], negative: false, createdDir: false }));
+      await fsp.writeFile(
+        path.join(dir, 'pending', 'k1-crashed.json'),
+        JSON.stringify({ op: 'add', personId: 'alice', files: ['zz-halfway.png'], negative: false, createdDir: false }),
+      );
       await fsp.writeFile(path.join(dir, 'people', 'alice', 'zz-halfway.png'), 'x');
       await fsp.writeFile(path.join(dir, 'people', 'alice', '.zz-next.png.1.ab.tmp'), 'x');
 
       const reopened = await Gallery.open(dir);
       assert.deepEqual(reopened.listPeople(), [alice]);
       await reopened.addCrops('Bob', [{ image: crop(2) }]);
-      assert.deepEqual((await fsp.readdir(path.join(dir, 'people', 'alice'))).sort(),
-        [alice.crops[0].file, 'person.json', 'zzz-stray.png'].sort(), 'only the crashed change was taken back');
+      assert.deepEqual(
+        (await fsp.readdir(path.join(dir, 'people', 'alice'))).sort(),
+        [alice.crops[0].file, 'person.json', 'zzz-stray.png'].sort(),
+        'only the crashed change was taken back',
+      );
       assert.deepEqual((await fsp.readdir(path.join(dir, 'people'))).sort(), ['README.txt', 'alice', 'bob', 'ghost']);
       assert.deepEqual(await fsp.readdir(path.join(dir, 'pending')), []);
       assert.equal((await reopened.loadCrops('Alice')).length, 1);
@@ -357,7 +384,10 @@ describe('gallery', function () {
     async function enrolThree(): Promise<Gallery> {
       const gallery = await Gallery.open(dir, { create: true });
       for (const [n, name] of ['Alice', 'Bob', 'Carol'].entries()) {
-        await gallery.addCrops(name, Array.from({ length: 5 }, (_, i) => ({ image: crop(n * 10 + i), source: `${name}-${i}.jpg` })));
+        await gallery.addCrops(
+          name,
+          Array.from({ length: 5 }, (_, i) => ({ image: crop(n * 10 + i), source: `${name}-${i}.jpg` })),
+        );
       }
       await gallery.rename('Bob', 'Robert');
       await gallery.setIgnored('Carol', true);
@@ -380,12 +410,19 @@ describe('gallery', function () {
         const recovered = await Gallery.open(dir, options);
         assert.ok(recovered.recovery, 'says it rebuilt the index');
         assert.match(recovered.recovery.reason, /missing/);
-        assert.deepEqual(recovered.listPeople().map((p) => [p.id, p.name, p.ignored ?? false, p.crops.map((c) => c.file), p.negatives.length]),
-          before.map((p) => [p.id, p.name, p.ignored ?? false, p.crops.map((c) => c.file), p.negatives.length]));
+        assert.deepEqual(
+          recovered
+            .listPeople()
+            .map((p) => [p.id, p.name, p.ignored ?? false, p.crops.map((c) => c.file), p.negatives.length]),
+          before.map((p) => [p.id, p.name, p.ignored ?? false, p.crops.map((c) => c.file), p.negatives.length]),
+        );
         assert.equal(recovered.getPerson('Robert')?.crops[0].source, 'Bob-0.jpg', 'details come back from person.json');
       }
       assert.equal(await pngs(), 15, 'every crop is still there');
-      assert.ok(JSON.parse(await fsp.readFile(path.join(dir, 'gallery.json'), 'utf8')).people.length === 3, 'the rebuilt index was saved');
+      assert.ok(
+        JSON.parse(await fsp.readFile(path.join(dir, 'gallery.json'), 'utf8')).people.length === 3,
+        'the rebuilt index was saved',
+      );
       const reopened = await Gallery.open(dir);
       assert.equal(reopened.recovery, null);
     });
@@ -403,7 +440,13 @@ describe('gallery', function () {
       const gallery = await enrolThree();
       await fsp.rm(path.join(dir, 'gallery.json'));
       await gallery.addCrops('Dave', [{ image: crop(50) }]);
-      assert.deepEqual((await Gallery.open(dir)).listPeople().map((p) => p.name).sort(), ['Alice', 'Carol', 'Dave', 'Robert']);
+      assert.deepEqual(
+        (await Gallery.open(dir))
+          .listPeople()
+          .map((p) => p.name)
+          .sort(),
+        ['Alice', 'Carol', 'Dave', 'Robert'],
+      );
       assert.equal(await pngs(), 16);
     });
 
@@ -416,7 +459,10 @@ describe('gallery', function () {
       const report = await Gallery.repair(dir);
       assert.equal(report.people, 3);
       assert.ok(report.damagedIndex && (await fsp.readFile(report.damagedIndex, 'utf8')).endsWith('"peop'));
-      assert.deepEqual((await Gallery.open(dir)).listPeople().map((p) => p.name), before.map((p) => p.name));
+      assert.deepEqual(
+        (await Gallery.open(dir)).listPeople().map((p) => p.name),
+        before.map((p) => p.name),
+      );
       await assert.rejects(Gallery.repair(dir), /nothing to repair/);
     });
 
@@ -431,14 +477,19 @@ describe('gallery', function () {
       const gallery = await Gallery.open(dir, { create: true });
       await gallery.addCrops('Alice', [{ image: crop(1) }, { image: crop(2) }]);
       await gallery.addCrops('Bob', [{ image: crop(3) }]);
-      const embed = (offset: number) => async (crops: RgbImage[]) => crops.map((c) => Float32Array.from([c.data[0] + offset, c.data[1], 1]));
+      const embed = (offset: number) => async (crops: RgbImage[]) =>
+        crops.map((c) => Float32Array.from([c.data[0] + offset, c.data[1], 1]));
       await gallery.embeddings('cpu-model', embed(0));
       await gallery.embeddings('edgetpu-model', embed(1));
       await gallery.forget('Alice');
       await assert.rejects(fsp.stat(path.join(dir, 'people', 'alice')));
       for (const file of await fsp.readdir(path.join(dir, 'embeddings'))) {
         const keys = Object.keys(JSON.parse(await fsp.readFile(path.join(dir, 'embeddings', file), 'utf8')).embeddings);
-        assert.deepEqual(keys.map((k) => k.split('/')[0]), ['bob'], `${file} holds nothing of Alice`);
+        assert.deepEqual(
+          keys.map((k) => k.split('/')[0]),
+          ['bob'],
+          `${file} holds nothing of Alice`,
+        );
       }
     });
 
@@ -448,7 +499,10 @@ describe('gallery', function () {
       await gallery.embeddings('m', async (crops) => crops.map(() => Float32Array.from([1, 2, 3])));
       // The state a kill right after the commit leaves: the intent, an index without her, her folder and cache entry.
       const index = JSON.parse(await fsp.readFile(path.join(dir, 'gallery.json'), 'utf8'));
-      await fsp.writeFile(path.join(dir, 'pending', 'k2.json'), JSON.stringify({ op: 'forget', personId: 'alice', files: [], negative: false, createdDir: false }));
+      await fsp.writeFile(
+        path.join(dir, 'pending', 'k2.json'),
+        JSON.stringify({ op: 'forget', personId: 'alice', files: [], negative: false, createdDir: false }),
+      );
       await fsp.writeFile(path.join(dir, 'gallery.json'), JSON.stringify({ ...index, people: [] }));
       await Gallery.open(dir);
       await assert.rejects(fsp.stat(path.join(dir, 'people', 'alice')));
@@ -460,7 +514,10 @@ describe('gallery', function () {
   describe('the same photo twice', () => {
     it('stores a crop once, however often it is given', async () => {
       const gallery = await Gallery.open(dir, { create: true });
-      const once = await gallery.addCrops('Alice', Array.from({ length: 5 }, () => ({ image: crop(7) })));
+      const once = await gallery.addCrops(
+        'Alice',
+        Array.from({ length: 5 }, () => ({ image: crop(7) })),
+      );
       assert.equal(once.crops.length, 1);
       const again = await gallery.addCrops('Alice', [{ image: crop(7) }, { image: crop(8) }]);
       assert.equal(again.crops.length, 2);
@@ -473,30 +530,54 @@ describe('gallery', function () {
       const gallery = await Gallery.open(dir, { create: true });
       await gallery.addCrops('Alice', [{ image: crop(1) }, { image: crop(2) }]);
       await gallery.addCrops('Alice', [{ image: crop(3) }], { negative: true });
-      await expectGalleryError(gallery.addCrops('Nobody', [{ image: crop(3) }], { negative: true }), 'ERR_PERSON_NOT_FOUND');
+      await expectGalleryError(
+        gallery.addCrops('Nobody', [{ image: crop(3) }], { negative: true }),
+        'ERR_PERSON_NOT_FOUND',
+      );
       await gallery.addCrops('Postman', [{ image: crop(4) }]);
       await gallery.setIgnored('Postman', true);
-      const negatives = await gallery.negativeEmbeddings('m', async (crops) => crops.map((c) => Float32Array.from([c.data[0], 1])));
+      const negatives = await gallery.negativeEmbeddings('m', async (crops) =>
+        crops.map((c) => Float32Array.from([c.data[0], 1])),
+      );
       assert.deepEqual([...negatives.keys()], ['alice']);
-      assert.deepEqual((await gallery.loadCrops('Alice', { negatives: true })).map((c) => Buffer.from(c.data)), [Buffer.from(crop(3).data)]);
+      assert.deepEqual(
+        (await gallery.loadCrops('Alice', { negatives: true })).map((c) => Buffer.from(c.data)),
+        [Buffer.from(crop(3).data)],
+      );
 
       const exported = JSON.parse(JSON.stringify(await gallery.exportPeople()));
       const other = await Gallery.open(path.join(tempRoot, 'other'), { create: true });
       const first = await other.importPeople(exported);
-      assert.deepEqual(first.people.map((p) => [p.name, p.added]), [['Alice', 2], ['Postman', 1]]);
+      assert.deepEqual(
+        first.people.map((p) => [p.name, p.added]),
+        [
+          ['Alice', 2],
+          ['Postman', 1],
+        ],
+      );
       assert.equal(other.getPerson('Postman')?.ignored, true);
       assert.equal(other.getPerson('Alice')?.negatives.length, 1);
       const second = await other.importPeople(exported);
-      assert.deepEqual(second.skipped.map((s) => s.name), ['Alice', 'Postman']);
+      assert.deepEqual(
+        second.skipped.map((s) => s.name),
+        ['Alice', 'Postman'],
+      );
       const merged = await other.importPeople(exported, { onCollision: 'add' });
-      assert.deepEqual(merged.people.map((p) => p.added), [0, 0], 'crops already there are not stored twice');
+      assert.deepEqual(
+        merged.people.map((p) => p.added),
+        [0, 0],
+        'crops already there are not stored twice',
+      );
       await expectGalleryError(other.importPeople({ format: 'something-else' }), 'ERR_IMPORT_INVALID');
-      await expectGalleryError(other.importPeople({ ...exported, people: [{ name: 'X', crops: [{ png: 'bm90IGEgcG5n' }] }] }), 'ERR_IMPORT_INVALID');
+      await expectGalleryError(
+        other.importPeople({ ...exported, people: [{ name: 'X', crops: [{ png: 'bm90IGEgcG5n' }] }] }),
+        'ERR_IMPORT_INVALID',
+      );
     });
   });
 
   describe('other processes', () => {
-    it('a watching gallery sees another process\'s change within a second', async () => {
+    it("a watching gallery sees another process's change within a second", async () => {
       const watching = await Gallery.open(dir, { create: true, watch: { intervalMs: 50 } });
       const changes: GalleryChange[] = [];
       watching.on('change', (change) => changes.push(change));
@@ -506,7 +587,10 @@ describe('gallery', function () {
       while (!watching.getPerson('Alice') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       watching.close();
       assert.equal(watching.getPerson('Alice')?.crops.length, 1);
-      assert.deepEqual(changes.map((c) => c.kind), ['external']);
+      assert.deepEqual(
+        changes.map((c) => c.kind),
+        ['external'],
+      );
     });
   });
 
@@ -636,7 +720,10 @@ describe('gallery', function () {
       assert.deepEqual(await snapshot(dir), before);
       await fsp.rm(path.join(mountPoint, 'filler'));
       await gallery.addCrops('Bob', [{ image: crop(5) }]);
-      assert.deepEqual((await Gallery.open(dir)).listPeople().map((p) => p.name), ['Alice', 'Bob']);
+      assert.deepEqual(
+        (await Gallery.open(dir)).listPeople().map((p) => p.name),
+        ['Alice', 'Bob'],
+      );
     });
   });
 
@@ -665,7 +752,9 @@ describe('gallery', function () {
         const reports: Report[] = [];
         let buffered = '';
         let stderr = '';
-        const current = spawn(process.execPath, [childScript, 'crash', dir, String(run)], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const current = spawn(process.execPath, [childScript, 'crash', dir, String(run)], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
         children.push(current);
         current.stdout.setEncoding('utf8');
         current.stdout.on('data', (chunk: string) => {
@@ -729,7 +818,11 @@ describe('gallery', function () {
           for (const c of person.crops) model.get(inFlight.name!)!.files.add(c.file);
         } else if (inFlight?.kind === 'rename') {
           const renamed = gallery.listPeople().some((p) => p.name === inFlight.to);
-          assert.notEqual(renamed, gallery.listPeople().some((p) => p.name === inFlight.name), `${where}: exactly one of the names`);
+          assert.notEqual(
+            renamed,
+            gallery.listPeople().some((p) => p.name === inFlight.name),
+            `${where}: exactly one of the names`,
+          );
           if (renamed) {
             model.set(inFlight.to!, model.get(inFlight.name!)!);
             model.delete(inFlight.name!);
@@ -740,16 +833,28 @@ describe('gallery', function () {
             forgotten.add(inFlight.id!);
           }
         }
-        assert.deepEqual(gallery.listPeople().map((p) => p.name).sort(), [...model.keys()].sort(), `${where}: the people`);
+        assert.deepEqual(
+          gallery
+            .listPeople()
+            .map((p) => p.name)
+            .sort(),
+          [...model.keys()].sort(),
+          `${where}: the people`,
+        );
         for (const [name, expected] of model) {
           const person = gallery.getPerson(name)!;
           assert.equal(person.id, expected.id, where);
           assert.deepEqual(new Set(person.crops.map((c) => c.file)), expected.files, `${where}: crops of ${name}`);
           // The folder holds exactly what the index references: nothing torn, nothing left over.
           const onDisk = (await fsp.readdir(path.join(dir, 'people', person.id))).sort();
-          assert.deepEqual(onDisk, [...person.crops.map((c) => c.file), 'person.json'].sort(), `${where}: folder of ${name}`);
+          assert.deepEqual(
+            onDisk,
+            [...person.crops.map((c) => c.file), 'person.json'].sort(),
+            `${where}: folder of ${name}`,
+          );
         }
-        for (const id of forgotten) await assert.rejects(fsp.stat(path.join(dir, 'people', id)), `${where}: ${id} was forgotten`);
+        for (const id of forgotten)
+          await assert.rejects(fsp.stat(path.join(dir, 'people', id)), `${where}: ${id} was forgotten`);
         for (const person of gallery.listPeople().filter((p) => p.name.startsWith(`Run ${run} `))) {
           for (const image of await gallery.loadCrops(person.id)) assert.equal(image.data.length, 112 * 112 * 3);
         }
@@ -758,13 +863,18 @@ describe('gallery', function () {
     });
 
     it('two processes writing one gallery at once lose nothing (6 trials of 2 x 8 enrolments)', async function () {
-      const write = (galleryDir: string, prefix: string) => new Promise<void>((resolve, reject) => {
-        let stderr = '';
-        const current = spawn(process.execPath, [childScript, 'write', galleryDir, prefix, '8'], { stdio: ['ignore', 'ignore', 'pipe'] });
-        children.push(current);
-        current.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-        current.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`writer ${prefix} failed: ${stderr}`))));
-      });
+      const write = (galleryDir: string, prefix: string) =>
+        new Promise<void>((resolve, reject) => {
+          let stderr = '';
+          const current = spawn(process.execPath, [childScript, 'write', galleryDir, prefix, '8'], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
+          children.push(current);
+          current.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+          current.on('close', (code) =>
+            code === 0 ? resolve() : reject(new Error(`writer ${prefix} failed: ${stderr}`)),
+          );
+        });
       for (let trial = 0; trial < 6; trial++) {
         const galleryDir = path.join(tempRoot, `shared-${trial}`);
         await Promise.all([write(galleryDir, 'North'), write(galleryDir, 'South')]);

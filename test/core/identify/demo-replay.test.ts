@@ -56,14 +56,28 @@ describe('the demo clip, replayed: walk-up, then recognized', function () {
     const events: { frame: number; event: VisitEvent<RgbImage> }[] = [];
     let enrolledAt = -1;
     let frame = 0;
-    for await (const image of clipFrames(path.join(tmp, 'demo.mp4'), { fps: FPS, width: 1280, height: 720, loops: 2 })) {
+    for await (const image of clipFrames(path.join(tmp, 'demo.mp4'), {
+      fps: FPS,
+      width: 1280,
+      height: 720,
+      loops: 2,
+    })) {
       const timestamp = frame * FRAME_MS;
       const scene = scenes.next(image);
       const { faces } = await pipeline.analyse(image);
       if (frame >= walkStart && frame < walkEnd) {
         collector.add({
-          source: `demo@${frame}`, timestamp, width: image.width, height: image.height,
-          faces: faces.map((f) => ({ box: f.box, ok: f.quality.ok, reasons: f.quality.reasons, quality: f.quality, crop: () => f.crop })),
+          source: `demo@${frame}`,
+          timestamp,
+          width: image.width,
+          height: image.height,
+          faces: faces.map((f) => ({
+            box: f.box,
+            ok: f.quality.ok,
+            reasons: f.quality.reasons,
+            quality: f.quality,
+            crop: () => f.crop,
+          })),
         });
       }
       if (frame === walkEnd) {
@@ -81,7 +95,8 @@ describe('the demo clip, replayed: walk-up, then recognized', function () {
       if (enrolledAt > 0 && events.some((e) => e.frame >= enrolledAt && e.event.type === 'recognized')) break;
     }
     assert.ok(enrolledAt > 0);
-    const describe = (e: VisitEvent<RgbImage>) => `${e.type} ${e.name}${e.type === 'left' ? (e.revisedTo ? `->${e.revisedTo}` : '') : (e.revises ? `<-${e.revises}` : '')}`;
+    const describe = (e: VisitEvent<RgbImage>) =>
+      `${e.type} ${e.name}${e.type === 'left' ? (e.revisedTo ? `->${e.revisedTo}` : '') : e.revises ? `<-${e.revises}` : ''}`;
     const after = events.filter((e) => e.frame >= enrolledAt);
     const alice = after.find((e) => e.event.type === 'recognized');
     assert.ok(alice, `no recognized after the walk-up: ${after.map((e) => describe(e.event)).join(', ')}`);

@@ -45,7 +45,10 @@ describe('imprint: weights', () => {
     head.add('a', f32(0, 0, 7)); // → (0, 0, 1)
     const sum = [1 / 3, 2 / 3, 2 / 3 + 1];
     const norm = Math.hypot(...sum);
-    assertClose(head.weight('a')!, sum.map((v) => v / norm));
+    assertClose(
+      head.weight('a')!,
+      sum.map((v) => v / norm),
+    );
 
     const scaled = new ImprintedHead();
     scaled.add('a', f32(10, 20, 20));

@@ -11,15 +11,23 @@ const box = { x: 10, y: 10, width: 80, height: 80 };
 // Alice's face and a stranger's, as embeddings the tracker names through `identify`.
 const stranger: TrackedFace = { box, embedding: [0, 1, 0] };
 const alice: TrackedFace = { box, embedding: [1, 0, 0] };
-const identify = (embedding: Float32Array) => (embedding[0] > 0.5
-  ? { name: 'Alice', known: true, cosine: 0.8, confidence: 0.9 }
-  : { name: 'unknown', known: false, cosine: 0.1, confidence: 0.1 });
+const identify = (embedding: Float32Array) =>
+  embedding[0] > 0.5
+    ? { name: 'Alice', known: true, cosine: 0.8, confidence: 0.9 }
+    : { name: 'unknown', known: false, cosine: 0.1, confidence: 0.1 };
 
 function registry(options: { maxTrackers?: number; idleMs?: number } = {}) {
   const created: string[] = [];
   const r = new TrackerRegistry<VisitEvent, VisitTracker>((camera) => {
     created.push(camera);
-    return new VisitTracker({ camera, identify, confirmFrames: 3, unknownFrames: 5, maxMissedMs: 1000, cooldownMs: 60_000 });
+    return new VisitTracker({
+      camera,
+      identify,
+      confirmFrames: 3,
+      unknownFrames: 5,
+      maxMissedMs: 1000,
+      cooldownMs: 60_000,
+    });
   }, options);
   return { r, created };
 }
@@ -52,11 +60,15 @@ describe('core/identify: tracker registry', () => {
     for (const camera of ['door', 'hall']) {
       for (let i = 0; i < 3; i++) events.push(...r.get(camera, (now += 100))!.update(now, [alice]));
     }
-    assert.deepEqual(events.map((e) => e.type), ['recognized', 'recognized']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['recognized', 'recognized'],
+    );
     // Both hold Alice's open visit (60 s cooldown): a third camera gets no tracker.
     assert.equal(r.get('garden', (now += 100)), undefined);
     const left: string[] = [];
-    for (const t of [now + 5000, now + 30_000]) for (const { key, events: e } of r.tick(t)) left.push(...e.map((v) => `${key}:${v.type}`));
+    for (const t of [now + 5000, now + 30_000])
+      for (const { key, events: e } of r.tick(t)) left.push(...e.map((v) => `${key}:${v.type}`));
     assert.equal(left.length, 0, `no visit cut short: ${left.join(', ')}`);
     assert.equal(r.size, 2);
     // The cooldown runs out: each visit sends its left, then the trackers may go.
@@ -72,7 +84,10 @@ describe('core/identify: tracker registry', () => {
     r.get('c', 3);
     r.get('a', 4); // a is used again: b is now the least recently used
     r.get('d', 5);
-    assert.deepEqual(['a', 'b', 'c', 'd'].map((k) => r.has(k)), [true, false, true, true]);
+    assert.deepEqual(
+      ['a', 'b', 'c', 'd'].map((k) => r.has(k)),
+      [true, false, true, true],
+    );
     assert.deepEqual(created, ['a', 'b', 'c', 'd']);
   });
 

@@ -16,12 +16,19 @@ import { decodeImage } from '../../../nodes/core/media/decode';
 import { FacePipeline, mainFace } from '../../../nodes/core/pipeline';
 import { FACES_DIR } from '../../models';
 
-const photos = (person: string) => fs.readdirSync(path.join(FACES_DIR, person)).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(FACES_DIR, person, f));
+const photos = (person: string) =>
+  fs
+    .readdirSync(path.join(FACES_DIR, person))
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .map((f) => path.join(FACES_DIR, person, f));
 
 describe('visits on real photos: poor first frames, enrolled while in view', function () {
   this.timeout(180000);
   let pipeline: FacePipeline;
-  before(async () => { pipeline = await FacePipeline.open(); });
+  before(async () => {
+    pipeline = await FacePipeline.open();
+  });
   after(() => pipeline?.dispose());
 
   async function face(input: string | Buffer) {
@@ -34,7 +41,14 @@ describe('visits on real photos: poor first frames, enrolled while in view', fun
 
   it('names a person whose first frames each read unknown (eyes covered), on one track', async () => {
     const head = new ImprintedHead();
-    for (const person of ['Tony_Blair', 'Hans_Blix', 'Serena_Williams', 'Meryl_Streep', 'Roger_Federer', 'Jackie_Chan']) {
+    for (const person of [
+      'Tony_Blair',
+      'Hans_Blix',
+      'Serena_Williams',
+      'Meryl_Streep',
+      'Roger_Federer',
+      'Jackie_Chan',
+    ]) {
       for (const file of photos(person).slice(0, 5)) head.add(person, (await face(file)).embedding);
     }
     const identify = (e: Float32Array) => {
@@ -47,8 +61,14 @@ describe('visits on real photos: poor first frames, enrolled while in view', fun
     const covered: Awaited<ReturnType<typeof face>>[] = [];
     for (const file of heldOut) {
       for (const top of [92, 96, 100, 104, 108]) {
-        const f = await face(await sharp(file)
-          .composite([{ input: { create: { width: 120, height: 30, channels: 3, background: '#222' } }, left: 65, top }]).jpeg().toBuffer());
+        const f = await face(
+          await sharp(file)
+            .composite([
+              { input: { create: { width: 120, height: 30, channels: 3, background: '#222' } }, left: 65, top },
+            ])
+            .jpeg()
+            .toBuffer(),
+        );
         if (f.quality.ok && !identify(f.embedding).known) covered.push(f);
       }
     }
@@ -62,13 +82,17 @@ describe('visits on real photos: poor first frames, enrolled while in view', fun
       // The photos are framed alike: the face stays put, one track.
       events.push(...tracker.update(i * 200, [{ box: covered[0].box, embedding: f.embedding, crop: `frame-${i}` }]));
     });
-    const summary = events.map((e) => `${e.type} ${e.name} ${e.trackId}${e.type === 'left' ? ` ->${e.revisedTo}` : e.revises ? ` <-${e.revises}` : ''}`);
+    const summary = events.map(
+      (e) =>
+        `${e.type} ${e.name} ${e.trackId}${e.type === 'left' ? ` ->${e.revisedTo}` : e.revises ? ` <-${e.revises}` : ''}`,
+    );
     // Frame by frame (the old vote) she would have been a stranger after five frames, for good. The mean of her
     // frames names her: at once if the poor frames already add up (they did in the run this was written in), or
     // as a correction on the same track once the clear ones come.
-    const expected = summary[0] === 'recognized Tony_Blair door-1'
-      ? ['recognized Tony_Blair door-1']
-      : ['unknown unknown door-1', 'left unknown door-1 ->Tony_Blair', 'recognized Tony_Blair door-1 <-unknown'];
+    const expected =
+      summary[0] === 'recognized Tony_Blair door-1'
+        ? ['recognized Tony_Blair door-1']
+        : ['unknown unknown door-1', 'left unknown door-1 ->Tony_Blair', 'recognized Tony_Blair door-1 <-unknown'];
     assert.deepEqual(summary, expected);
     const recognized = events[events.length - 1] as Extract<VisitEvent<string>, { type: 'recognized' }>;
     assert.ok(recognized.cosine >= head.threshold);
@@ -84,14 +108,26 @@ describe('visits on real photos: poor first frames, enrolled while in view', fun
       return { name: c.personId ?? 'unknown', known: c.personId !== null, cosine: c.cosine, confidence: c.confidence };
     };
     const tracker = new VisitTracker<string>({ camera: 'door', identify });
-    const frames = await Promise.all(photos('Hans_Blix').slice(5, 10).map((f) => face(f)));
+    const frames = await Promise.all(
+      photos('Hans_Blix')
+        .slice(5, 10)
+        .map((f) => face(f)),
+    );
     const events: VisitEvent<string>[] = [];
     let t = 0;
-    const show = (n: number) => { for (let i = 0; i < n; i++) events.push(...tracker.update((t += 200), [{ box: frames[0].box, embedding: frames[i % frames.length].embedding }])); };
+    const show = (n: number) => {
+      for (let i = 0; i < n; i++)
+        events.push(
+          ...tracker.update((t += 200), [{ box: frames[0].box, embedding: frames[i % frames.length].embedding }]),
+        );
+    };
     show(8);
     // Walk-up enrolment of Hans Blix finishes while he is still at the door.
     for (const file of photos('Hans_Blix').slice(0, 5)) head.add('Hans_Blix', (await face(file)).embedding);
     show(5);
-    assert.deepEqual(events.map((e) => `${e.type} ${e.name} ${e.trackId}`), ['unknown unknown door-1', 'left unknown door-1', 'recognized Hans_Blix door-1']);
+    assert.deepEqual(
+      events.map((e) => `${e.type} ${e.name} ${e.trackId}`),
+      ['unknown unknown door-1', 'left unknown door-1', 'recognized Hans_Blix door-1'],
+    );
   });
 });

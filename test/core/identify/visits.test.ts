@@ -85,13 +85,15 @@ function feed(
   return events;
 }
 
-const recognized = (events: VisitEvent<Crop>[]) => events.filter((e): e is RecognizedEvent<Crop> => e.type === 'recognized');
+const recognized = (events: VisitEvent<Crop>[]) =>
+  events.filter((e): e is RecognizedEvent<Crop> => e.type === 'recognized');
 const unknowns = (events: VisitEvent<Crop>[]) => events.filter((e): e is UnknownEvent<Crop> => e.type === 'unknown');
 const lefts = (events: VisitEvent<Crop>[]) => events.filter((e): e is LeftEvent => e.type === 'left');
-const summary = (events: VisitEvent<Crop>[]) => events.map((e) => {
-  const extra = e.type === 'left' ? (e.revisedTo ? ` ->${e.revisedTo}` : '') : (e.revises ? ` <-${e.revises}` : '');
-  return `${e.type} ${e.name} ${e.trackId}${extra}`;
-});
+const summary = (events: VisitEvent<Crop>[]) =>
+  events.map((e) => {
+    const extra = e.type === 'left' ? (e.revisedTo ? ` ->${e.revisedTo}` : '') : e.revises ? ` <-${e.revises}` : '';
+    return `${e.type} ${e.name} ${e.trackId}${extra}`;
+  });
 
 describe('core/identify/visits', () => {
   it('computes IoU, with degenerate boxes never matching', () => {
@@ -106,7 +108,9 @@ describe('core/identify/visits', () => {
     world.enrol('Alice');
     world.enrol('Bob');
     const tracker = world.tracker({ camera: 'front_door' });
-    const events = feed(tracker, 0, 10, (i) => [{ box: box(20 + i * 15), embedding: world.frame('Alice'), crop: `crop-${i}` }]);
+    const events = feed(tracker, 0, 10, (i) => [
+      { box: box(20 + i * 15), embedding: world.frame('Alice'), crop: `crop-${i}` },
+    ]);
     assert.deepEqual(summary(events), ['recognized Alice front_door-1']);
     const [r] = recognized(events);
     assert.equal(r.firstSeen, 0);
@@ -141,7 +145,9 @@ describe('core/identify/visits', () => {
     const singleHits = frames.filter((f) => world.identify(f).known).length;
     assert.ok(singleHits < 10, `single frames named: ${singleHits} of 30`);
     // ...but their mean is Alice, and never anyone else.
-    const events = feed(world.tracker({ cutCosine: -1 }), 0, frames.length, (i) => [{ box: box(100 + i), embedding: frames[i] }]);
+    const events = feed(world.tracker({ cutCosine: -1 }), 0, frames.length, (i) => [
+      { box: box(100 + i), embedding: frames[i] },
+    ]);
     const names = new Set(recognized(events).map((e) => e.name));
     assert.deepEqual([...names], ['Alice']);
     assert.equal(events[events.length - 1].type, 'recognized');
@@ -167,11 +173,19 @@ describe('core/identify/visits', () => {
     // Eight poor frames, then sharp ones. Blur, darkness or motion pull every poor frame the same way
     // (consistent with each other, below the threshold for Alice), so their mean is no better.
     const blur = world.vector();
-    const poor = Array.from({ length: 8 }, () => l2normalize(Array.from(world.frame('Alice', 0.2), (x, i) => 0.4 * x + 0.9 * blur[i])));
+    const poor = Array.from({ length: 8 }, () =>
+      l2normalize(Array.from(world.frame('Alice', 0.2), (x, i) => 0.4 * x + 0.9 * blur[i])),
+    );
     assert.ok(poor.every((p) => !world.identify(p).known));
     const tracker = world.tracker({ camera: 'door', cooldownMs: 1000 });
-    const events = feed(tracker, 0, 40, (i) => [{ box: box(200), embedding: i < poor.length ? poor[i] : world.frame('Alice', 0.2), crop: `f${i}` }]);
-    assert.deepEqual(summary(events), ['unknown unknown door-1', 'left unknown door-1 ->Alice', 'recognized Alice door-1 <-unknown']);
+    const events = feed(tracker, 0, 40, (i) => [
+      { box: box(200), embedding: i < poor.length ? poor[i] : world.frame('Alice', 0.2), crop: `f${i}` },
+    ]);
+    assert.deepEqual(summary(events), [
+      'unknown unknown door-1',
+      'left unknown door-1 ->Alice',
+      'recognized Alice door-1 <-unknown',
+    ]);
     const left = lefts(events)[0];
     assert.equal(left.firstSeen, 0);
     // The snapshot comes from the frames that convinced it.
@@ -200,7 +214,9 @@ describe('core/identify/visits', () => {
     // Bob's first frames, half turned away, look more like Alice; then he faces the camera.
     const lookalike = l2normalize(Array.from(a, (x, i) => 0.8 * x + 0.6 * b[i]));
     const tracker = world.tracker({ cooldownMs: 60_000 });
-    const events = feed(tracker, 0, 20, (i) => [{ box: box(0), embedding: i < 3 ? lookalike : world.frame('Bob', 0.2) }]);
+    const events = feed(tracker, 0, 20, (i) => [
+      { box: box(0), embedding: i < 3 ? lookalike : world.frame('Bob', 0.2) },
+    ]);
     assert.deepEqual(summary(events), ['recognized Alice 1', 'left Alice 1 ->Bob', 'recognized Bob 1 <-Alice']);
     // Alice's wrong visit is gone (no left after the cooldown); Bob's closes normally.
     assert.deepEqual(summary(tracker.tick(70_000)), ['left Bob 1']);
@@ -210,16 +226,23 @@ describe('core/identify/visits', () => {
     // A scripted reading: 10 frames unknown, 10 Alice, 10 unknown, 10 Alice...
     let frame = 0;
     const tracker = new VisitTracker<Crop>({
-      identify: () => (Math.floor(frame / 10) % 2 === 0
-        ? { name: 'unknown', known: false, cosine: 0.3, confidence: 0.5 }
-        : { name: 'Alice', known: true, cosine: 0.6, confidence: 0.9 }),
+      identify: () =>
+        Math.floor(frame / 10) % 2 === 0
+          ? { name: 'unknown', known: false, cosine: 0.3, confidence: 0.5 }
+          : { name: 'Alice', known: true, cosine: 0.6, confidence: 0.9 },
       cooldownMs: 0,
     });
     const events: VisitEvent<Crop>[] = [];
     const unit = l2normalize(Array.from({ length: DIM }, (_, i) => (i === 0 ? 1 : 0)));
-    for (frame = 0; frame < 60; frame++) events.push(...tracker.update(frame * FRAME_MS, [{ box: box(0), embedding: unit }]));
+    for (frame = 0; frame < 60; frame++)
+      events.push(...tracker.update(frame * FRAME_MS, [{ box: box(0), embedding: unit }]));
     events.push(...tracker.tick(100_000));
-    assert.deepEqual(summary(events), ['unknown unknown 1', 'left unknown 1 ->Alice', 'recognized Alice 1 <-unknown', 'left Alice 1']);
+    assert.deepEqual(summary(events), [
+      'unknown unknown 1',
+      'left unknown 1 ->Alice',
+      'recognized Alice 1 <-unknown',
+      'left Alice 1',
+    ]);
   });
 
   it('starts a new track when another face takes the same spot (the embedding no longer matches)', () => {
@@ -236,11 +259,23 @@ describe('core/identify/visits', () => {
     world.enrol('Alice');
     const tracker = world.tracker({ cooldownMs: 10_000 });
     // Same person, same place, but the picture cut (e.g. the stream reconnected): a new track, merged into her visit.
-    const events = feed(tracker, 0, 20, () => [{ box: box(0), embedding: world.frame('Alice') }], (i) => (i < 10 ? 1 : 2));
+    const events = feed(
+      tracker,
+      0,
+      20,
+      () => [{ box: box(0), embedding: world.frame('Alice') }],
+      (i) => (i < 10 ? 1 : 2),
+    );
     assert.deepEqual(summary(events), ['recognized Alice 1']);
     assert.equal(tracker.size().tracks, 1);
     const strangers = world.tracker();
-    const cut = feed(strangers, 0, 20, () => [{ box: box(0), embedding: world.frame('Zed') }], (i) => (i < 10 ? 1 : 2));
+    const cut = feed(
+      strangers,
+      0,
+      20,
+      () => [{ box: box(0), embedding: world.frame('Zed') }],
+      (i) => (i < 10 ? 1 : 2),
+    );
     // A stranger cannot be merged: the cut closes the first stranger visit, the second is its own.
     assert.deepEqual(summary(cut), ['unknown unknown 1', 'left unknown 1', 'unknown unknown 2']);
   });
@@ -261,7 +296,15 @@ describe('core/identify/visits', () => {
     assert.ok(byName.get('Alice')!.crop!.startsWith('alice-') && byName.get('Bob')!.crop!.startsWith('bob-'));
     assert.ok(byName.get('Alice')!.box.y === 100 && byName.get('Bob')!.box.y === 300);
     const out = tracker.tick(61_000);
-    assert.deepEqual(lefts(out).map((e) => [e.name, e.trackId]).sort(), [['Alice', 'hall-2'], ['Bob', 'hall-1']]);
+    assert.deepEqual(
+      lefts(out)
+        .map((e) => [e.name, e.trackId])
+        .sort(),
+      [
+        ['Alice', 'hall-2'],
+        ['Bob', 'hall-1'],
+      ],
+    );
   });
 
   it('recognizes a person again when they come back after the cooldown, and merges a return within it', () => {
@@ -272,8 +315,13 @@ describe('core/identify/visits', () => {
     // The track ended at 900 + 1500, but the 'left' of a short visit waits out the cooldown.
     assert.deepEqual(tracker.tick(5_000), []);
     // Back at 20 s: the same visit.
-    assert.deepEqual(feed(tracker, 20_000, 10, () => [{ box: box(400), embedding: world.frame('Alice') }]), []);
-    assert.deepEqual(tracker.tick(60_200), [{ type: 'left', trackId: '1', name: 'Alice', firstSeen: 0, lastSeen: 20_900, duration: 20_900 }]);
+    assert.deepEqual(
+      feed(tracker, 20_000, 10, () => [{ box: box(400), embedding: world.frame('Alice') }]),
+      [],
+    );
+    assert.deepEqual(tracker.tick(60_200), [
+      { type: 'left', trackId: '1', name: 'Alice', firstSeen: 0, lastSeen: 20_900, duration: 20_900 },
+    ]);
     const second = feed(tracker, 70_000, 10, () => [{ box: box(0), embedding: world.frame('Alice') }]);
     assert.deepEqual(summary(second), ['recognized Alice 3']);
     assert.equal(recognized(second)[0].firstSeen, 70_000);
@@ -284,11 +332,16 @@ describe('core/identify/visits', () => {
     world.enrol('Alice');
     const tracker = world.tracker();
     // 2 Alice frames, then 3 s (twice maxMissedMs) without embeddings, then one more.
-    const events = feed(tracker, 0, 33, (i) => [{ box: box(i), embedding: i < 2 || i === 32 ? world.frame('Alice') : null }]);
+    const events = feed(tracker, 0, 33, (i) => [
+      { box: box(i), embedding: i < 2 || i === 32 ? world.frame('Alice') : null },
+    ]);
     assert.deepEqual(summary(events), ['recognized Alice 1']);
     assert.equal(recognized(events)[0].firstSeen, 0);
     const quiet = world.tracker();
-    assert.deepEqual(feed(quiet, 0, 50, () => [{ box: box(0) }]), []);
+    assert.deepEqual(
+      feed(quiet, 0, 50, () => [{ box: box(0) }]),
+      [],
+    );
     assert.deepEqual(quiet.tick(100_000), []);
   });
 
@@ -306,7 +359,13 @@ describe('core/identify/visits', () => {
     const random = world.random;
     const people = Array.from({ length: 8 }, (_, i) => `person-${i}`);
     for (const p of people.slice(0, 6)) world.enrol(p);
-    interface Actor { name: string; x: number; y: number; vx: number; until: number }
+    interface Actor {
+      name: string;
+      x: number;
+      y: number;
+      vx: number;
+      until: number;
+    }
     let actors: Actor[] = [];
     const tracker = world.tracker({ camera: 'soak', cooldownMs: 30_000 });
     let maxTracks = 0;
@@ -329,18 +388,28 @@ describe('core/identify/visits', () => {
     const FRAMES = 20_000;
     for (let f = 0; f < FRAMES; f++) {
       const now = f * FRAME_MS;
-      if (f === FRAMES / 2) { world.enrol('person-6'); world.enrol('person-7'); }
+      if (f === FRAMES / 2) {
+        world.enrol('person-6');
+        world.enrol('person-7');
+      }
       actors = actors.filter((a) => a.until > now);
       if (actors.length < 3 && random() < 0.01) {
         actors.push({
           name: random() < 0.2 ? `stranger-${f}` : people[Math.floor(random() * people.length)],
-          x: random() * 1500, y: random() * 800, vx: random() * 6 - 3, until: now + 1_000 + random() * 60_000,
+          x: random() * 1500,
+          y: random() * 800,
+          vx: random() * 6 - 3,
+          until: now + 1_000 + random() * 60_000,
         });
       }
       const faces: TrackedFace<Crop>[] = actors.map((a) => {
         a.x += a.vx;
         const r = random();
-        return { box: box(a.x, a.y, 120), embedding: r < 0.15 ? null : world.frame(a.name, r < 0.3 ? 1.2 : 0.3), crop: `frame-${f}` };
+        return {
+          box: box(a.x, a.y, 120),
+          embedding: r < 0.15 ? null : world.frame(a.name, r < 0.3 ? 1.2 : 0.3),
+          crop: `frame-${f}`,
+        };
       });
       count(tracker.update(now, faces, Math.floor(f / 8_000)));
       const s = tracker.size();

@@ -28,11 +28,16 @@ describe('library: unknown clusters', function () {
       impure += who.length - majority;
     }
     const people = new Set(faces.map((f) => f.identity)).size;
-    assert.ok(impure <= Math.ceil(faces.length * 0.03), `at most 3 % of visits in another person's cluster (${impure} of ${faces.length})`);
+    assert.ok(
+      impure <= Math.ceil(faces.length * 0.03),
+      `at most 3 % of visits in another person's cluster (${impure} of ${faces.length})`,
+    );
     assert.ok(list.length >= people && list.length <= people * 2, `${list.length} clusters for ${people} people`);
     // Most of each person's visits sit together.
     for (const person of new Set(faces.map((f) => f.identity))) {
-      const theirs = faces.map((f, i) => (f.identity === person ? clusters.clusterIdOf(`v${i}`) : null)).filter((c) => c !== null);
+      const theirs = faces
+        .map((f, i) => (f.identity === person ? clusters.clusterIdOf(`v${i}`) : null))
+        .filter((c) => c !== null);
       const biggest = Math.max(...[...new Set(theirs)].map((c) => theirs.filter((t) => t === c).length));
       assert.ok(biggest / theirs.length >= 0.6, `${person}: ${biggest} of ${theirs.length} visits in one cluster`);
     }

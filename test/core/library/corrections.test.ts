@@ -40,7 +40,10 @@ describe('library: "not <name>" corrections veto a wrong match', function () {
   it('rejects the stranger as X after one correction, keeps X matching, and follows it live', async () => {
     const pipeline = await sharedPipeline();
     const gallery = await Gallery.open(dir, { create: true });
-    await gallery.addCrops('X', x.slice(0, 5).map((f) => ({ image: f.crop })));
+    await gallery.addCrops(
+      'X',
+      x.slice(0, 5).map((f) => ({ image: f.crop })),
+    );
     const extras = new GalleryExtras(gallery);
     // Low enough that the stranger's photos are accepted as X: the mistake to correct.
     const weight = mean(x.slice(0, 5).map((f) => f.embedding));
@@ -50,7 +53,10 @@ describe('library: "not <name>" corrections veto a wrong match', function () {
     const reloaded = () => new Promise((resolve) => recognizer.once('reload', resolve));
 
     const probes = stranger.slice(1);
-    assert.ok(probes.every((f) => recognizer.identify(f.embedding).name === 'X'), 'before: the stranger is taken for X');
+    assert.ok(
+      probes.every((f) => recognizer.identify(f.embedding).name === 'X'),
+      'before: the stranger is taken for X',
+    );
     const ownHeldOut = x.slice(5);
     assert.ok(ownHeldOut.length >= 3, 'enough held-out photos of X');
     assert.ok(ownHeldOut.every((f) => recognizer.identify(f.embedding).name === 'X'));
@@ -62,17 +68,27 @@ describe('library: "not <name>" corrections veto a wrong match', function () {
     const after = probes.map((f) => recognizer.identify(f.embedding));
     const vetoed = after.filter((id) => id.unknownReason === 'vetoed').length;
     assert.ok(after.every((id) => id.name !== 'X' || id.unknownReason === null));
-    assert.ok(vetoed / probes.length >= 0.8, `after: ${vetoed} of ${probes.length} of the stranger's other photos vetoed`);
+    assert.ok(
+      vetoed / probes.length >= 0.8,
+      `after: ${vetoed} of ${probes.length} of the stranger's other photos vetoed`,
+    );
     for (const f of ownHeldOut) {
       const id = recognizer.identify(f.embedding);
-      assert.equal(id.name, 'X', `X's own photo ${path.basename(f.file)} still matches (cosine ${id.cosine.toFixed(3)})`);
+      assert.equal(
+        id.name,
+        'X',
+        `X's own photo ${path.basename(f.file)} still matches (cosine ${id.cosine.toFixed(3)})`,
+      );
     }
     // The exact crop that was corrected is never X again.
     assert.equal(recognizer.identify(stranger[0].embedding).unknownReason, 'vetoed');
 
     // Taking the correction back restores the old behaviour (the veto is the only change).
     const back = reloaded();
-    await extras.removeNegative(gallery.getPerson('X')!.id, extras.extrasOf(gallery.getPerson('X')!.id).negatives[0].file);
+    await extras.removeNegative(
+      gallery.getPerson('X')!.id,
+      extras.extrasOf(gallery.getPerson('X')!.id).negatives[0].file,
+    );
     await back;
     assert.equal(recognizer.identify(probes[0].embedding).name, 'X');
     recognizer.close();
@@ -93,7 +109,7 @@ describe('library: "not <name>" corrections veto a wrong match', function () {
     assert.equal(result.ignored, true);
     assert.equal(recognizer.isIgnoredName('X'), true);
     // Kept across a reopen: the flag is on disk.
-    assert.deepEqual([...(new GalleryExtras(await Gallery.open(dir))).ignoredIds()], [id]);
+    assert.deepEqual([...new GalleryExtras(await Gallery.open(dir)).ignoredIds()], [id]);
     recognizer.close();
   });
 });

@@ -28,12 +28,19 @@ export async function disposeSharedPipeline(): Promise<void> {
 
 export function photosOf(identity: string): string[] {
   const dir = path.join(FACES_DIR, identity);
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort().map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort()
+    .map((f) => path.join(dir, f));
 }
 
 /** Identities of the dev set (folders not starting with "_"), sorted. */
 export function identities(): string[] {
-  return fs.readdirSync(FACES_DIR).filter((d) => !d.startsWith('_') && fs.statSync(path.join(FACES_DIR, d)).isDirectory()).sort();
+  return fs
+    .readdirSync(FACES_DIR)
+    .filter((d) => !d.startsWith('_') && fs.statSync(path.join(FACES_DIR, d)).isDirectory())
+    .sort();
 }
 
 const cache = new Map<string, Face | null>();
@@ -63,8 +70,14 @@ export async function facesOf(identity: string, limit = 12): Promise<Face[]> {
 }
 
 export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+  let dot = 0,
+    na = 0,
+    nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
   return dot / Math.sqrt(na * nb);
 }
 

@@ -35,7 +35,9 @@ describe('library: the face library of a gallery', function () {
       embedder: async () => pipeline.embedder,
       pipeline: async () => pipeline,
       recognition: async () => ({ threshold: recognizer.threshold, margin: recognizer.margin }),
-      applyRecognition: async (options) => { applied.push(options); },
+      applyRecognition: async (options) => {
+        applied.push(options);
+      },
     });
     [carol, dave] = await Promise.all([facesOf(identities()[20], 6), facesOf(identities()[21], 6)]);
   });
@@ -49,15 +51,28 @@ describe('library: the face library of a gallery', function () {
   async function see(face: Face, time: number) {
     const id = recognizer.identify(face.embedding);
     return library.record({
-      time, camera: 'door', kind: id.ignored ? 'ignored' : id.known ? 'recognized' : 'unknown', name: id.name, personId: id.personId,
-      reason: id.unknownReason, closest: id.closest, cosine: id.cosine, margin: null, trackId: `door-${time}`,
-      quality: { sharpness: face.sharpness, yawDeg: face.yawDeg }, embedding: face.embedding, crop: face.crop,
+      time,
+      camera: 'door',
+      kind: id.ignored ? 'ignored' : id.known ? 'recognized' : 'unknown',
+      name: id.name,
+      personId: id.personId,
+      reason: id.unknownReason,
+      closest: id.closest,
+      cosine: id.cosine,
+      margin: null,
+      trackId: `door-${time}`,
+      quality: { sharpness: face.sharpness, yawDeg: face.yawDeg },
+      embedding: face.embedding,
+      crop: face.crop,
     });
   }
 
   it('groups two strangers apart, names one as a new person, and the next visit is recognised', async () => {
     let t = Date.now() - 60_000;
-    for (let i = 0; i < 5; i++) { await see(carol[i], t++); await see(dave[i], t++); }
+    for (let i = 0; i < 5; i++) {
+      await see(carol[i], t++);
+      await see(dave[i], t++);
+    }
     const clusters = library.listClusters();
     assert.equal(clusters.length, 2, JSON.stringify(clusters.map((c) => c.visits)));
     const carolCluster = clusters.find((c) => c.crops.includes(library.store.all()[0].id))!;
@@ -78,8 +93,14 @@ describe('library: the face library of a gallery', function () {
 
   it('refuses to join an existing person unless asked, and an unknown group id', async () => {
     const [daveCluster] = library.listClusters();
-    await assert.rejects(library.nameCluster(daveCluster.id, 'carol', 'new'), (e: LibraryError) => e.code === 'ERR_CONFLICT' && /already in the gallery/.test(e.message));
-    await assert.rejects(library.nameCluster(daveCluster.id, 'Nobody', 'existing'), (e: LibraryError) => e.code === 'ERR_NOT_FOUND');
+    await assert.rejects(
+      library.nameCluster(daveCluster.id, 'carol', 'new'),
+      (e: LibraryError) => e.code === 'ERR_CONFLICT' && /already in the gallery/.test(e.message),
+    );
+    await assert.rejects(
+      library.nameCluster(daveCluster.id, 'Nobody', 'existing'),
+      (e: LibraryError) => e.code === 'ERR_NOT_FOUND',
+    );
     await assert.rejects(library.nameCluster('nope', 'X', 'new'), (e: LibraryError) => e.code === 'ERR_NOT_FOUND');
   });
 
@@ -89,12 +110,17 @@ describe('library: the face library of a gallery', function () {
     assert.equal(result.person, 'Carol');
     assert.ok(result.cluster, 'offered among the unknown people');
     assert.equal(library.store.get(recognised.id)!.corrected, true);
-    assert.equal((new GalleryExtras(await Gallery.open(dir))).extrasOf(gallery.getPerson('Carol')!.id).negatives.length, 1);
+    assert.equal(
+      new GalleryExtras(await Gallery.open(dir)).extrasOf(gallery.getPerson('Carol')!.id).negatives.length,
+      1,
+    );
     await assert.rejects(library.correct(recognised.id), (e: LibraryError) => e.code === 'ERR_BAD_REQUEST');
   });
 
   it('uploads photos with a bad file among them: a report per file, the good ones enrolled', async () => {
-    const files = photosOf(identities()[22]).slice(0, 4).map((f) => ({ name: path.basename(f), bytes: fs.readFileSync(f) }));
+    const files = photosOf(identities()[22])
+      .slice(0, 4)
+      .map((f) => ({ name: path.basename(f), bytes: fs.readFileSync(f) }));
     files.splice(2, 0, { name: 'broken.jpg', bytes: Buffer.from('this is not a JPEG') });
     const result = await library.upload('Erin', 'new', files);
     assert.equal(result.ok, true, JSON.stringify(result));
@@ -118,12 +144,25 @@ describe('library: the face library of a gallery', function () {
       const target = await Gallery.open(other, { create: true });
       const { importPeople } = await import('../../../nodes/core/library/transfer');
       const results = await importPeople(target, bytes);
-      assert.deepEqual(results.map((r) => r.outcome), ['created', 'created']);
+      assert.deepEqual(
+        results.map((r) => r.outcome),
+        ['created', 'created'],
+      );
       assert.equal(target.getPerson('Carol')!.crops.length, gallery.getPerson('Carol')!.crops.length);
       const extras = new GalleryExtras(await Gallery.open(other));
-      assert.equal(extras.extrasOf(target.getPerson('Carol')!.id).negatives.length, 1, 'the "not Carol" example comes along');
-      assert.deepEqual((await importPeople(target, bytes)).map((r) => r.outcome), ['skipped', 'skipped']);
-      const broken = JSON.stringify({ ...doc, people: [doc.people[0], { ...doc.people[1], name: 'Gus', crops: [{ png: 'AAAA' }] }] });
+      assert.equal(
+        extras.extrasOf(target.getPerson('Carol')!.id).negatives.length,
+        1,
+        'the "not Carol" example comes along',
+      );
+      assert.deepEqual(
+        (await importPeople(target, bytes)).map((r) => r.outcome),
+        ['skipped', 'skipped'],
+      );
+      const broken = JSON.stringify({
+        ...doc,
+        people: [doc.people[0], { ...doc.people[1], name: 'Gus', crops: [{ png: 'AAAA' }] }],
+      });
       await assert.rejects(importPeople(target, Buffer.from(broken)), /Gus: photo 1 is not a readable PNG/);
       assert.equal(target.getPerson('Gus'), undefined);
       await assert.rejects(importPeople(target, Buffer.from('{"format":"x"}')), /not a coral-face export/);
@@ -134,11 +173,17 @@ describe('library: the face library of a gallery', function () {
 
   it('forgets a person with every visit recognised as them', async () => {
     await see(carol[4], Date.now());
-    const before = library.store.all().filter((v) => (v.personId === 'carol' && !v.corrected) || v.resolvedAs === 'carol').length;
+    const before = library.store
+      .all()
+      .filter((v) => (v.personId === 'carol' && !v.corrected) || v.resolvedAs === 'carol').length;
     assert.ok(before >= 6, `${before} visits recognised or named as Carol`);
     const result = await library.forget('Carol');
     assert.equal(result.visits, before);
-    assert.equal(library.store.all().filter((v) => v.resolvedAs === 'carol').length, 0, 'the visits named Carol go too (they are her face)');
+    assert.equal(
+      library.store.all().filter((v) => v.resolvedAs === 'carol').length,
+      0,
+      'the visits named Carol go too (they are her face)',
+    );
     assert.equal(gallery.getPerson('Carol'), undefined);
     assert.equal(fs.existsSync(path.join(dir, 'library', 'negatives', 'carol')), false);
     assert.equal(library.store.all().filter((v) => v.personId === 'carol' && !v.corrected).length, 0);
@@ -156,13 +201,16 @@ describe('library: the face library of a gallery', function () {
     assert.match(health.basis, /needs at least/);
     await library.updateSettings({ recognition: { threshold: 0.55 } });
     assert.deepEqual(applied.at(-1), { threshold: 0.55 });
-    await assert.rejects(library.updateSettings({ recognition: { threshold: 2 } }), /threshold must be a number from 0 to 1/);
+    await assert.rejects(
+      library.updateSettings({ recognition: { threshold: 2 } }),
+      /threshold must be a number from 0 to 1/,
+    );
     await assert.rejects(library.updateSettings({ visits: { maxVisits: 'lots' } }), /maxVisits must be a whole number/);
   });
 
   it('health: leave-one-out equals scoring against the other photos, and the suggestion keeps strangers out', () => {
     // Synthetic unit vectors with a known answer: two tight people, strangers spread around.
-    const rng = (seed: number) => () => ((seed = (seed * 16807) % 2147483647) / 2147483647) - 0.5;
+    const rng = (seed: number) => () => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5;
     const r = rng(7);
     const around = (centre: number[], spread: number) => Float32Array.from(centre.map((c) => c + spread * r()));
     const a = Array.from({ length: 16 }, () => r());
@@ -173,13 +221,22 @@ describe('library: the face library of a gallery', function () {
     ];
     const strangers = Array.from({ length: 80 }, () => Float32Array.from({ length: 16 }, () => r()));
     const health = galleryHealth(people, strangers);
-    const unit = (v: ArrayLike<number>) => { const n = Math.hypot(...Array.from(v)); return Array.from(v, (x) => x / n); };
+    const unit = (v: ArrayLike<number>) => {
+      const n = Math.hypot(...Array.from(v));
+      return Array.from(v, (x) => x / n);
+    };
     const dot = (x: number[], y: number[]) => x.reduce((s, v, i) => s + v * y[i], 0);
-    const rest = people[0].embeddings.slice(1).map(unit).reduce((s, v) => s.map((x, i) => x + v[i]));
+    const rest = people[0].embeddings
+      .slice(1)
+      .map(unit)
+      .reduce((s, v) => s.map((x, i) => x + v[i]));
     assert.ok(Math.abs(health.people[0].photos[0].cosine! - dot(unit(people[0].embeddings[0]), unit(rest))) < 1e-5);
     assert.ok(health.suggestion, health.basis);
     const fpirAt = health.curve.find((c) => c.threshold === health.suggestion!.threshold)!.fpir;
     assert.ok(fpirAt <= 0.01, `FPIR at the suggestion: ${fpirAt}`);
-    assert.ok(health.curve.every((c, i) => i === 0 || c.fpir <= health.curve[i - 1].fpir), 'FPIR falls as the threshold rises');
+    assert.ok(
+      health.curve.every((c, i) => i === 0 || c.fpir <= health.curve[i - 1].fpir),
+      'FPIR falls as the threshold rises',
+    );
   });
 });

@@ -9,42 +9,72 @@ const DAY = 86_400_000;
 
 function visit(time: number, overrides: Partial<VisitInput> = {}): VisitInput {
   return {
-    time, camera: 'door', kind: 'unknown', name: 'unknown', personId: null, reason: 'below-threshold', closest: 'Alice',
-    cosine: 0.3, margin: 0.1, trackId: `door-${time}`, embedding: Float32Array.from({ length: 8 }, (_, i) => Math.sin(time + i)),
-    crop: Buffer.from(`jpeg ${time}`), ...overrides,
+    time,
+    camera: 'door',
+    kind: 'unknown',
+    name: 'unknown',
+    personId: null,
+    reason: 'below-threshold',
+    closest: 'Alice',
+    cosine: 0.3,
+    margin: 0.1,
+    trackId: `door-${time}`,
+    embedding: Float32Array.from({ length: 8 }, (_, i) => Math.sin(time + i)),
+    crop: Buffer.from(`jpeg ${time}`),
+    ...overrides,
   };
 }
 
 describe('library: visit store', function () {
   this.timeout(60000);
   let dir: string;
-  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-visits-')); });
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'coral-visits-'));
+  });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('pages newest first with filters, and reopens to the same visits with their embeddings and crops', async () => {
     const store = await VisitStore.open(dir);
     const now = Date.now();
     for (let i = 0; i < 30; i++) {
-      await store.add(visit(now - (30 - i) * 1000, i % 3 === 0
-        ? { kind: 'recognized', name: 'Alice', personId: 'alice', camera: i % 2 ? 'door' : 'yard' } : { camera: i % 2 ? 'door' : 'yard' }));
+      await store.add(
+        visit(
+          now - (30 - i) * 1000,
+          i % 3 === 0
+            ? { kind: 'recognized', name: 'Alice', personId: 'alice', camera: i % 2 ? 'door' : 'yard' }
+            : { camera: i % 2 ? 'door' : 'yard' },
+        ),
+      );
     }
     const first = store.query({ limit: 7 });
     assert.equal(first.total, 30);
     assert.equal(first.visits.length, 7);
-    assert.ok(first.visits.every((v, i) => i === 0 || v.time < first.visits[i - 1].time), 'newest first');
+    assert.ok(
+      first.visits.every((v, i) => i === 0 || v.time < first.visits[i - 1].time),
+      'newest first',
+    );
     const seen = new Set(first.visits.map((v) => v.id));
     let next = first.next;
     while (next) {
       const page = store.query({ limit: 7, before: next });
-      for (const v of page.visits) { assert.ok(!seen.has(v.id), 'no visit twice'); seen.add(v.id); }
+      for (const v of page.visits) {
+        assert.ok(!seen.has(v.id), 'no visit twice');
+        seen.add(v.id);
+      }
       next = page.next;
     }
     assert.equal(seen.size, 30);
     assert.equal(store.query({ person: 'Alice' }).total, 10);
-    assert.equal(store.query({ camera: 'yard', kind: 'unknown' }).visits.every((v) => v.camera === 'yard' && v.kind === 'unknown'), true);
+    assert.equal(
+      store.query({ camera: 'yard', kind: 'unknown' }).visits.every((v) => v.camera === 'yard' && v.kind === 'unknown'),
+      true,
+    );
 
     const reopened = await VisitStore.open(dir);
-    assert.deepEqual(reopened.all().map((v) => v.id), store.all().map((v) => v.id));
+    assert.deepEqual(
+      reopened.all().map((v) => v.id),
+      store.all().map((v) => v.id),
+    );
     const one = reopened.all()[5];
     assert.deepEqual([...one.embedding!], [...store.get(one.id)!.embedding!]);
     assert.equal((await reopened.readCrop(one.id))!.toString(), `jpeg ${one.time}`);
@@ -60,7 +90,11 @@ describe('library: visit store', function () {
     const crops = fs.readdirSync(path.join(dir, 'crops'));
     assert.equal(crops.length, 12, 'crops of pruned visits are deleted');
     const reopened = await VisitStore.open(dir, { maxVisits: 12, maxAgeDays: 2 });
-    assert.deepEqual(reopened.all().map((v) => v.id), store.all().map((v) => v.id), 'a pruned visit never comes back');
+    assert.deepEqual(
+      reopened.all().map((v) => v.id),
+      store.all().map((v) => v.id),
+      'a pruned visit never comes back',
+    );
     // Tighter bounds apply at once.
     await reopened.configure({ maxVisits: 10 });
     assert.equal(reopened.size, 10);
@@ -79,7 +113,13 @@ describe('library: visit store', function () {
     const reopened = await VisitStore.open(dir);
     assert.equal(reopened.size, 2);
     assert.ok(reopened.get(a.id));
-    assert.deepEqual(fs.readdirSync(path.join(dir, 'crops')).sort(), reopened.all().map((v) => `${v.id}.jpg`).sort());
+    assert.deepEqual(
+      fs.readdirSync(path.join(dir, 'crops')).sort(),
+      reopened
+        .all()
+        .map((v) => `${v.id}.jpg`)
+        .sort(),
+    );
     // And it goes on appending after the torn line.
     await reopened.add(visit(Date.now()));
     assert.equal((await VisitStore.open(dir)).size, 3);

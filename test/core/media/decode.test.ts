@@ -14,8 +14,13 @@ import { FACES_DIR } from '../../models';
 /** decodeImage's outcome, or 'hung' when it has not settled within ms. */
 async function settle(input: string, ms = 3000): Promise<{ code?: string; message?: string; width?: number } | 'hung'> {
   let timer: NodeJS.Timeout | undefined;
-  const hung = new Promise<'hung'>((resolve) => { timer = setTimeout(() => resolve('hung'), ms); });
-  const outcome = decodeImage(input).then((image) => ({ width: image.width }), (error: ImageError) => ({ code: error.code, message: error.message }));
+  const hung = new Promise<'hung'>((resolve) => {
+    timer = setTimeout(() => resolve('hung'), ms);
+  });
+  const outcome = decodeImage(input).then(
+    (image) => ({ width: image.width }),
+    (error: ImageError) => ({ code: error.code, message: error.message }),
+  );
   try {
     return await Promise.race([outcome, hung]);
   } finally {
@@ -51,7 +56,11 @@ describe('core/media: decodeImage input paths', () => {
     execFileSync('mkfifo', [fifo]);
     const link = path.join(tmp, 'link.jpg');
     fs.symlinkSync(fifo, link);
-    for (const [input, what] of [[link, /named pipe/], [tmp, /folder/], ['/dev/zero', /device/]] as const) {
+    for (const [input, what] of [
+      [link, /named pipe/],
+      [tmp, /folder/],
+      ['/dev/zero', /device/],
+    ] as const) {
       const outcome = await settle(input);
       assert.notEqual(outcome, 'hung', `decodeImage hung on ${input}`);
       assert.equal((outcome as { code: string }).code, 'ERR_IMAGE_NOT_A_FILE', input);
@@ -62,7 +71,13 @@ describe('core/media: decodeImage input paths', () => {
   it('a missing file is ERR_IMAGE_NOT_FOUND; a real photo decodes', async () => {
     assert.equal(((await settle(path.join(tmp, 'missing.jpg'))) as { code: string }).code, 'ERR_IMAGE_NOT_FOUND');
     const person = path.join(FACES_DIR, 'Tony_Blair');
-    const photo = path.join(person, fs.readdirSync(person).filter((f) => f.endsWith('.jpg')).sort()[0]);
+    const photo = path.join(
+      person,
+      fs
+        .readdirSync(person)
+        .filter((f) => f.endsWith('.jpg'))
+        .sort()[0],
+    );
     assert.equal(((await settle(photo)) as { width: number }).width, 250);
   });
 });

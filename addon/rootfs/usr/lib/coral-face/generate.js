@@ -65,20 +65,30 @@ function loadFlowBuilders() {
   try {
     return require(file);
   } catch (error) {
-    fail(`cannot load the flow builders of node-red-contrib-coral-face from ${file} (${String(error.message).split('\n')[0]})`);
+    fail(
+      `cannot load the flow builders of node-red-contrib-coral-face from ${file} (${String(error.message).split('\n')[0]})`,
+    );
   }
   return null;
 }
 
 /** A Node-RED shaped id (16 hex) that is the same at every start. */
 function ownedId(role, camera) {
-  return crypto.createHash('sha256').update(`coral-face:${role}:${camera || ''}`).digest('hex').slice(0, 16);
+  return crypto
+    .createHash('sha256')
+    .update(`coral-face:${role}:${camera || ''}`)
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** "Front door" -> "front_door": the camera id in topics and events. */
 function slugify(name) {
-  return String(name).normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
-    .replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+  return String(name)
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
 }
 
 /** Splits user:password@ out of a URL so it never lands in flows.json. */
@@ -87,7 +97,13 @@ function splitUrlCredentials(raw) {
   const match = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#@]*)@(.*)$/i.exec(url);
   if (!match) return { url };
   const [user, ...rest] = match[2].split(':');
-  const decode = (s) => { try { return decodeURIComponent(s); } catch { return s; } };
+  const decode = (s) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  };
   return {
     url: match[1] + match[3],
     user: decode(user),
@@ -157,7 +173,11 @@ function readOptions(file) {
     seen.set(slug, name);
     const fromUrl = splitUrlCredentials(camera.url);
     if (!fromUrl.url) fail(`camera "${name}": no url`);
-    if (fromUrl.user !== undefined) log('warning', `camera "${name}": user/password found in the URL were moved to the flow's encrypted credentials; prefer the user and password options`);
+    if (fromUrl.user !== undefined)
+      log(
+        'warning',
+        `camera "${name}": user/password found in the URL were moved to the flow's encrypted credentials; prefer the user and password options`,
+      );
     return {
       name,
       slug,
@@ -210,33 +230,57 @@ function desiredNodes(options, mqtt, galleryDir, builders) {
   const entries = [
     {
       node: {
-        id: tab, type: 'tab', label: 'Coral Face', disabled: false,
-        info: 'Created by the Coral Face app. Options in the app\'s Configuration tab decide camera URLs and names, '
-          + 'detector, Coral device, thresholds and the MQTT broker; those properties are reset from the options at '
-          + 'each start. Everything else you change here (other properties, added nodes and wires) is kept. '
-          + 'See the app documentation, "Your changes to the flow".',
+        id: tab,
+        type: 'tab',
+        label: 'Coral Face',
+        disabled: false,
+        info:
+          "Created by the Coral Face app. Options in the app's Configuration tab decide camera URLs and names, " +
+          'detector, Coral device, thresholds and the MQTT broker; those properties are reset from the options at ' +
+          'each start. Everything else you change here (other properties, added nodes and wires) is kept. ' +
+          'See the app documentation, "Your changes to the flow".',
       },
       managed: [],
     },
     {
-      node: { id: device, type: 'edgetpu-device', name: 'Coral', device: options.device, performance: options.performance, model: '', threads: '' },
+      node: {
+        id: device,
+        type: 'edgetpu-device',
+        name: 'Coral',
+        device: options.device,
+        performance: options.performance,
+        model: '',
+        threads: '',
+      },
       managed: ['device', 'performance'],
     },
     {
-      node: { id: gallery, type: 'face-gallery', name: 'Gallery', path: galleryDir, threshold: options.threshold, margin: options.margin, device },
+      node: {
+        id: gallery,
+        type: 'face-gallery',
+        name: 'Gallery',
+        path: galleryDir,
+        threshold: options.threshold,
+        margin: options.margin,
+        device,
+      },
       managed: ['path', 'threshold', 'margin', 'device'],
     },
   ];
   // What the app decides per node type: the properties it keeps in step with the options, and its credentials.
   const owned = {
-    'camera-in': (camera) => ({ managed: ['name', 'url'], credentials: { user: camera.user, password: camera.password } }),
+    'camera-in': (camera) => ({
+      managed: ['name', 'url'],
+      credentials: { user: camera.user, password: camera.password },
+    }),
     align: () => ({ managed: ['detector'] }),
     'edgetpu-embed': () => ({ managed: ['device'] }),
     'imprint-classify': () => ({ managed: ['gallery'] }),
     // Without MQTT data from the Supervisor the broker and its login stay as they are.
-    'ha-face-entities': () => (mqtt
-      ? { managed: ['broker', 'camera', 'gallery'], credentials: { user: mqtt.user, password: mqtt.password } }
-      : { managed: ['camera', 'gallery'] }),
+    'ha-face-entities': () =>
+      mqtt
+        ? { managed: ['broker', 'camera', 'gallery'], credentials: { user: mqtt.user, password: mqtt.password } }
+        : { managed: ['camera', 'gallery'] },
   };
   options.cameras.forEach((camera, row) => {
     const chain = builders.homeAssistantChain({
@@ -320,7 +364,8 @@ function main() {
     const removed = new Set([...previouslyOwned].filter((id) => !wantedIds.has(id)));
     flows = existing.filter((n) => !removed.has(n.id));
     for (const n of flows) {
-      if (Array.isArray(n.wires)) n.wires = n.wires.map((out) => (Array.isArray(out) ? out.filter((t) => !removed.has(t)) : out));
+      if (Array.isArray(n.wires))
+        n.wires = n.wires.map((out) => (Array.isArray(out) ? out.filter((t) => !removed.has(t)) : out));
     }
     for (const id of removed) delete credentials[id];
     let createdCount = 0;
@@ -329,7 +374,8 @@ function main() {
       const current = flows.find((n) => n.id === e.node.id);
       if (!current) {
         const fresh = JSON.parse(JSON.stringify(e.node));
-        if (fresh.type === 'tab') flows.unshift(fresh); else flows.push(fresh);
+        if (fresh.type === 'tab') flows.unshift(fresh);
+        else flows.push(fresh);
         createdCount++;
       } else {
         for (const key of e.managed) {
@@ -338,7 +384,8 @@ function main() {
             updatedCount++;
           }
         }
-        if (Array.isArray(e.node.wires) && current.type !== 'tab') current.wires = mergeWires(current.wires, e.node.wires);
+        if (Array.isArray(e.node.wires) && current.type !== 'tab')
+          current.wires = mergeWires(current.wires, e.node.wires);
       }
       if (e.credentials) applyCredentials(credentials, e.node.id, e.credentials);
     }
@@ -353,7 +400,8 @@ function main() {
     log('info', summary);
   }
   writeSettings(path.join(userDir, 'settings.js'), { userDir, port, secretFile, logLevel: options.logLevel });
-  if (!mqtt) log('warning', 'no MQTT service data: the ha-face-entities nodes keep the broker they had (none on a new flow)');
+  if (!mqtt)
+    log('warning', 'no MQTT service data: the ha-face-entities nodes keep the broker they had (none on a new flow)');
 }
 
 function readJsonOrFail(file) {
@@ -380,13 +428,24 @@ function loadCredentials(file, secret, secretIsNew) {
   } catch {
     const aside = `${file}.undecryptable-${Date.now()}`;
     fs.renameSync(file, aside);
-    log('warning', `${file} could not be decrypted with ${secretIsNew ? 'a new' : 'the stored'} credential secret; moved to ${aside}. `
-      + 'Credentials of nodes you added must be entered again.');
+    log(
+      'warning',
+      `${file} could not be decrypted with ${secretIsNew ? 'a new' : 'the stored'} credential secret; moved to ${aside}. ` +
+        'Credentials of nodes you added must be entered again.',
+    );
     return {};
   }
 }
 
-const LOG_LEVELS = { trace: 'trace', debug: 'debug', info: 'info', notice: 'info', warning: 'warn', error: 'error', fatal: 'fatal' };
+const LOG_LEVELS = {
+  trace: 'trace',
+  debug: 'debug',
+  info: 'info',
+  notice: 'info',
+  warning: 'warn',
+  error: 'error',
+  fatal: 'fatal',
+};
 
 /** Writes Node-RED's settings.js; its values are JSON, so nothing from the options can inject code. */
 function writeSettings(file, { userDir, port, secretFile, logLevel }) {
