@@ -9,7 +9,7 @@
 // accuracy figures belong to those bytes.
 //
 //   node native/scripts/make-int8.mjs     (part of "npm run build")
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,15 @@ mkdirSync(dirname(out), { recursive: true });
 const temp = `${out}.${process.pid}.tmp`;
 writeFileSync(temp, bytes);
 renameSync(temp, out);
+// The int8 model is a derived work of the float one: the notice copy-models.mjs wrote says where it came from.
+const notice = join(dirname(out), 'NOTICE.md');
+if (!readFileSync(notice, 'utf8').includes('## `mobilefacenet_int8.tflite`'))
+  appendFileSync(
+    notice,
+    "\n## `mobilefacenet_int8.tflite`\n\nMade at build time from `mobilefacenet.tflite` (above, MIT) by this package's own " +
+      'post-training quantiser and the calibration record `native/models/mobilefacenet_int8.calibration.json` ' +
+      '(activation ranges only, no photos). The MIT licence of `mobilefacenet.tflite` applies to it too.\n',
+  );
 if (!identical) {
   console.warn(
     `make-int8: ${out} differs from the model the record was measured on (sha256 ${record.result.sha256.slice(0, 12)}…): ` +
