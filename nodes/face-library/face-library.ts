@@ -126,26 +126,22 @@ export = function register(RED: NodeAPI): void {
     }
   };
   const crossSite = (res: Response) =>
-    res
-      .status(403)
-      .json({
-        error: {
-          code: 'ERR_CROSS_SITE',
-          message: 'Requests from other sites are refused; use the face library page itself.',
-        },
-      });
+    res.status(403).json({
+      error: {
+        code: 'ERR_CROSS_SITE',
+        message: 'Requests from other sites are refused; use the face library page itself.',
+      },
+    });
   const sameSiteRead = (req: Request, res: Response, next: NextFunction) =>
     fromThisPage(req) ? next() : crossSite(res);
   const sameSite = (req: Request, res: Response, next: NextFunction) => {
     if (req.get('X-Coral-Face') !== '1') {
-      res
-        .status(403)
-        .json({
-          error: {
-            code: 'ERR_CROSS_SITE',
-            message: 'Changes are accepted only from the face library page (X-Coral-Face header).',
-          },
-        });
+      res.status(403).json({
+        error: {
+          code: 'ERR_CROSS_SITE',
+          message: 'Changes are accepted only from the face library page (X-Coral-Face header).',
+        },
+      });
       return;
     }
     if (!fromThisPage(req)) return void crossSite(res);

@@ -176,11 +176,9 @@ describe('nodes: bad messages get a clear error', function () {
     const enrolled = new Watch(helper.getNode('enrol'), helper.getNode('enrolled'));
     const fifo = path.join(tmp, 'enrol-pipe.jpg');
     execFileSync('mkfifo', [fifo]);
-    helper
-      .getNode('enrol')
-      .receive({
-        payload: { action: 'enrol', name: 'Tony Blair', images: [fifo, ...photos('Tony_Blair').slice(0, 4)] },
-      });
+    helper.getNode('enrol').receive({
+      payload: { action: 'enrol', name: 'Tony Blair', images: [fifo, ...photos('Tony_Blair').slice(0, 4)] },
+    });
     await enrolled.until(() => enrolled.outputs.length === 1, 60000, 'the enrolment reply');
     const reply = enrolled.outputs[0].payload;
     assert.equal(reply.ok, true, JSON.stringify(reply));
