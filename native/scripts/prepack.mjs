@@ -11,9 +11,12 @@ import { join } from 'node:path';
 import { prebuild, staleReason } from './prebuild.mjs';
 import { NATIVE_DIR } from './tflite.mjs';
 
+// npm prints `npm pack --json`'s JSON on stdout after this script's own output: everything said here goes to
+// stderr, or the JSON a packaging script reads (native/scripts/addon-context.mjs) is no longer JSON.
+console.log = console.error;
 const reason = staleReason();
 if (reason) {
-  console.log(`prebuilt addons: ${reason}; making them (npm run prebuilds)`);
+  console.error(`prebuilt addons: ${reason}; making them (npm run prebuilds)`);
   prebuild();
 }
 const build = join(NATIVE_DIR, '..', 'build');

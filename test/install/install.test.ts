@@ -343,7 +343,7 @@ describe('install from the tarball, as users do', function () {
     const gallery = path.join(palette, 'coral-face', 'gallery');
     const enrol = run(cli, ['enrol', PERSON, ...enrolPhotos, '--gallery', gallery], { cwd: palette, env: bareEnv });
     assert.equal(enrol.status, 0, `${enrol.stdout}\n${enrol.stderr}`);
-    const identify = run(cli, ['identify', probePhoto, '--gallery', gallery], { cwd: palette, env: bareEnv });
+    const identify = run(cli, ['identify', probePhoto, '--gallery', gallery, '--json'], { cwd: palette, env: bareEnv });
     assert.equal(identify.status, 0, `${identify.stdout}\n${identify.stderr}`);
     assert.match(identify.stdout, new RegExp(`"name":\\s*"${PERSON}"`), identify.stdout);
     const info = run(process.execPath, ['-e', `console.log(JSON.stringify(require('${PACKAGE}').addonInfo()))`], {
@@ -374,7 +374,10 @@ describe('install from the tarball, as users do', function () {
       run(cli, ['enrol', PERSON, ...enrolPhotos, '--gallery', gallery], { cwd: ignoring, env: bareEnv }).status,
       0,
     );
-    const identify = run(cli, ['identify', probePhoto, '--gallery', gallery], { cwd: ignoring, env: bareEnv });
+    const identify = run(cli, ['identify', probePhoto, '--gallery', gallery, '--json'], {
+      cwd: ignoring,
+      env: bareEnv,
+    });
     assert.equal(identify.status, 0, identify.stderr);
     assert.match(identify.stdout, new RegExp(`"name":\\s*"${PERSON}"`));
   });
@@ -515,7 +518,7 @@ describe('install from the tarball, as users do', function () {
       );
       const identify = run(
         path.join(ignoring, 'node_modules', '.bin', 'coral-face'),
-        ['identify', probePhoto, '--gallery', path.join(ignoring, 'coral-face', 'gallery')],
+        ['identify', probePhoto, '--gallery', path.join(ignoring, 'coral-face', 'gallery'), '--json'],
         { cwd: ignoring, env: bareEnv },
       );
       assert.match(identify.stdout, new RegExp(`"name":\\s*"${PERSON}"`), identify.stderr);
