@@ -5,15 +5,23 @@
  */
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { alignFace } from '../core/align/warp';
+import { FirstFrames } from '../core/align/first-frames';
+import type { FaceLandmarker } from '../core/align/landmarks';
 import { assessQuality, QualityThresholds } from '../core/align/quality';
 import { CodedError } from '../core/common/errors';
-import type { FaceDetector } from '../core/detect/blazeface';
+import type { Detection, FaceDetector } from '../core/detect/blazeface';
 import { decodeImage } from '../core/media/decode';
 import { faceBus } from '../core/flow/face-bus';
 import type { RgbImage } from '../core/media/image';
 import type { FaceMessage, FaceRecord } from '../core/flow/messages';
 import { isPixelRef, pixels } from '../core/media/pixel-store';
-import { acquireDetector, DetectorSpec, releaseDetector } from '../core/flow/resources';
+import {
+  acquireDetector,
+  acquireLandmarker,
+  DetectorSpec,
+  releaseDetector,
+  releaseLandmarker,
+} from '../core/flow/resources';
 import { LatestWins } from '../core/flow/latest-wins';
 import { closeWhen, configNumber, errorMessage, fail, showStatus } from '../kit';
 
@@ -25,6 +33,7 @@ interface AlignDef extends NodeDef {
   tiles: boolean;
   minSharpness: string;
   maxYaw: string;
+  carefulFrames: string;
 }
 
 interface Job {
@@ -48,6 +57,7 @@ export = function register(RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     let spec: DetectorSpec, minFaceSize: number, maxFaces: number, quality: Partial<QualityThresholds>;
+    let firstFrames: FirstFrames;
     try {
       spec = {
         variant: config.detector === 'full' ? 'full' : 'short',
@@ -60,6 +70,7 @@ export = function register(RED: NodeAPI): void {
         minSharpness: configNumber('align', 'minSharpness', config.minSharpness),
         maxAbsYawDeg: configNumber('align', 'maxYaw', config.maxYaw),
       };
+      firstFrames = new FirstFrames({ frames: configNumber('align', 'carefulFrames', config.carefulFrames) });
     } catch (error) {
       showStatus(node, 'error', (error as Error).message);
       node.error(errorMessage(error));
@@ -68,6 +79,19 @@ export = function register(RED: NodeAPI): void {
     }
 
     const detectorReady: Promise<FaceDetector> = acquireDetector(spec);
+    // The face mesh model, opened on the first face that needs it (never, with Careful frames 0).
+    let landmarker: Promise<FaceLandmarker> | null = null;
+    let meshWarned = false;
+    const alignCarefully = async (image: RgbImage, d: Detection): Promise<{ crop: RgbImage; onMesh: boolean }> => {
+      try {
+        return await (await (landmarker ??= acquireLandmarker())).align(image, d);
+      } catch (error) {
+        // Without the mesh model the face still gets the mirror image; BlazeFace's keypoints align it.
+        if (!meshWarned) node.warn(RED._('align.errors.mesh', { error: errorMessage(error) }));
+        meshWarned = true;
+        return { crop: alignFace(image, d.keypoints).crop, onMesh: false };
+      }
+    };
     detectorReady.then(
       () => showStatus(node, 'ready', RED._('align.status.ready', { detector: spec.variant })),
       (error) => showStatus(node, 'error', errorMessage(error)),
@@ -87,10 +111,25 @@ export = function register(RED: NodeAPI): void {
           const detections = (await detector.detect(image))
             .filter((d) => Math.max(d.box.width, d.box.height) >= minFaceSize)
             .slice(0, maxFaces);
-          const faces: FaceRecord[] = detections.map((d) => {
-            const { crop } = alignFace(image, d.keypoints);
+          // A photo is one decision on one frame; in a stream, a face's first frames decide its visit.
+          const careful =
+            firstFrames.frames === 0
+              ? detections.map(() => false)
+              : msg.frame
+                ? firstFrames.choose(
+                    msg.frame.camera,
+                    msg.frame.timestamp,
+                    msg.frame.scene,
+                    detections.map((d) => d.box),
+                  )
+                : detections.map(() => true);
+          const faces: FaceRecord[] = [];
+          for (const [i, d] of detections.entries()) {
+            const { crop, onMesh } = careful[i]
+              ? await alignCarefully(image, d)
+              : { crop: alignFace(image, d.keypoints).crop, onMesh: false };
             const q = assessQuality(crop, d, quality);
-            return {
+            faces.push({
               box: d.box,
               score: d.score,
               keypoints: d.keypoints,
@@ -103,8 +142,10 @@ export = function register(RED: NodeAPI): void {
                 interOcularPx: q.faceSize.interOcularPx,
                 brightness: q.brightness.mean,
               },
-            };
-          });
+              careful: careful[i],
+              alignedOn: onMesh ? 'mesh' : 'keypoints',
+            });
+          }
           msg.faces = faces;
           if (msg.frame)
             faceBus.publish({
@@ -160,7 +201,9 @@ export = function register(RED: NodeAPI): void {
         return null;
       return RED._('align.errors.input', { got: describeValue(payload) });
     };
-    node.on('close', (done: () => void) => closeWhen(node, releaseDetector(spec), done));
+    node.on('close', (done: () => void) =>
+      closeWhen(node, Promise.all([releaseDetector(spec), landmarker ? releaseLandmarker() : undefined]), done),
+    );
   }
   RED.nodes.registerType('align', Align as unknown as (this: Node, def: NodeDef) => void);
 };

@@ -106,16 +106,22 @@ export = function register(RED: NodeAPI): void {
           // fallback just happened), every face is embedded again, so that one
           // message never mixes two models.
           const reusedId = e.id;
+          // A careful face (a photo's, a new face's first frames: align) is always embedded, with its mirror image.
           let fresh = chosen.filter((f) => {
-            const known = camera === undefined ? undefined : reuse.lookup(camera, f.box, now, reusedId);
+            const known = camera === undefined || f.careful ? undefined : reuse.lookup(camera, f.box, now, reusedId);
             if (known) f.embedding = Array.from(known);
             return !known;
           });
+          const embedFresh = () =>
+            e.embedTagged(
+              fresh.map((f) => pixels.get(f.crop)),
+              { mirror: fresh.map((f) => f.careful === true) },
+            );
           const started = performance.now();
-          let tagged = await e.embedTagged(fresh.map((f) => pixels.get(f.crop)));
+          let tagged = await embedFresh();
           if (tagged.id !== reusedId && fresh.length < chosen.length) {
             fresh = chosen;
-            tagged = await e.embedTagged(fresh.map((f) => pixels.get(f.crop)));
+            tagged = await embedFresh();
           }
           const vectors = tagged.embeddings;
           fresh.forEach((f, i) => {

@@ -132,6 +132,7 @@ export function recogniseFlow(prefix: string, options: RecogniseFlowOptions): Fl
       minScore: dialogDefault('align', 'minScore'),
       maxFaces: dialogDefault('align', 'maxFaces'),
       tiles: false,
+      carefulFrames: dialogDefault('align', 'carefulFrames'),
       wires: [[id('embed')]],
     },
     {

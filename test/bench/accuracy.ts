@@ -9,11 +9,13 @@
  *    fold, the threshold with the best accuracy on the other folds decides the
  *    held-out fold; mean and std of the fold accuracies; TAR at FAR 1e-2 and
  *    1e-3 over all pairs). A pair with an image without a face is wrong. Twice:
- *    both photos aligned as probes are (what `eval-pairs` measures), and the
- *    first photo of each pair aligned as enrolment photos are (face mesh), the
- *    second as a probe (what recognition does).
+ *    both photos embedded carefully (face mesh alignment and the mirror image,
+ *    as photos, enrolment and a face's first frames are: what `eval-pairs`
+ *    measures), and both fast (BlazeFace keypoints, one inference: a stream's
+ *    later frames).
  * 2. Open set, far more strangers than dev's 60: the gallery is the 50 dev
- *    identities (first N photos each, the imprinted head); genuine probes are
+ *    identities (first N photos each, embedded carefully as enrolment does,
+ *    the imprinted head); probes careful, and again fast; genuine probes are
  *    dev photos after the 5th plus dev-pairs photos of the same people that
  *    are not dev files; strangers are dev's _unknown/ plus every dev-pairs
  *    photo of someone not in the gallery (about 1,400 photos of 900 people),
@@ -161,88 +163,102 @@ async function main() {
     ...people.flatMap((p) => p.files),
     ...strangers.map((s) => s.file),
   ]);
-  const probeEmbeddings = new Map<string, Float32Array | null>();
-  const enrolEmbeddings = new Map<string, Float32Array | null>();
+  // Careful: face mesh alignment and the mirror image, as enrolment photos,
+  // photos and a face's first frames are embedded (and as the gallery embeds
+  // its crops). Fast: BlazeFace's keypoints, one inference, as a stream's
+  // later frames are.
+  const carefulEmbeddings = new Map<string, Float32Array | null>();
+  const fastEmbeddings = new Map<string, Float32Array | null>();
   let done = 0;
   for (const file of files) {
     const image = await decodeImage(file);
     const face = mainFace(await pipeline.detect(image), image);
-    const [probe, enrol] = face
-      ? await pipeline.embed([pipeline.align(image, face).crop, (await pipeline.alignForEnrolment(image, face)).crop])
-      : [null, null];
-    probeEmbeddings.set(file, probe);
-    enrolEmbeddings.set(file, enrol);
+    carefulEmbeddings.set(file, face ? await pipeline.embedCarefully(image, face) : null);
+    fastEmbeddings.set(file, face ? (await pipeline.embed([pipeline.align(image, face).crop]))[0] : null);
     if (!json && process.stderr.isTTY && ++done % 50 === 0) process.stderr.write(`\rembedded ${done}/${files.size}`);
   }
   const embedderId = pipeline.embedder.id;
   await pipeline.dispose();
   if (!json && process.stderr.isTTY) process.stderr.write('\n');
-  const embedding = (f: string) => probeEmbeddings.get(f) ?? null;
-  const enrolEmbedding = (f: string) => enrolEmbeddings.get(f) ?? null;
+  const careful = (f: string) => carefulEmbeddings.get(f) ?? null;
+  const fast = (f: string) => fastEmbeddings.get(f) ?? null;
 
-  const pairsResult = verification(pairs, embedding, embedding);
-  const enrolPairsResult = verification(pairs, enrolEmbedding, embedding);
+  const pairsResult = verification(pairs, careful, careful);
+  const fastPairsResult = verification(pairs, fast, fast);
   const genuineProbes = [
     ...people.flatMap((p) => p.files.slice(5).map((file) => ({ name: p.name, file }))),
     ...extraGenuine,
   ];
-  const openSet = SHOTS.map((shots) => {
-    const head = new ImprintedHead();
-    for (const p of people)
-      for (const f of p.files.slice(0, shots)) {
-        const e = enrolEmbedding(f);
-        if (e) head.add(p.name, e);
-      }
-    const genuine = genuineProbes.map((g) => ({
-      name: g.name,
-      c: embedding(g.file) ? head.classify(embedding(g.file)!) : null,
-    }));
-    const impostors = strangers.map((s) => ({
-      fold: s.fold,
-      c: embedding(s.file) ? head.classify(embedding(s.file)!) : null,
-    }));
-    const rates = (t: number, m: number, fold?: number) => {
-      const str = impostors.filter((s) => fold === undefined || s.fold === fold);
-      return {
-        tpir: genuine.filter((g) => g.c && g.c.bestPersonId === g.name && accepts(g.c, t, m)).length / genuine.length,
-        strangersPer60: (60 * str.filter((s) => s.c && accepts(s.c, t, m)).length) / str.length,
+  const openSetWith = (embedding: (f: string) => Float32Array | null) =>
+    SHOTS.map((shots) => {
+      const head = new ImprintedHead();
+      for (const p of people)
+        for (const f of p.files.slice(0, shots)) {
+          const e = careful(f);
+          if (e) head.add(p.name, e);
+        }
+      const genuine = genuineProbes.map((g) => ({
+        name: g.name,
+        c: embedding(g.file) ? head.classify(embedding(g.file)!) : null,
+      }));
+      const impostors = strangers.map((s) => ({
+        fold: s.fold,
+        c: embedding(s.file) ? head.classify(embedding(s.file)!) : null,
+      }));
+      const rates = (t: number, m: number, fold?: number) => {
+        const str = impostors.filter((s) => fold === undefined || s.fold === fold);
+        return {
+          tpir: genuine.filter((g) => g.c && g.c.bestPersonId === g.name && accepts(g.c, t, m)).length / genuine.length,
+          strangersPer60: (60 * str.filter((s) => s.c && accepts(s.c, t, m)).length) / str.length,
+        };
       };
-    };
-    const grid = MARGINS.map((margin) => ({
-      margin,
-      points: THRESHOLDS.map((threshold) => ({ threshold, ...rates(threshold, margin) })),
-    }));
-    const folds = [0, 1, 2, 3, 4].map((fold) => {
-      const train = impostors
-        .filter((s) => s.fold !== fold && s.c)
-        .map((s) => s.c!.cosine)
-        .sort((a, b) => b - a);
-      const k = Math.floor(train.length / 60);
-      const threshold = (train[k - 1] + train[k]) / 2;
-      return { fold, threshold: round(threshold, 3), heldOutPer60: round(rates(threshold, 0, fold).strangersPer60, 2) };
+      const grid = MARGINS.map((margin) => ({
+        margin,
+        points: THRESHOLDS.map((threshold) => ({ threshold, ...rates(threshold, margin) })),
+      }));
+      const folds = [0, 1, 2, 3, 4].map((fold) => {
+        const train = impostors
+          .filter((s) => s.fold !== fold && s.c)
+          .map((s) => s.c!.cosine)
+          .sort((a, b) => b - a);
+        const k = Math.floor(train.length / 60);
+        const threshold = (train[k - 1] + train[k]) / 2;
+        return {
+          fold,
+          threshold: round(threshold, 3),
+          heldOutPer60: round(rates(threshold, 0, fold).strangersPer60, 2),
+        };
+      });
+      const atDefault = {
+        threshold: DEFAULT_THRESHOLD,
+        margin: DEFAULT_MARGIN,
+        ...rates(DEFAULT_THRESHOLD, DEFAULT_MARGIN),
+        foldsPer60: [0, 1, 2, 3, 4].map((fold) =>
+          round(rates(DEFAULT_THRESHOLD, DEFAULT_MARGIN, fold).strangersPer60, 2),
+        ),
+      };
+      return { shots, genuine: genuine.length, strangers: impostors.length, atDefault, grid, folds };
     });
-    const atDefault = {
-      threshold: DEFAULT_THRESHOLD,
-      margin: DEFAULT_MARGIN,
-      ...rates(DEFAULT_THRESHOLD, DEFAULT_MARGIN),
-      foldsPer60: [0, 1, 2, 3, 4].map((fold) =>
-        round(rates(DEFAULT_THRESHOLD, DEFAULT_MARGIN, fold).strangersPer60, 2),
-      ),
-    };
-    return { shots, genuine: genuine.length, strangers: impostors.length, atDefault, grid, folds };
-  });
+  const openSet = openSetWith(careful);
+  const openSetFast = openSetWith(fast);
 
   if (json) {
     console.log(
-      JSON.stringify({ embedderId, verification: pairsResult, enrolVerification: enrolPairsResult, openSet }),
+      JSON.stringify({
+        embedderId,
+        verification: pairsResult,
+        fastVerification: fastPairsResult,
+        openSet,
+        openSetFast,
+      }),
     );
     return;
   }
   const pct = (v: number) => `${(v * 100).toFixed(1)} %`;
   console.log(`embedder ${embedderId}`);
   for (const [label, r] of [
-    ['both as probes', pairsResult],
-    ['enrolment x probe', enrolPairsResult],
+    ['both careful (as photos: eval-pairs)', pairsResult],
+    ['both fast (as later frames)', fastPairsResult],
   ] as const) {
     console.log(
       `dev-pairs, ${label} (${r.pairs} pairs, ${r.foldAccuracies.length} folds): accuracy ${(r.accuracy * 100).toFixed(2)} % ± ${(r.std * 100).toFixed(2)}, ` +
@@ -265,6 +281,14 @@ async function main() {
     );
     console.log(
       `threshold for 1/60 on four folds -> per 60 on the fifth: ${r.folds.map((f) => `${f.threshold} -> ${f.heldOutPer60}`).join(', ')}`,
+    );
+  }
+  console.log('\nFast probes (a face still in view after its careful first frames) against the same gallery:');
+  for (const r of openSetFast) {
+    const at = (t: number) => r.grid.find((g) => g.margin === DEFAULT_MARGIN)!.points.find((p) => p.threshold === t)!;
+    console.log(
+      `${r.shots} photo(s): at the defaults TPIR ${pct(r.atDefault.tpir)}, ${r.atDefault.strangersPer60.toFixed(2)} strangers per 60; ` +
+        `at 0.51: ${pct(at(0.51).tpir)} / ${at(0.51).strangersPer60.toFixed(2)}; folds' 1/60 thresholds ${r.folds.map((f) => f.threshold).join(', ')}`,
     );
   }
 }

@@ -8,6 +8,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { alignFace } from '../../nodes/core/align/warp';
+import { FirstFrames } from '../../nodes/core/align/first-frames';
 import { DEFAULT_QUALITY_THRESHOLDS as Q } from '../../nodes/core/align/quality';
 import { NUM_KEYPOINTS } from '../../nodes/core/detect/blazeface';
 import { TfliteEmbedder } from '../../nodes/core/embed/embedder';
@@ -64,6 +65,9 @@ describe("node help: the numbers are the code's", () => {
       { x: 60, y: 95 },
       { x: 140, y: 95 },
     ]).crop;
+    const firstFrames = new FirstFrames();
+    // The frames between a face's careful passes take the careful embedding from embed's reuse window.
+    assert.equal(firstFrames.spacingMs, SETTINGS['edgetpu-embed'].reuseMs.default);
     const claims: [RegExp, number][] = [
       [/bounded \((\d+) MB/, pixels.maxBytes / 2 ** 20],
       [/up to (\d+) at a time/, DEFAULT_MAX_QUEUE],
@@ -79,6 +83,11 @@ describe("node help: the numbers are the code's", () => {
       [/Max\. faces keeps the best ones \(default (\d+)\)/, SETTINGS.align.maxFaces.default],
       [/over (\d+) megapixels/, MAX_INPUT_PIXELS / 1e6],
       [/aligned (\d+)×\d+ crop/, crop.width],
+      [/first Careful frames \(default (\d+)\)/, SETTINGS.align.carefulFrames.default],
+      [/at most (\d+) faces in one frame/, firstFrames.perFrame],
+      [/one every (\d+) ms at most/, firstFrames.spacingMs],
+      [/a person after (\d+) in a row/, SETTINGS['imprint-classify'].confirmFrames.default],
+      [/a stranger after (\d+), by default/, SETTINGS['imprint-classify'].unknownFrames.default],
     ];
     checkClaims(text, claims);
     // A word, not a digit: "six { x, y }".
@@ -100,6 +109,11 @@ describe("node help: the numbers are the code's", () => {
         SETTINGS.align.maxFaces.default,
         MAX_INPUT_PIXELS / 1e6,
         crop.width,
+        SETTINGS.align.carefulFrames.default,
+        firstFrames.perFrame,
+        firstFrames.spacingMs,
+        SETTINGS['imprint-classify'].confirmFrames.default,
+        SETTINGS['imprint-classify'].unknownFrames.default,
       ],
       // Examples: a status (2 faces · 35 ms · 4 dropped, 1 face · 40 ms · 199 refused), brightness 0…255,
       // score 0…1, a 1280×720 frame of 2.7 MB.

@@ -14,6 +14,7 @@ import { decodeImage } from '../../nodes/core/media/decode';
 import { DEFAULT_THRESHOLD } from '../../nodes/core/identify/imprint';
 import type { FrameRef, VisitPayload } from '../../nodes/core/flow/messages';
 import { pixels } from '../../nodes/core/media/pixel-store';
+import { FacePipeline, mainFace } from '../../nodes/core/pipeline';
 import helper, { NODES, onTab } from '../helpers/node-red';
 import { FACES_DIR } from '../models';
 
@@ -239,5 +240,87 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     const listed = next(enrolled);
     enrol.receive({ payload: { action: 'list' } });
     assert.ok(!(await listed).payload.people.some((p: any) => p.name === 'Crowd'));
+  });
+
+  it("careful pass: a photo and a face's first frames align on the mesh and embed with the mirror image, later frames fast", async () => {
+    const nodes = (carefulFrames: string) =>
+      onTab([
+        { id: 'dev', type: 'edgetpu-device', device: 'cpu', performance: 'high', model: '', threads: '' },
+        { id: 'align', type: 'align', detector: 'short', carefulFrames, wires: [['embed']] },
+        { id: 'embed', type: 'edgetpu-embed', device: 'dev', reuseMs: '0', wires: [['out']] },
+        { id: 'out', type: 'helper' },
+      ]);
+    const file = photos('Tony_Blair')[2];
+    const image = await decodeImage(file);
+    const pipeline = await FacePipeline.open({ embedder: { device: 'cpu' } });
+    try {
+      const face = mainFace(await pipeline.detect(image), image)!;
+      const careful = await pipeline.embedCarefully(image, face);
+      const [fast] = await pipeline.embed([pipeline.align(image, face).crop]);
+      const cosine = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, v, i) => s + v * b[i], 0);
+
+      await helper.load(NODES, nodes(''));
+      const align = helper.getNode('align');
+      const out = helper.getNode('out');
+      const photo = next(out);
+      align.receive({ payload: file });
+      const [photoFace] = (await photo).faces;
+      assert.equal(photoFace.careful, true);
+      assert.equal(photoFace.alignedOn, 'mesh');
+      assert.ok(cosine(photoFace.embedding, careful) > 0.9999, 'the photo is embedded as embedCarefully does it');
+
+      // One frame at a time, each after the last one's result, stamped 100 ms apart (careful passes are
+      // 200 ms apart at least): careful, fast, careful, ... 3 careful (the default), then fast.
+      const seen: { careful: boolean; alignedOn: string; embedding: number[] }[] = [];
+      const start = Date.now();
+      for (let i = 0; i < 12; i++) {
+        const result = next(out);
+        const frame: FrameRef = {
+          ...pixels.put(image, 'frame'),
+          kind: 'frame',
+          camera: 'door',
+          seq: i,
+          timestamp: start + i * 100,
+        };
+        align.receive({ frame });
+        seen.push((await result).faces[0]);
+      }
+      const expected = [true, false, true, false, true, false, false, false, false, false, false, false];
+      assert.deepEqual(
+        seen.map((f) => f.careful),
+        expected,
+      );
+      assert.deepEqual(
+        seen.map((f) => f.alignedOn),
+        expected.map((c) => (c ? 'mesh' : 'keypoints')),
+      );
+      assert.ok(cosine(seen[0].embedding, careful) > 0.9999);
+      assert.ok(cosine(seen[11].embedding, fast) > 0.9999, 'a later frame: BlazeFace keypoints, one inference');
+      assert.ok(cosine(careful, fast) < 0.999, 'the two passes differ, so the test can tell them apart');
+      // A new scene (a cut, a reconnect) makes the face new again.
+      const cut = next(out);
+      align.receive({
+        frame: {
+          ...pixels.put(image, 'frame'),
+          kind: 'frame',
+          camera: 'door',
+          seq: 12,
+          timestamp: start + 1250,
+          scene: 2,
+        },
+      });
+      assert.equal((await cut).faces[0].careful, true);
+
+      await helper.unload();
+      await helper.load(NODES, nodes('0'));
+      const off = next(helper.getNode('out'));
+      helper.getNode('align').receive({ payload: file });
+      const [plain] = (await off).faces;
+      assert.equal(plain.careful, false);
+      assert.equal(plain.alignedOn, 'keypoints');
+      assert.ok(cosine(plain.embedding, fast) > 0.9999, 'Careful frames 0: photos take the fast pass too');
+    } finally {
+      await pipeline.dispose();
+    }
   });
 });

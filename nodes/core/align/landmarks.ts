@@ -7,7 +7,8 @@
  * on ../shared/faces/dev-pairs it separates same and different people
  * clearly better (README, "Accuracy"). It costs a second model run per face
  * (about as much as the embedder), so the pipeline uses it where it pays:
- * for the photos a person is enrolled from, not for every probe.
+ * for the photos a person is enrolled from, photos, and a face's first
+ * frames in a stream (first-frames.ts), not for every frame.
  *
  * The region of interest follows MediaPipe's face mesh graph: the detection
  * box's centre, 1.5 x its longer side, turned so the eyes are level; the
@@ -18,7 +19,7 @@ import * as fs from 'fs';
 import { CpuRuntime, shippedModels, type InferenceRuntime } from '../../../native';
 import type { Detection } from '../detect/blazeface';
 import type { Point, RgbImage } from '../media/image';
-import { applyAffine, type AffineMatrix, invertAffine, warpAffine } from './warp';
+import { alignFace, alignFaceFivePoints, applyAffine, type AffineMatrix, invertAffine, warpAffine } from './warp';
 
 const MESH_INPUT = 192;
 const MESH_POINTS = 468;
@@ -95,6 +96,16 @@ export class FaceLandmarker {
     for (let k = 0; k < MESH_POINTS; k++)
       points.push(applyAffine(back, { x: coordinates[3 * k], y: coordinates[3 * k + 1] }));
     return { points, presence: 1 / (1 + Math.exp(-presence[0])) };
+  }
+
+  /**
+   * The face aligned on its five mesh points (`onMesh`), or on BlazeFace's
+   * keypoints when the mesh model finds no face in the detection's region.
+   */
+  async align(image: RgbImage, detection: Detection, size = 112): Promise<{ crop: RgbImage; onMesh: boolean }> {
+    const { points, presence } = await this.landmarks(image, detection);
+    if (presence < MIN_MESH_PRESENCE) return { crop: alignFace(image, detection.keypoints, size).crop, onMesh: false };
+    return { crop: alignFaceFivePoints(image, fivePoints(points), size).crop, onMesh: true };
   }
 
   dispose(): Promise<void> {

@@ -17,7 +17,7 @@ import {
   RuntimeOptions,
   shippedModels,
 } from '../../../native';
-import type { RgbImage } from '../media/image';
+import { mirrorImage, type RgbImage } from '../media/image';
 import { l2normalize } from '../identify/imprint';
 
 export interface Embedder {
@@ -32,12 +32,27 @@ export interface Embedder {
   readonly dimension: number;
   readonly backend: BackendInfo;
   /** One normalised embedding per crop, in order. Crops are inputSize x inputSize RGB. */
-  embed(crops: RgbImage[]): Promise<Float32Array[]>;
+  embed(crops: RgbImage[], options?: EmbedOptions): Promise<Float32Array[]>;
   /** The same, and the id of the model that made all of them (never a mix). */
-  embedTagged?(crops: RgbImage[]): Promise<{ id: string; embeddings: Float32Array[] }>;
+  embedTagged?(crops: RgbImage[], options?: EmbedOptions): Promise<{ id: string; embeddings: Float32Array[] }>;
   on?(event: 'id', listener: (id: string) => void): unknown;
   off?(event: 'id', listener: (id: string) => void): unknown;
   dispose(): Promise<void>;
+}
+
+export interface EmbedOptions {
+  /**
+   * Embed a crop together with its mirror image and add the two (each
+   * normalised first, so both weigh the same): for every crop (true) or per
+   * crop. It costs a second inference for each such crop and is worth it
+   * where a decision is made (README, "Accuracy": dev-pairs 99.3 -> 99.5 %
+   * with face mesh alignment on both sides): the gallery's crops, photos, a
+   * face's first frames in a stream. An embedding with and one without the
+   * mirror are of the same model and compare as usual (the thresholds at 1 in
+   * 60 strangers are the same within 0.01), so the embedder id does not
+   * change with it.
+   */
+  mirror?: boolean | readonly boolean[];
 }
 
 /** The embedder's id changed while embeddings were being made for another one. */
@@ -56,13 +71,16 @@ export class EmbedderSwitchedError extends Error {
  * An embed function for the gallery's cache of `id`: it refuses (throws
  * EmbedderSwitchedError) rather than store another model's embeddings there.
  */
-export function embedFor(embedder: Embedder, id: string): (crops: RgbImage[]) => Promise<Float32Array[]> {
-  return async (crops) => {
+export function embedFor(
+  embedder: Embedder,
+  id: string,
+): (crops: RgbImage[], options?: EmbedOptions) => Promise<Float32Array[]> {
+  return async (crops, options) => {
     if (!embedder.embedTagged) {
       if (embedder.id !== id) throw new EmbedderSwitchedError(id, embedder.id);
-      return embedder.embed(crops);
+      return embedder.embed(crops, options);
     }
-    const tagged = await embedder.embedTagged(crops);
+    const tagged = await embedder.embedTagged(crops, options);
     if (tagged.id !== id) throw new EmbedderSwitchedError(id, tagged.id);
     return tagged.embeddings;
   };
@@ -83,16 +101,6 @@ export interface TfliteEmbedderOptions extends RuntimeOptions {
   cpuModel?: 'float' | 'int8';
   /** Pixel value to model input: MobileFaceNet was trained on (x - 127.5) / 128. */
   normalise?: (value: number) => number;
-  /**
-   * Embed each crop together with its mirror image and add the two (default
-   * false). It doubles the cost of every face for a small gain: on the dev
-   * set the same top-1 and TPIR at FPIR 1/60 and 3/60 (99.7 %) either way,
-   * and more known faces kept only at strict thresholds (97.4 % against
-   * 95.9 % at cosine 0.65). Always or never, never mixed: the choice is part of
-   * the embedder id, so a gallery caches embeddings per mode and a probe is
-   * compared like with like.
-   */
-  mirror?: boolean;
 }
 
 /** The default pair: the CPU model chosen by `cpu`, the compiled int8 model for the Edge TPU when there is one. */
@@ -145,21 +153,6 @@ async function fileDigest(file: string): Promise<string> {
   return digest;
 }
 
-function mirrored(crop: RgbImage): RgbImage {
-  const out = new Uint8Array(crop.data.length);
-  const row = crop.width * 3;
-  for (let y = 0; y < crop.height; y++) {
-    for (let x = 0; x < crop.width; x++) {
-      const from = y * row + x * 3;
-      const to = y * row + (crop.width - 1 - x) * 3;
-      out[to] = crop.data[from];
-      out[to + 1] = crop.data[from + 1];
-      out[to + 2] = crop.data[from + 2];
-    }
-  }
-  return { width: crop.width, height: crop.height, data: out };
-}
-
 /**
  * The batch to run: 1 when the model can take it. On the CPU a batch of N
  * costs about N single inferences (bench:runtime), so a fixed batch of 2
@@ -199,7 +192,6 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
     readonly dimension: number,
     private readonly batch: number,
     private readonly lookup: Float32Array,
-    private readonly mirror: boolean,
   ) {
     super();
     this.current = this.idOf(runtime.backend);
@@ -219,7 +211,6 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
     const normalise = options.normalise ?? ((v: number) => (v - 127.5) / 128);
     // 256 entries: per-pixel normalisation becomes a table lookup.
     const lookup = Float32Array.from({ length: 256 }, (_, v) => normalise(v));
-    const mirror = options.mirror ?? false;
     // Ids for both sides of the pair, so a switch needs no hashing then.
     const pair = resolveModelPair(model);
     const sources = new Set<string>();
@@ -227,13 +218,14 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
     if (pair.edgetpu) sources.add(embeddingSource(pair.edgetpu, 'edgetpu'));
     const ids = new Map<string, string>();
     try {
-      for (const file of sources)
-        ids.set(file, `${path.basename(file, '.tflite')}-${await fileDigest(file)}-${mirror ? 'm' : 's'}`);
+      // "-s": ids have always ended so (it once told a mirror-everything
+      // embedder, "-m", apart); kept so galleries' caches keep their names.
+      for (const file of sources) ids.set(file, `${path.basename(file, '.tflite')}-${await fileDigest(file)}-s`);
     } catch (error) {
       await runtime.dispose();
       throw error;
     }
-    return new TfliteEmbedder(runtime, ids, width, dimension, await singleFaceBatch(runtime, batch), lookup, mirror);
+    return new TfliteEmbedder(runtime, ids, width, dimension, await singleFaceBatch(runtime, batch), lookup);
   }
 
   /** The embedder id of whatever `backend` runs. */
@@ -257,8 +249,8 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
     return this.runtime;
   }
 
-  async embed(crops: RgbImage[]): Promise<Float32Array[]> {
-    return (await this.embedTagged(crops)).embeddings;
+  async embed(crops: RgbImage[], options: EmbedOptions = {}): Promise<Float32Array[]> {
+    return (await this.embedTagged(crops, options)).embeddings;
   }
 
   /**
@@ -266,9 +258,12 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
    * sides of a pair in the middle of a batch would mix two models: the batch
    * is then embedded again on the side now running.
    */
-  async embedTagged(crops: RgbImage[]): Promise<{ id: string; embeddings: Float32Array[] }> {
+  async embedTagged(
+    crops: RgbImage[],
+    options: EmbedOptions = {},
+  ): Promise<{ id: string; embeddings: Float32Array[] }> {
     for (let attempt = 0; ; attempt++) {
-      const { ids, embeddings } = await this.embedOnce(crops);
+      const { ids, embeddings } = await this.embedOnce(crops, options.mirror ?? false);
       const [first = this.current] = ids;
       if (ids.every((id) => id === first)) return { id: first, embeddings };
       if (attempt >= 2)
@@ -276,7 +271,10 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
     }
   }
 
-  private async embedOnce(crops: RgbImage[]): Promise<{ ids: string[]; embeddings: Float32Array[] }> {
+  private async embedOnce(
+    crops: RgbImage[],
+    mirror: boolean | readonly boolean[],
+  ): Promise<{ ids: string[]; embeddings: Float32Array[] }> {
     const size = this.inputSize;
     const slot = size * size * 3;
     for (const crop of crops) {
@@ -288,7 +286,7 @@ export class TfliteEmbedder extends EventEmitter implements Embedder {
     const slots: { crop: RgbImage; owner: number }[] = [];
     crops.forEach((crop, owner) => {
       slots.push({ crop, owner });
-      if (this.mirror) slots.push({ crop: mirrored(crop), owner });
+      if (mirror === true || (mirror !== false && mirror[owner])) slots.push({ crop: mirrorImage(crop), owner });
     });
     const sums = crops.map(() => new Float32Array(this.dimension));
     const ids: string[] = [];

@@ -47,6 +47,14 @@ export interface FaceRecord {
   /** The aligned 112x112 crop. */
   crop: PixelRef;
   quality: FaceQualitySummary;
+  /**
+   * Set by align on a photo's faces and a new face's first frames: the crop
+   * is aligned on face mesh points (`alignedOn`), and edgetpu-embed embeds
+   * it with its mirror image. The decisions rest on these frames.
+   */
+  careful?: boolean;
+  /** Which points the crop was aligned on: 'mesh' (five face mesh points) or 'keypoints' (BlazeFace's). */
+  alignedOn?: 'mesh' | 'keypoints';
   /** Set by edgetpu-embed: the L2-normalised embedding (faces that passed the quality gate). */
   embedding?: number[];
   /** Set by imprint-classify. */

@@ -6,6 +6,7 @@
  * release disposes.
  */
 import { InferenceRuntime } from '../../../native';
+import { FaceLandmarker } from '../align/landmarks';
 import type { FaceDetector } from '../detect/blazeface';
 import { TfliteEmbedder, TfliteEmbedderOptions } from '../embed/embedder';
 import { Gallery } from '../gallery/gallery';
@@ -63,7 +64,6 @@ export function embedderKey(spec: EmbedderSpec): string {
     spec.device ?? 'auto',
     spec.performance ?? 'high',
     spec.threads ?? 0,
-    spec.mirror ?? false,
     spec.cpuModel ?? 'float',
   ]);
 }
@@ -103,6 +103,21 @@ export async function acquireDetector(spec: DetectorSpec): Promise<FaceDetector>
 
 export function releaseDetector(spec: DetectorSpec): Promise<void> {
   return detectors.release(detectorKey(spec));
+}
+
+/** The face mesh model, one per process: every align node that aligns a face carefully shares it. */
+const landmarkers = new SharedPool<FaceLandmarker>();
+
+export function acquireLandmarker(): Promise<FaceLandmarker> {
+  return landmarkers.acquire(
+    'face-mesh',
+    () => FaceLandmarker.open(),
+    (l) => l.dispose(),
+  );
+}
+
+export function releaseLandmarker(): Promise<void> {
+  return landmarkers.release('face-mesh');
 }
 
 /**

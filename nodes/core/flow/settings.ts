@@ -31,6 +31,8 @@ export const SETTINGS = {
     minFaceSize: setting(0, 0, 10000),
     minSharpness: setting(DEFAULT_QUALITY_THRESHOLDS.minSharpness, 0, 100000),
     maxYaw: setting(DEFAULT_QUALITY_THRESHOLDS.maxAbsYawDeg, 0, 90),
+    /** A new face's first frames aligned on the mesh and embedded with the mirror image (first-frames.ts); 0: none. */
+    carefulFrames: setting(3, 0, 100, true),
   },
   'edgetpu-embed': {
     reuseMs: setting(200, 0, 10000),

@@ -2,7 +2,7 @@
  * Cached embeddings of the gallery's crops, one file per embedder id:
  *
  *   <dir>/embeddings/<key>.json
- *     { "format": "coral-face-embeddings", "version": 1, "embedderId", "dimension",
+ *     { "format": "coral-face-embeddings", "version": 2, "embedderId", "dimension",
  *       "embeddings": { "<id>/<file>" | "<id>/negatives/<file>": base64 of little-endian float32 } }
  *
  * `<key>` is a slug of the embedder id plus a hash, so any id maps to a safe
@@ -17,7 +17,8 @@ import { EMBEDDINGS_DIR, isPlainObject, slugify, type GalleryIndex, NEGATIVES_DI
 import { listDirectory, writeAtomic, type GalleryFileSystem } from './files';
 
 export const EMBEDDINGS_FORMAT = 'coral-face-embeddings';
-export const EMBEDDINGS_FORMAT_VERSION = 1;
+/** 2: each vector is of the crop and its mirror image together (version 1: the crop alone; rebuilt). */
+export const EMBEDDINGS_FORMAT_VERSION = 2;
 
 export interface EmbeddingCache {
   dimension: number | null;

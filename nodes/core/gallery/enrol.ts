@@ -156,7 +156,7 @@ async function examine(pipeline: FacePipeline, input: unknown, source: string): 
     return { source, accepted: false, faces: 0, reasons: [{ code: 'no-face', message: 'no face found' }] };
   }
   // Enrolment photos align on face mesh points: a steadier weight for every later probe (pipeline.ts).
-  const { crop, quality } = await pipeline.alignForEnrolment(image, face);
+  const { crop, quality } = await pipeline.alignOnMesh(image, face);
   const report: PhotoReport = {
     source,
     accepted: quality.ok,
@@ -165,7 +165,8 @@ async function examine(pipeline: FacePipeline, input: unknown, source: string): 
     quality: { sharpness: quality.sharpness, yawDeg: quality.yawDeg },
   };
   if (!quality.ok) return report;
-  const [embedding] = await pipeline.embed([crop]);
+  // With its mirror image, as the gallery embeds its crops: duplicates and checks compare like with like.
+  const [embedding] = await pipeline.embed([crop], { mirror: true });
   return { report, crop, embedding, digest: cropDigest(crop) };
 }
 
@@ -187,12 +188,17 @@ export async function enrolPerson(
       reports.push(examined);
     }
   }
-  return commitCandidates(pipeline.embedder, gallery, name, candidates, reports, options);
+  return commitCandidates(pipeline.embedder, gallery, name, candidates, reports, options, 'embedding');
 }
 
 /**
  * Enrols crops that are already aligned and quality-checked (walk-up
- * enrolment from a camera), under the same bar and atomic commit as photos.
+ * enrolment from a camera, a face library group), under the same bar and
+ * atomic commit as photos. One difference: within the batch, only crops with
+ * the same pixels count once. Frames of a face that stands still are
+ * distinct frames (the walk-up collector takes them apart in time), yet their
+ * embeddings can reach the duplicate cosine; a crop already stored for the
+ * person still counts once, so a walk-up run again adds nothing.
  */
 export async function enrolCrops(
   embedder: Embedder,
@@ -202,7 +208,13 @@ export async function enrolCrops(
   rejected: PhotoReport[] = [],
   options: EnrolOptions = {},
 ): Promise<EnrolResult> {
-  const embeddings = crops.length > 0 ? await embedder.embed(crops.map((c) => c.crop)) : [];
+  const embeddings =
+    crops.length > 0
+      ? await embedder.embed(
+          crops.map((c) => c.crop),
+          { mirror: true },
+        )
+      : [];
   const candidates: Candidate[] = crops.map((c, i) => ({
     crop: c.crop,
     embedding: embeddings[i],
@@ -222,6 +234,7 @@ export async function enrolCrops(
     candidates,
     [...candidates.map((c) => c.report), ...rejected],
     options,
+    'pixels',
   );
 }
 
@@ -249,6 +262,8 @@ async function commitCandidates(
   candidates: Candidate[],
   reports: PhotoReport[],
   options: EnrolOptions,
+  /** What makes two candidates of this batch the same: their embeddings (photos: re-encoded, resized) or their pixels. */
+  sameInBatch: 'embedding' | 'pixels',
 ): Promise<EnrolResult> {
   const minPhotos = options.minPhotos ?? 3;
   const mode = options.mode ?? 'auto';
@@ -275,7 +290,9 @@ async function commitCandidates(
       return reject(candidate, 'duplicate', `already enrolled for ${target!.name}`);
     }
     const twin = seen.find(
-      (other) => other.digest === candidate.digest || dot(unit, l2normalize(other.embedding)) >= DUPLICATE_MIN_COSINE,
+      (other) =>
+        other.digest === candidate.digest ||
+        (sameInBatch === 'embedding' && dot(unit, l2normalize(other.embedding)) >= DUPLICATE_MIN_COSINE),
     );
     if (twin) return reject(candidate, 'duplicate', `the same photo as ${twin.report.source}`);
     seen.push(candidate);

@@ -43,6 +43,7 @@ import { constants as fsConstants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { errorCodeOf } from '../common/errors';
 import type { RgbImage } from '../media/image';
+import type { EmbedOptions } from '../embed/embedder';
 import sharp from '../media/vips';
 import {
   cacheKey,
@@ -105,7 +106,7 @@ export interface NewCrop {
   quality?: Record<string, unknown>;
 }
 
-export type EmbedFunction = (crops: RgbImage[]) => Promise<Float32Array[]>;
+export type EmbedFunction = (crops: RgbImage[], options?: EmbedOptions) => Promise<Float32Array[]>;
 
 export interface GalleryChange {
   kind: 'add' | 'negative' | 'remove-crop' | 'forget' | 'rename' | 'ignore' | 'external';
@@ -652,7 +653,9 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
    * (in batches). Saving the cache is best effort (a read-only or full disk,
    * or another process writing the gallery, only costs a recomputation
    * later); it says so with a 'warning' event. Use a new embedder id whenever
-   * the model or its preprocessing changes.
+   * the model or its preprocessing changes. Each crop is embedded with its
+   * mirror image (EmbedOptions.mirror): a gallery crop is embedded once and
+   * then weighs in every decision.
    */
   async embeddings(embedderId: string, embed: EmbedFunction): Promise<Map<string, Float32Array[]>> {
     return (await this.allEmbeddings(embedderId, embed)).crops;
@@ -1235,7 +1238,7 @@ export class Gallery extends EventEmitter<{ change: [GalleryChange]; warning: [s
         for (let start = 0; start < missing.length; start += EMBED_BATCH_SIZE) {
           const batch = missing.slice(start, start + EMBED_BATCH_SIZE);
           const images = await Promise.all(batch.map((item) => this.readCrop(item.personId, item.file, item.negative)));
-          const vectors = await embed(images);
+          const vectors = await embed(images, { mirror: true });
           checkEmbeddings(vectors, batch.length, cache.dimension, embedderId);
           batch.forEach((item, position) =>
             cache.vectors.set(cacheKey(item.personId, item.file, item.negative), Float32Array.from(vectors[position])),

@@ -11,8 +11,9 @@
 import type { NewCrop } from '../gallery/gallery';
 import type { PersonRecord } from '../gallery/format';
 import type { RgbImage } from '../media/image';
+import type { EmbedOptions } from '../embed/embedder';
 
-export type EmbedCrops = (crops: RgbImage[]) => Promise<Float32Array[]>;
+export type EmbedCrops = (crops: RgbImage[], options?: EmbedOptions) => Promise<Float32Array[]>;
 
 export interface NegativeRecord {
   readonly file: string;

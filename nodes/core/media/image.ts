@@ -38,3 +38,19 @@ export function intersectionOverUnion(a: Box, b: Box): number {
   const union = a.width * a.height + b.width * b.height - intersection;
   return union > 0 ? intersection / union : 0;
 }
+
+/** The image flipped left to right. */
+export function mirrorImage(image: RgbImage): RgbImage {
+  const out = new Uint8Array(image.data.length);
+  const row = image.width * 3;
+  for (let y = 0; y < image.height; y++) {
+    for (let x = 0; x < image.width; x++) {
+      const from = y * row + x * 3;
+      const to = y * row + (image.width - 1 - x) * 3;
+      out[to] = image.data[from];
+      out[to + 1] = image.data[from + 1];
+      out[to + 2] = image.data[from + 2];
+    }
+  }
+  return { width: image.width, height: image.height, data: out };
+}

@@ -29,13 +29,13 @@ export async function evalPairs(args: Args): Promise<number> {
     if (!out.json && process.stderr.isTTY) process.stderr.write(`\rimages ${done}/${total}`);
   };
   return withPipeline(args, async (pipeline) => {
-    // Probes and references alike align on BlazeFace's keypoints, as identify does.
+    // Both photos of a pair as identify and enrol take a photo: face mesh alignment, with the mirror image.
     const result = await evaluatePairs(
       list,
       async (file) => {
         const image = await decodeImage(file);
         const face = mainFace(await pipeline.detect(image), image);
-        return face ? (await pipeline.embed([pipeline.align(image, face).crop]))[0] : null;
+        return face ? pipeline.embedCarefully(image, face) : null;
       },
       progress,
     );

@@ -19,18 +19,17 @@ interface FaceApiPeerModule {
 
 async function ourDescriber(pipeline: FacePipeline, aligned: boolean): Promise<DescribePhoto> {
   const size = pipeline.embedder.inputSize;
-  return async (file, role) => {
+  return async (file) => {
     const image = await decodeImage(file);
     if (aligned) {
       if (image.width !== size || image.height !== size)
         throw new Error(`${file}: --aligned expects ${size}x${size} crops`);
-      return (await pipeline.embed([image]))[0];
+      return (await pipeline.embed([image], { mirror: true }))[0];
     }
     const face = mainFace(await pipeline.detect(image), image);
-    if (!face) return null;
-    // As enrol and identify do it: enrolment photos align on face mesh points, probes on BlazeFace's keypoints.
-    const { crop } = role === 'enrol' ? await pipeline.alignForEnrolment(image, face) : pipeline.align(image, face);
-    return (await pipeline.embed([crop]))[0];
+    // As enrol and identify do it: enrolment photos and probe photos alike align on face mesh points
+    // and are embedded with their mirror image (a stream's later frames are not: bench:stream).
+    return face ? pipeline.embedCarefully(image, face) : null;
   };
 }
 

@@ -100,7 +100,8 @@ export async function identify(args: Args): Promise<number> {
         status = 1;
         continue;
       }
-      const { faces } = await pipeline.analyse(image, { qualityGate: false });
+      // A photo is one decision on one frame: every face aligned on the mesh and embedded with its mirror image.
+      const { faces } = await pipeline.analyse(image, { qualityGate: false, careful: true });
       const rows = faces.map((f) => {
         const id = recognizer.identify(f.embedding!);
         // The lead over the runner-up is what the margin rule checks; a softmax "confidence" over a

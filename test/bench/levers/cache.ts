@@ -13,7 +13,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { decodeImage } from '../../../nodes/core/media/decode';
-import type { RgbImage } from '../../../nodes/core/media/image';
+import { mirrorImage, type RgbImage } from '../../../nodes/core/media/image';
 import { FacePipeline, mainFace } from '../../../nodes/core/pipeline';
 import type { Detection } from '../../../nodes/core/detect/blazeface';
 import { FACES_DIR } from '../../models';
@@ -91,20 +91,6 @@ export async function detections(pipeline: FacePipeline, files: string[]): Promi
   return out;
 }
 
-export function mirror(crop: RgbImage): RgbImage {
-  const out = new Uint8Array(crop.data.length);
-  const row = crop.width * 3;
-  for (let y = 0; y < crop.height; y++)
-    for (let x = 0; x < crop.width; x++) {
-      const a = y * row + x * 3;
-      const b = y * row + (crop.width - 1 - x) * 3;
-      out[b] = crop.data[a];
-      out[b + 1] = crop.data[a + 1];
-      out[b + 2] = crop.data[a + 2];
-    }
-  return { width: crop.width, height: crop.height, data: out };
-}
-
 /** Embedding of the crop and of its mirror image, per file (null: no face). */
 export type EmbCache = Map<string, { plain: Float32Array; flip: Float32Array } | null>;
 
@@ -134,7 +120,7 @@ export async function embeddings(
     const image = det ? await decodeImage(f) : null;
     const c = det && image ? await crop(image, det, f) : null;
     if (c) {
-      const [plain, flip] = await pipeline.embed([c, mirror(c)]);
+      const [plain, flip] = await pipeline.embed([c, mirrorImage(c)]);
       buf.set(plain, i * 2 * dim);
       buf.set(flip, i * 2 * dim + dim);
       result.set(f, { plain, flip });

@@ -92,7 +92,7 @@ describe('align: face mesh landmarks', function () {
   it('enrolment crops sit on the five-point template; without a face there it falls back to BlazeFace alignment', async () => {
     const image = await loadPhoto(photos[0]);
     const face = mainFace(await pipeline.detect(image), image)!;
-    const enrolment = await pipeline.alignForEnrolment(image, face);
+    const enrolment = await pipeline.alignOnMesh(image, face);
     const { points } = await landmarker.landmarks(image, face);
     const expected = alignFaceFivePoints(image, fivePoints(points), 112).crop;
     assert.deepEqual(enrolment.crop.data, expected.data);
@@ -104,15 +104,15 @@ describe('align: face mesh landmarks', function () {
     grey.data.fill(128);
     const ghost: Detection = { ...face };
     assert.ok((await landmarker.landmarks(grey, ghost)).presence < 0.5);
-    assert.deepEqual((await pipeline.alignForEnrolment(grey, ghost)).crop.data, pipeline.align(grey, ghost).crop.data);
+    assert.deepEqual((await pipeline.alignOnMesh(grey, ghost)).crop.data, pipeline.align(grey, ghost).crop.data);
   });
 
-  it('meshAtEnrolment: false aligns enrolment photos as probes', async () => {
-    const plain = await FacePipeline.open({ meshAtEnrolment: false });
+  it('meshAlignment: false aligns enrolment photos as probes', async () => {
+    const plain = await FacePipeline.open({ meshAlignment: false });
     try {
       const image = await loadPhoto(photos[1]);
       const face = mainFace(await plain.detect(image), image)!;
-      assert.deepEqual((await plain.alignForEnrolment(image, face)).crop.data, plain.align(image, face).crop.data);
+      assert.deepEqual((await plain.alignOnMesh(image, face)).crop.data, plain.align(image, face).crop.data);
     } finally {
       await plain.dispose();
     }

@@ -19,7 +19,7 @@ import { CpuRuntime, shippedModels } from '../../../native';
 import { mainFaceCrop } from '../../../nodes/tools/photos';
 import { defaultEmbedderModel, defaultEmbedderPair, TfliteEmbedder } from '../../../nodes/core/embed/embedder';
 import { Gallery } from '../../../nodes/core/gallery/gallery';
-import type { RgbImage } from '../../../nodes/core/media/image';
+import { mirrorImage, type RgbImage } from '../../../nodes/core/media/image';
 import { l2normalize } from '../../../nodes/core/identify/imprint';
 import { openDetector } from '../../../nodes/core/pipeline';
 import { Recognizer } from '../../../nodes/core/identify/recognizer';
@@ -53,9 +53,14 @@ async function reference(model: string, crops: RgbImage[]): Promise<Float32Array
   try {
     const [batch, ...rest] = runtime.inputs[0].shape;
     if (batch !== 1) await runtime.resizeInput(0, [1, ...rest]);
+    const embed = async (crop: RgbImage) =>
+      l2normalize((await runtime.invoke([Float32Array.from(crop.data, (v) => (v - 127.5) / 128)]))[0]);
     const out: Float32Array[] = [];
-    for (const crop of crops)
-      out.push(l2normalize((await runtime.invoke([Float32Array.from(crop.data, (v) => (v - 127.5) / 128)]))[0]));
+    // As the gallery embeds a crop: with its mirror image, each normalised, the sum normalised.
+    for (const crop of crops) {
+      const [plain, flipped] = [await embed(crop), await embed(mirrorImage(crop))];
+      out.push(l2normalize(plain.map((v, i) => v + flipped[i])));
+    }
     return out;
   } finally {
     await runtime.dispose();

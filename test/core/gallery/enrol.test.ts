@@ -8,7 +8,7 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { EnrolError, enrolCrops, enrolPerson } from '../../../nodes/core/gallery/enrol';
+import { DUPLICATE_MIN_COSINE, EnrolError, enrolCrops, enrolPerson } from '../../../nodes/core/gallery/enrol';
 import { GalleryError } from '../../../nodes/core/gallery/format';
 import { Gallery } from '../../../nodes/core/gallery/gallery';
 import { Recognizer } from '../../../nodes/core/identify/recognizer';
@@ -107,6 +107,32 @@ describe('enrolment bar (real photos)', function () {
     assert.ok(again instanceof EnrolError);
     assert.ok(again.result.photos.every((p) => p.reasons.some((r) => r.code === 'duplicate')));
     assert.equal(gallery.getPerson('Andre Agassi')!.crops.length, 5);
+  });
+
+  it('walk-up frames of a face that stands still all count; the same pixels, or a walk-up run again, count once', async () => {
+    const image = await decodeImage(photos('Tony_Blair')[0]);
+    const face = mainFace(await pipeline.detect(image), image)!;
+    // Four frames of a still face: the keypoints move by a fraction of a pixel, as a detector's do.
+    const frames = [0, 0.4, 0.8, 1.2].map((dx) => {
+      const moved = { ...face, keypoints: face.keypoints.map((k) => ({ x: k.x + dx, y: k.y })) };
+      return { source: `door@${dx}`, ...pipeline.align(image, moved) };
+    });
+    const vectors = await pipeline.embed(
+      frames.map((f) => f.crop),
+      { mirror: true },
+    );
+    const cosine = (a: Float32Array, b: Float32Array) => a.reduce((sum, v, i) => sum + v * b[i], 0);
+    assert.ok(cosine(vectors[0], vectors[1]) >= DUPLICATE_MIN_COSINE, 'close enough to pass for one photo re-encoded');
+    const result = await enrolCrops(pipeline.embedder, gallery, 'Tony', [...frames, { ...frames[0], source: 'again' }]);
+    assert.equal(result.accepted, 4);
+    assert.deepEqual(
+      result.photos.filter((p) => !p.accepted).map((p) => [p.source, p.reasons.at(-1)!.code]),
+      [['again', 'duplicate']],
+    );
+    const rerun = await enrolCrops(pipeline.embedder, gallery, 'Tony', frames).catch((e: EnrolError) => e);
+    assert.ok(rerun instanceof EnrolError);
+    assert.ok(rerun.result.photos.every((p) => p.reasons.some((r) => r.code === 'duplicate')));
+    assert.equal(gallery.getPerson('Tony')!.crops.length, 4);
   });
 
   it('photos of someone already enrolled do not make a new person (a second name for the same face)', async () => {
