@@ -15,6 +15,9 @@
  * what it does not know.
  */
 import { CodedError } from '../common/errors';
+import { looseNameKey } from './name-key';
+
+export { looseNameKey };
 
 export const GALLERY_FORMAT = 'coral-face-gallery' as const;
 export const GALLERY_FORMAT_VERSION = 2;
@@ -114,20 +117,6 @@ export function normalisePersonName(raw: unknown): string {
     );
   }
   return name;
-}
-
-/**
- * What two names must share to be easily taken for one another: case,
- * accents, spaces, underscores and punctuation folded away ("andre_agassi",
- * "André Agassi" and "ANDRE-AGASSI" all give "andreagassi"). Names that
- * collide this way never silently mean the same person, nor two people.
- */
-export function looseNameKey(name: string): string {
-  return name
-    .normalize('NFKD')
-    .replace(/\p{M}+/gu, '')
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}]+/gu, '');
 }
 
 /** An ASCII slug of a name: accents dropped, anything else collapsed to '-'; "person" if nothing is left. */

@@ -8,6 +8,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
+import { looseNameKey } from '../../core/gallery/name-key';
 import { api, ApiError, imageUrl, setGallery, token, url, type Cluster, type Health, type PersonDetail, type PersonSummary,
   type Reason, type Settings, type Visit, type VisitPage } from './api';
 
@@ -135,7 +136,9 @@ function NameForm({ people, onDone, cluster }: { people: PersonSummary[]; cluste
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<Error | null>(null);
   const [report, setReport] = useState<{ visit: string; accepted: boolean; reasons: Reason[] }[] | null>(null);
-  const existing = people.find((p) => p.name.toLowerCase() === name.trim().toLowerCase());
+  // The gallery's own rule ("andre agassi" is André Agassi), so the button says what the server will do.
+  const key = looseNameKey(name);
+  const existing = key ? people.find((p) => looseNameKey(p.name) === key) : undefined;
   const submit = async (ignore: boolean) => {
     setBusy(true);
     setError(null);
