@@ -22,6 +22,15 @@ export function isExecutable(file: string): boolean {
   }
 }
 
+/** chmod u+x, best effort (a read-only install stays as it is). */
+function makeExecutable(file: string): void {
+  try {
+    fs.chmodSync(file, fs.statSync(file).mode | 0o100);
+  } catch {
+    // not ours to change: the lookup goes on without it
+  }
+}
+
 /**
  * Which ffmpeg to run: options.ffmpegPath, else $FFMPEG_PATH, else `ffmpeg` on
  * PATH, else the binary of the optional npm package @ffmpeg-installer/ffmpeg.
@@ -49,8 +58,12 @@ export function resolveFfmpeg(options: { ffmpegPath?: string } = {}): ResolvedFf
     // A synchronous require, since it may be missing and this lookup is synchronous.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const installer = require('@ffmpeg-installer/ffmpeg') as { path?: unknown };
-    if (typeof installer.path === 'string' && isExecutable(installer.path))
-      return { path: installer.path, source: 'npm' };
+    if (typeof installer.path === 'string') {
+      // Its postinstall script makes the binary executable; npm 11 skips dependencies' install
+      // scripts unless the user allowed them, so do what that script does.
+      if (!isExecutable(installer.path)) makeExecutable(installer.path);
+      if (isExecutable(installer.path)) return { path: installer.path, source: 'npm' };
+    }
   } catch {
     // not installed: fall through to the error below
   }

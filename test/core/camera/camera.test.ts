@@ -159,6 +159,32 @@ describe('camera: maskUrl and helpers', () => {
   });
 });
 
+describe('camera: the npm ffmpeg when npm skipped its install script', () => {
+  it('makes @ffmpeg-installer/ffmpeg executable again (npm 11 does not run its postinstall chmod)', function () {
+    let binary: string;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      binary = (require('@ffmpeg-installer/ffmpeg') as { path: string }).path;
+    } catch {
+      return this.skip(); // the optional package is not installed
+    }
+    const mode = fs.statSync(binary).mode;
+    const savedPath = process.env.PATH;
+    const savedEnv = process.env.FFMPEG_PATH;
+    try {
+      fs.chmodSync(binary, 0o644);
+      process.env.PATH = '';
+      delete process.env.FFMPEG_PATH;
+      assert.deepEqual(resolveFfmpeg(), { path: binary, source: 'npm' });
+      assert.ok(fs.statSync(binary).mode & 0o100, 'executable by its owner again');
+    } finally {
+      fs.chmodSync(binary, mode);
+      process.env.PATH = savedPath;
+      if (savedEnv !== undefined) process.env.FFMPEG_PATH = savedEnv;
+    }
+  });
+});
+
 describe('camera: sources through ffmpeg', function () {
   this.timeout(120_000);
   let tmp: string;
