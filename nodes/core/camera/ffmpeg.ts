@@ -59,8 +59,8 @@ export function resolveFfmpeg(options: { ffmpegPath?: string } = {}): ResolvedFf
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const installer = require('@ffmpeg-installer/ffmpeg') as { path?: unknown };
     if (typeof installer.path === 'string') {
-      // Its postinstall script makes the binary executable; npm 11 skips dependencies' install
-      // scripts unless the user allowed them, so do what that script does.
+      // Its postinstall script makes the binary executable; an install that skipped scripts
+      // (--ignore-scripts, or an npm 11 allowScripts that does not cover it) leaves it not.
       if (!isExecutable(installer.path)) makeExecutable(installer.path);
       if (isExecutable(installer.path)) return { path: installer.path, source: 'npm' };
     }

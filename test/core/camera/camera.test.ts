@@ -159,8 +159,8 @@ describe('camera: maskUrl and helpers', () => {
   });
 });
 
-describe('camera: the npm ffmpeg when npm skipped its install script', () => {
-  it('makes @ffmpeg-installer/ffmpeg executable again (npm 11 does not run its postinstall chmod)', function () {
+describe('camera: the npm ffmpeg when its install script did not run', () => {
+  it('makes @ffmpeg-installer/ffmpeg executable again (--ignore-scripts skips its postinstall chmod)', function () {
     let binary: string;
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
