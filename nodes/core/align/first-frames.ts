@@ -43,6 +43,8 @@ interface Seen {
 interface Camera {
   scene: number | undefined;
   faces: Seen[];
+  /** The latest timestamp seen: an earlier one counts as this (a clock stepped back). */
+  latest: number;
 }
 
 export class FirstFrames {
@@ -62,9 +64,10 @@ export class FirstFrames {
   }
 
   /** For each box of a camera's frame: whether it gets the careful pass. */
-  choose(camera: string, timestamp: number, scene: number | undefined, boxes: readonly Box[]): boolean[] {
+  choose(camera: string, stamp: number, scene: number | undefined, boxes: readonly Box[]): boolean[] {
     let state = this.cameras.get(camera);
-    if (!state || state.scene !== scene) state = { scene, faces: [] };
+    if (!state || state.scene !== scene) state = { scene, faces: [], latest: stamp };
+    const timestamp = (state.latest = Math.max(state.latest, stamp));
     // Most recently used last; a flow that invents camera names cannot grow the map without bound.
     this.cameras.delete(camera);
     this.cameras.set(camera, state);
@@ -91,7 +94,7 @@ export class FirstFrames {
       seen.lastSeen = timestamp;
       return seen;
     });
-    state.faces = [...faces, ...recent.filter((_, s) => !taken.has(s))];
+    state.faces = [...faces, ...recent.filter((_, s) => !taken.has(s))].slice(0, MAX_FACES);
     const careful = boxes.map(() => false);
     const order = boxes.map((_, b) => b).sort((a, b) => area(boxes[b]) - area(boxes[a]));
     let budget = this.perFrame;
@@ -114,3 +117,5 @@ export class FirstFrames {
 
 const area = (box: Box) => box.width * box.height;
 const MAX_CAMERAS = 256;
+/** Faces remembered per camera at most (this frame's first). */
+const MAX_FACES = 64;

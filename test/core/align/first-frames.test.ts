@@ -46,6 +46,15 @@ describe('first frames: the careful pass goes to new faces', () => {
     assert.deepEqual(first.choose('hall', 80, 1, crowd), [false, false, false, false]);
   });
 
+  it('a clock stepped back counts as the latest time: the face stays the same one, its passes go on', () => {
+    const first = new FirstFrames({ frames: 2, spacingMs: 200 });
+    assert.deepEqual(first.choose('door', 10_000, 1, [box(0)]), [true]);
+    // An hour back: taken as 10 000 ms, so the face is the same one, and its next pass comes 200 ms later.
+    assert.deepEqual(first.choose('door', 10_000 - 3_600_000, 1, [box(0)]), [false]);
+    assert.deepEqual(first.choose('door', 10_250, 1, [box(0)]), [true]);
+    assert.deepEqual(first.choose('door', 10_500, 1, [box(0)]), [false], 'its two passes are done');
+  });
+
   it('frames 0: nothing is careful', () => {
     const first = new FirstFrames({ frames: 0 });
     assert.deepEqual(first.choose('door', 0, 1, [box(0), box(300)]), [false, false]);
