@@ -201,8 +201,19 @@ export = function register(RED: NodeAPI): void {
         return null;
       return RED._('align.errors.input', { got: describeValue(payload) });
     };
+    // Release only what was acquired: after a failed open the pool has no entry of ours, and a release
+    // would take away another node's (opened since) instead.
+    const releaseOurs = (acquired: Promise<unknown> | null, release: () => Promise<void>) =>
+      acquired?.then(release, () => undefined);
     node.on('close', (done: () => void) =>
-      closeWhen(node, Promise.all([releaseDetector(spec), landmarker ? releaseLandmarker() : undefined]), done),
+      closeWhen(
+        node,
+        Promise.all([
+          releaseOurs(detectorReady, () => releaseDetector(spec)),
+          releaseOurs(landmarker, releaseLandmarker),
+        ]),
+        done,
+      ),
     );
   }
   RED.nodes.registerType('align', Align as unknown as (this: Node, def: NodeDef) => void);

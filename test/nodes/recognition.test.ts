@@ -15,6 +15,7 @@ import { DEFAULT_THRESHOLD } from '../../nodes/core/identify/imprint';
 import type { FrameRef, VisitPayload } from '../../nodes/core/flow/messages';
 import { pixels } from '../../nodes/core/media/pixel-store';
 import { FacePipeline, mainFace } from '../../nodes/core/pipeline';
+import { shippedModels } from '../../native';
 import helper, { NODES, onTab } from '../helpers/node-red';
 import { FACES_DIR } from '../models';
 
@@ -322,5 +323,35 @@ describe('nodes: enrol and recognise in Node-RED', function () {
     } finally {
       await pipeline.dispose();
     }
+  });
+
+  it('an align node whose face mesh model failed to open does not close the one another align node opened since', async () => {
+    await helper.load(
+      NODES,
+      onTab([
+        { id: 'a', type: 'align', detector: 'short', wires: [['outA']] },
+        { id: 'b', type: 'align', detector: 'short', wires: [['outB']] },
+        { id: 'outA', type: 'helper' },
+        { id: 'outB', type: 'helper' },
+      ]),
+    );
+    const photo = photos('Tony_Blair')[2];
+    const model = shippedModels.faceLandmark;
+    const away = `${model}.away`;
+    fs.renameSync(model, away);
+    try {
+      const a = next(helper.getNode('outA'));
+      helper.getNode('a').receive({ payload: photo });
+      assert.equal((await a).faces[0].alignedOn, 'keypoints', 'no mesh model: BlazeFace keypoints');
+    } finally {
+      fs.renameSync(away, model);
+    }
+    const b = next(helper.getNode('outB'));
+    helper.getNode('b').receive({ payload: photo });
+    assert.equal((await b).faces[0].alignedOn, 'mesh');
+    await (helper.getNode('a') as unknown as { close(removed: boolean): Promise<void> }).close(true);
+    const again = next(helper.getNode('outB'));
+    helper.getNode('b').receive({ payload: photo });
+    assert.equal((await again).faces[0].alignedOn, 'mesh', "b's face mesh model is still open");
   });
 });
