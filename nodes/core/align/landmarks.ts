@@ -16,7 +16,7 @@
  * points in its own pixel coordinates.
  */
 import * as fs from 'fs';
-import { CpuRuntime, shippedModels, type InferenceRuntime } from '../../../native';
+import { CpuRuntime, RuntimeError, shippedModels, type InferenceRuntime } from '../../../native';
 import type { Detection } from '../detect/blazeface';
 import type { Point, RgbImage } from '../media/image';
 import { alignFace, alignFaceFivePoints, applyAffine, type AffineMatrix, invertAffine, warpAffine } from './warp';
@@ -42,7 +42,16 @@ const MOUTH_LEFT = 291;
  * on the disk.
  */
 export async function faceMeshModel(): Promise<Buffer> {
-  return fs.promises.readFile(shippedModels.faceLandmark);
+  try {
+    return await fs.promises.readFile(shippedModels.faceLandmark);
+  } catch (error) {
+    // It ships in the package: missing means a broken install or build, not a setting.
+    throw new RuntimeError(
+      'ERR_MODEL_NOT_FOUND',
+      `model file not found: ${shippedModels.faceLandmark} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'}): ` +
+        'reinstall the package, or run "npm run build" in a clone',
+    );
+  }
 }
 
 /** Source (frame) coordinates to the model's 192x192 input, per MediaPipe's ROI rule. */

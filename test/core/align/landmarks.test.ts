@@ -11,6 +11,7 @@ import type { Detection } from '../../../nodes/core/detect/blazeface';
 import { createRgbImage, type RgbImage } from '../../../nodes/core/media/image';
 import { FacePipeline, mainFace } from '../../../nodes/core/pipeline';
 import { DEV_DIR, loadPhoto } from '../../helpers/real-models';
+import { shippedModels } from '../../../native';
 
 const distance = (a: { x: number; y: number }, b: { x: number; y: number }) => Math.hypot(a.x - b.x, a.y - b.y);
 
@@ -36,6 +37,20 @@ describe('align: face mesh landmarks', function () {
     const model = await faceMeshModel();
     assert.equal(model.subarray(4, 8).toString('latin1'), 'TFL3');
     assert.ok(model.length > 500_000 && model.length < 3_000_000, `${model.length} bytes`);
+  });
+
+  it('a missing face mesh model is ERR_MODEL_NOT_FOUND with what to do, not a bare ENOENT', async () => {
+    const away = `${shippedModels.faceLandmark}.away`;
+    fs.renameSync(shippedModels.faceLandmark, away);
+    try {
+      await assert.rejects(FaceLandmarker.open(), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'ERR_MODEL_NOT_FOUND');
+        assert.match(e.message, /face_landmark\.tflite \(ENOENT\): reinstall the package/);
+        return true;
+      });
+    } finally {
+      fs.renameSync(away, shippedModels.faceLandmark);
+    }
   });
 
   it("maps the detection box's centre to the model input's centre, eyes level", () => {
