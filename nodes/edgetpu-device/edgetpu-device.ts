@@ -50,9 +50,20 @@ export = function register(RED: NodeAPI): void {
       return opened;
     };
     this.on('close', (done: () => void) => {
-      const wasOpen = opened !== null;
+      const held = opened;
       opened = null;
-      closeWhen(this, wasOpen ? releaseEmbedder(this.spec) : Promise.resolve(), done);
+      // Release only an embedder this node acquired: after a failed open the pool has no entry of ours, and
+      // a release would take away the one another node opened since.
+      closeWhen(
+        this,
+        held
+          ? held.then(
+              () => releaseEmbedder(this.spec),
+              () => undefined,
+            )
+          : Promise.resolve(),
+        done,
+      );
     });
   }
   RED.nodes.registerType('edgetpu-device', EdgeTpuDevice as unknown as (this: Node, def: NodeDef) => void);
